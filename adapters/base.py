@@ -1,0 +1,119 @@
+"""The adapter contract: one interface in front of every RNN implementation (NumPy at the boundary).
+
+An `Adapter` builds a `Model` from a task's `ModelSpec` and a seed. The model trains with
+`fit(train, valid, budget, stop)` (early stop when `stop(model)` says the task's criterion is met,
+else at the budget's max epochs) and runs with `predict(x, state=None) -> (y, state)`, so that a
+sequence can be continued from the state it hands back. This module imports no framework.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from tasks.base import Budget, ModelSpec, Split
+
+StopFn = Callable[["Model"], bool]
+
+
+class AdapterError(ValueError):
+    """An adapter could not be found, loaded or used as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an adapter can do; a check that needs a missing one is skipped with the reason."""
+
+    stateful_training: bool = False
+    variable_length: bool = False
+    weight_io: bool = False
+    gpu: bool = False
+
+
+@dataclass
+class FitLog:
+    """What happened in `fit`: epochs run, wall seconds, loss per epoch and why it stopped."""
+
+    epochs: int = 0
+    seconds: float = 0.0
+    loss_history: list[float] = field(default_factory=list)
+    stop_reason: str = "max_epochs"
+    time_to_criterion_s: float | None = None
+
+
+@runtime_checkable
+class Model(Protocol):
+    n_params: int
+
+    def fit(self, train: Split, valid: Split, budget: Budget, stop: StopFn) -> FitLog: ...
+
+    def predict(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]: ...
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    name: str
+    framework: str
+    capabilities: Capabilities
+
+    def build(self, spec: ModelSpec, seed: int) -> Model: ...
+
+    def versions(self) -> dict[str, str]: ...
+
+    def compute_path(self) -> dict[str, str]: ...
+
+
+def epoch_batches(n: int, batch_size: int, shuffle: bool, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Index arrays of the full minibatches of one epoch (the remainder is dropped, as
+    `drop_remainder=True`), shuffled with `rng` when asked."""
+    if batch_size < 1:
+        raise AdapterError(f"batch size must be >= 1, got {batch_size}")
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    for start in range(0, n - batch_size + 1, batch_size):
+        yield order[start : start + batch_size]
+
+
+def train_loop(
+    model: Model,
+    train: Split,
+    budget: Budget,
+    stop: StopFn,
+    run_epoch: Callable[[list[np.ndarray]], float],
+    rng: np.random.Generator,
+) -> FitLog:
+    """The epoch loop every built-in adapter shares: an epoch of minibatches, then the task's
+    stopping criterion; a non-finite loss ends training (the checks then fail on the model)."""
+    if len(train) < budget.batch_size:
+        raise AdapterError(f"{len(train)} training samples is fewer than one batch of {budget.batch_size}")
+    log = FitLog()
+    start = time.perf_counter()
+    for epoch in range(1, budget.max_epochs + 1):
+        batches = list(epoch_batches(len(train), budget.batch_size, budget.shuffle, rng))
+        loss = run_epoch(batches)
+        log.loss_history.append(loss)
+        log.epochs = epoch
+        if not np.isfinite(loss):
+            log.stop_reason = "non_finite_loss"
+            break
+        if stop(model):
+            log.stop_reason = "criterion"
+            log.time_to_criterion_s = time.perf_counter() - start
+            break
+    log.seconds = time.perf_counter() - start
+    return log
+
+
+def check_input(x: np.ndarray, input_size: int) -> np.ndarray:
+    """Validate a predict() batch: (batch, time, input_size), finite, at least one step."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise AdapterError(f"input must be (batch, time, features); got shape {x.shape}")
+    if x.shape[-1] != input_size:
+        raise AdapterError(f"input has {x.shape[-1]} features per step; the model expects {input_size}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise AdapterError(f"input is empty: shape {x.shape}")
+    return x.astype(np.float32, copy=False)

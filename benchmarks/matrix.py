@@ -1,0 +1,250 @@
+"""The behaviour matrix, framework-free: cells, the trained-model cache and result records.
+
+A cell is one (adapter, task, check); the model of an (adapter, task, seed) is trained once and
+shared by that task's checks, then dropped when the last of them has run. Records are plain
+JSON-able dicts that travel through pytest's `user_properties`, so they survive pytest-xdist.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from adapters import Adapter, AdapterRef
+from adapters.base import FitLog, Model
+from tasks import Task
+from tasks.base import CheckResult, Data
+
+
+#: The `user_properties` keys that carry a cell and its records to the report hooks.
+CELL_PROPERTY, RECORDS_PROPERTY = "rnn_cell", "rnn_records"
+
+
+@dataclass(frozen=True)
+class Cell:
+    adapter: str
+    task: str
+    check: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.adapter}-{self.task}-{self.check}"
+
+    @property
+    def group(self) -> str:
+        return f"{self.adapter}-{self.task}"
+
+
+class CellSkipped(Exception):
+    """The adapter cannot run this cell (missing framework or capability); the message says why."""
+
+
+class TrainingFailed(Exception):
+    """Building or training the model of a cell raised; the message names the cell and seed."""
+
+
+@dataclass
+class Trained:
+    model: Model
+    log: FitLog
+    adapter: Adapter
+
+
+@dataclass
+class Matrix:
+    """Session state of the behaviour matrix: adapters, data and trained models, shared by cells."""
+
+    tier: str
+    seeds: int
+    adapters: dict[str, AdapterRef]
+    tasks: dict[str, Task]
+    _loaded: dict[str, Adapter | BaseException] = field(default_factory=dict)
+    _data: dict[tuple[str, int], Data] = field(default_factory=dict)
+    _baselines: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    _trained: dict[tuple[str, str, int], Trained | BaseException] = field(default_factory=dict)
+    _pending: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def cells(self) -> list[Cell]:
+        return [
+            Cell(adapter, task.id, check.name)
+            for adapter in self.adapters
+            for task in self.tasks.values()
+            for check in task.checks
+        ]
+
+    def expect(self, cells: list[Cell]) -> None:
+        """Note which cells will run, so each group's models can be dropped after its last cell."""
+        self._pending = Counter((c.adapter, c.task) for c in cells)
+
+    def adapter(self, name: str) -> Adapter:
+        if name not in self._loaded:
+            try:
+                self._loaded[name] = self.adapters[name].load()
+            except ImportError as exc:
+                self._loaded[name] = CellSkipped(f"{name}: its framework is not installed ({exc})")
+            except Exception as exc:  # noqa: BLE001 - any failure to load is this adapter's error
+                self._loaded[name] = exc
+        loaded = self._loaded[name]
+        if isinstance(loaded, BaseException):
+            raise loaded
+        return loaded
+
+    def data(self, task: Task, seed: int) -> Data:
+        key = (task.id, seed)
+        if key not in self._data:
+            self._data[key] = task.generate(np.random.default_rng(seed), self.tier)
+        return self._data[key]
+
+    def train(self, cell: Cell) -> list[Trained]:
+        """The trained model of each seed, training those not yet cached; a failure is cached too,
+        so every check of a broken cell reports it without training again."""
+        adapter = self.adapter(cell.adapter)
+        task = self.tasks[cell.task]
+        out = []
+        for seed in range(self.seeds):
+            key = (cell.adapter, cell.task, seed)
+            if key not in self._trained:
+                try:
+                    self._trained[key] = self._fit(adapter, task, seed)
+                except Exception as exc:  # noqa: BLE001 - a crash is this cell's error, not the run's
+                    where = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                    self._trained[key] = TrainingFailed(f"{cell.adapter} on {task.id} (seed {seed}): {where}")
+            trained = self._trained[key]
+            if isinstance(trained, BaseException):
+                raise trained
+            out.append(trained)
+        return out
+
+    def _fit(self, adapter: Adapter, task: Task, seed: int) -> Trained:
+        data = self.data(task, seed)
+        model = adapter.build(task.spec, seed)
+        log = model.fit(data.train, data.valid, task.budget(self.tier), lambda m: task.stop(m, data))
+        return Trained(model, log, adapter)
+
+    def done(self, cell: Cell) -> None:
+        key = (cell.adapter, cell.task)
+        self._pending[key] -= 1
+        if self._pending[key] <= 0:
+            for seed in range(self.seeds):
+                self._trained.pop((cell.adapter, cell.task, seed), None)
+
+    def baseline(self, task: Task, check: str, seed: int) -> float:
+        key = (task.id, check, seed)
+        if key not in self._baselines:
+            self._baselines[key] = task.baseline(check, self.data(task, seed), self.tier)
+        return self._baselines[key]
+
+    def evaluate(self, cell: Cell, trained: list[Trained]) -> list[dict[str, Any]]:
+        """One record per seed (outcome is filled in from pytest's report later)."""
+        task = self.tasks[cell.task]
+        records = []
+        for seed, t in enumerate(trained):
+            result = task.evaluate(cell.check, t.model, self.data(task, seed), self.tier)
+            records.append(self.record(cell, seed, result, t))
+        return records
+
+    def record(self, cell: Cell, seed: int, result: CheckResult | None, trained: Trained | None) -> dict[str, Any]:
+        task = self.tasks[cell.task]
+        check = task.check(cell.check)
+        rec: dict[str, Any] = {
+            "adapter": cell.adapter,
+            "task": cell.task,
+            "check": cell.check,
+            "task_version": task.version,
+            "seed": seed,
+            "tier": self.tier,
+            "outcome": None,
+            "passed": None,
+            "metric": check.metric,
+            "value": None,
+            "threshold": check.threshold,
+            "higher_is_better": check.higher_is_better,
+            "baseline": None,
+            "train_seconds": None,
+            "epochs": None,
+            "stop_reason": None,
+            "time_to_criterion_s": None,
+            "params": None,
+            "detail": "",
+            "extras": {},
+            "curve": None,
+            "loss_history": None,
+            "versions": {},
+            "compute_path": {},
+        }
+        if result is not None:
+            rec.update(
+                passed=bool(result.passed),
+                value=_finite_or_none(result.value),
+                baseline=_finite_or_none(self.baseline(task, cell.check, seed)),
+                detail=result.detail,
+                extras={k: _finite_or_none(v) for k, v in result.extras.items()},
+                curve={k: [_finite_or_none(v) for v in vs] for k, vs in result.curve.items()} if result.curve else None,
+            )
+        if trained is not None:
+            log = trained.log
+            rec.update(
+                train_seconds=round(log.seconds, 4),
+                epochs=log.epochs,
+                stop_reason=log.stop_reason,
+                time_to_criterion_s=None if log.time_to_criterion_s is None else round(log.time_to_criterion_s, 4),
+                params=int(trained.model.n_params),
+                loss_history=[_finite_or_none(v) for v in log.loss_history],
+                versions=trained.adapter.versions(),
+                compute_path=trained.adapter.compute_path(),
+            )
+        return rec
+
+
+def _finite_or_none(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def verdict(records: list[dict[str, Any]], min_pass_rate: float) -> bool:
+    passed = sum(bool(r["passed"]) for r in records)
+    return passed >= math.ceil(min_pass_rate * len(records) - 1e-9)
+
+
+def failure_message(records: list[dict[str, Any]], min_pass_rate: float) -> str:
+    """Names adapter, task, check, seed, value, threshold and baseline, with the task's detail."""
+    first = records[0]
+    op = ">=" if first["higher_is_better"] else "<="
+    passed = sum(bool(r["passed"]) for r in records)
+    lines = [
+        f"{first['adapter']} failed {first['task']}.{first['check']}: passed {passed}/{len(records)} seeds "
+        f"(needs {min_pass_rate:.0%}); gate {first['metric']} {op} {first['threshold']:g}"
+    ]
+    for r in records:
+        if r["passed"]:
+            continue
+        value = "nan" if r["value"] is None else f"{r['value']:.4g}"
+        baseline = "n/a" if r["baseline"] is None else f"{r['baseline']:.4g}"
+        lines.append(
+            f"  seed {r['seed']}: {r['metric']} = {value} (threshold {r['threshold']:g}, memoryless baseline "
+            f"{baseline}; {r['epochs']} epochs, stopped on {r['stop_reason']})"
+        )
+        if r["detail"]:
+            lines.append(f"    {r['detail']}")
+    return "\n".join(lines)
+
+
+def median_value(records: list[dict[str, Any]]) -> float | None:
+    values = [r["value"] for r in records if r.get("value") is not None]
+    return statistics.median(values) if values else None
+
+
+def score(cell: Cell, matrix: Matrix, trained: list[Trained], request: pytest.FixtureRequest) -> None:
+    """Score one check on every seed's model; fail with a message naming what went wrong."""
+    records = matrix.evaluate(cell, trained)
+    request.node.user_properties.append((RECORDS_PROPERTY, records))
+    min_rate = request.config.getoption("min_pass_rate")
+    if not verdict(records, min_rate):
+        pytest.fail(failure_message(records, min_rate), pytrace=False)

@@ -1,0 +1,233 @@
+"""The rnn-behaviour pytest plugin: options, parametrisation, result collection, terminal summary.
+
+`pytest benchmarks` runs one item per (adapter, task, check) with ids such as
+`test_check[torch-gru-count_steps-carry_state]`. Results travel from each item through
+`user_properties` to `pytest_runtest_logreport` (so they survive pytest-xdist), are written to
+`<report-dir>/results.json` at the end of the session, and the terminal shows the pivot.
+This module imports no ML framework; adapters import theirs when a cell first needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters import BUILTINS, AdapterError, resolve
+from benchmarks.expectations import expected_failure
+from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, Cell, CellSkipped, Matrix, Trained, TrainingFailed
+from reports import table
+from reports.results import SCHEMA_VERSION, run_metadata, write_json_atomic
+from tasks import TASKS, TIERS
+
+ROOT = Path(__file__).resolve().parent
+MATRIX = pytest.StashKey[Matrix]()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rnn-behaviour", "rnn-behaviour: behavioural benchmarks for recurrent networks")
+    group.addoption(
+        "--tier",
+        choices=TIERS,
+        default="standard",
+        help="data size, epochs and lengths of every task: smoke (about a minute), standard (default), full",
+    )
+    group.addoption(
+        "--seeds",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="evaluate every cell on seeds 0..N-1 (default 1)",
+    )
+    group.addoption(
+        "--min-pass-rate",
+        type=_rate,
+        default=1.0,
+        metavar="R",
+        help="fraction of seeds a cell must pass to pass (default 1.0)",
+    )
+    group.addoption(
+        "--report-dir",
+        default="reports/latest",
+        metavar="DIR",
+        help="where results.json is written (default reports/latest, relative to the repo root)",
+    )
+    group.addoption(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="add an implementation next to the built-ins (repeatable): [name=]pkg.module:AdapterClass",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "xdist_group(name): keep a task's checks on one pytest-xdist worker")
+    adapters = dict(BUILTINS)
+    for spec in config.getoption("adapter"):
+        try:
+            ref = resolve(spec)
+            ref.load()
+        except (AdapterError, ImportError) as exc:
+            raise pytest.UsageError(f"--adapter {spec}: {exc}") from None
+        adapters[ref.name] = ref
+    config.stash[MATRIX] = Matrix(
+        tier=config.getoption("tier"), seeds=config.getoption("seeds"), adapters=adapters, tasks=TASKS
+    )
+    if getattr(config.option, "dist", None) == "load":
+        config.option.dist = "loadgroup"
+    config.pluginmanager.register(ResultCollector(config), "rnn-behaviour-results")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cell" not in metafunc.fixturenames:
+        return
+    params = []
+    for cell in metafunc.config.stash[MATRIX].cells():
+        marks = [pytest.mark.xdist_group(cell.group)]
+        reason = expected_failure(cell.adapter, cell.task, cell.check)
+        if reason:
+            marks.append(pytest.mark.xfail(reason=reason, strict=False))
+        params.append(pytest.param(cell, id=cell.id, marks=marks))
+    metafunc.parametrize("cell", params)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    cells = [item.callspec.params["cell"] for item in session.items if _cell_of(item) is not None]
+    session.config.stash[MATRIX].expect(cells)
+
+
+def _cell_of(item: pytest.Item) -> Cell | None:
+    callspec = getattr(item, "callspec", None)
+    cell = callspec.params.get("cell") if callspec is not None else None
+    return cell if isinstance(cell, Cell) else None
+
+
+@pytest.fixture
+def matrix(request: pytest.FixtureRequest) -> Matrix:
+    return request.config.stash[MATRIX]
+
+
+@pytest.fixture
+def trained(cell: Cell, matrix: Matrix, request: pytest.FixtureRequest) -> Iterator[list[Trained]]:
+    """The cell's models, one per seed: trained once per (adapter, task, seed) and shared."""
+    request.node.user_properties.append((CELL_PROPERTY, cell.__dict__))
+    try:
+        models = matrix.train(cell)
+    except CellSkipped as exc:
+        matrix.done(cell)
+        pytest.skip(str(exc))
+    except Exception as exc:  # noqa: BLE001 - a broken adapter is this cell's error, not the run's
+        matrix.done(cell)
+        pytest.fail(f"{type(exc).__name__}: {exc}" if not isinstance(exc, TrainingFailed) else str(exc), pytrace=False)
+    yield models
+    matrix.done(cell)
+
+
+class ResultCollector:
+    """Gathers the records of every item (on the xdist controller too), writes results.json and
+    prints the pivot."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.matrix = config.stash[MATRIX]
+        self.records: list[dict[str, Any]] = []
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        if CELL_PROPERTY in props:
+            self.records.extend(self._records_of(report, props))
+
+    def _records_of(self, report: pytest.TestReport, props: dict[str, Any]) -> list[dict[str, Any]]:
+        """Final records of an item, from its setup (skip or error) or call report."""
+        xfail = hasattr(report, "wasxfail")
+        if report.when == "call":
+            records = props.get(RECORDS_PROPERTY)
+            if not records:
+                return self._bare_records(props[CELL_PROPERTY], "error", _reason(report))
+            cell_outcome = {
+                ("passed", False): "passed",
+                ("passed", True): "xpassed",
+                ("failed", False): "failed",
+                ("skipped", True): "xfailed",
+            }.get((report.outcome, xfail), report.outcome)
+            for rec in records:
+                if rec["passed"]:
+                    rec["outcome"] = "xpassed" if xfail else "passed"
+                else:
+                    rec["outcome"] = "xfailed" if xfail else "failed"
+                rec["cell_outcome"] = cell_outcome
+                rec["reason"] = report.wasxfail if xfail else ""
+            return records
+        if report.when == "setup" and report.outcome in ("skipped", "failed"):
+            outcome = "skipped" if report.outcome == "skipped" else "error"
+            return self._bare_records(props[CELL_PROPERTY], outcome, _reason(report))
+        return []
+
+    def _bare_records(self, cell: dict[str, str], outcome: str, reason: str) -> list[dict[str, Any]]:
+        records = []
+        for seed in range(self.matrix.seeds):
+            rec = self.matrix.record(Cell(**cell), seed, None, None)
+            rec.update(outcome=outcome, cell_outcome=outcome, reason=reason)
+            records.append(rec)
+        return records
+
+    def _active(self) -> bool:
+        return bool(self.records) and not hasattr(self.config, "workerinput")
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self._active():
+            return
+        payload = {
+            "schema_version": SCHEMA_VERSION,
+            "run": run_metadata(self.matrix.tier, self.matrix.seeds, self.config.getoption("min_pass_rate"), ROOT),
+            "results": sorted(self.records, key=lambda r: (r["adapter"], r["task"], r["check"], r["seed"])),
+        }
+        write_json_atomic(self.results_path, payload)
+
+    @property
+    def results_path(self) -> Path:
+        path = Path(self.config.getoption("report_dir"))
+        return (path if path.is_absolute() else ROOT / path) / "results.json"
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self._active():
+            return
+        tr = terminalreporter
+        tr.write_sep("=", f"rnn-behaviour: tier {self.matrix.tier}, {self.matrix.seeds} seed(s)")
+        tr.write_line(table.pivot(self.records))
+        tr.write_line(table.LEGEND)
+        for name in table.better_than_expected(self.records):
+            tr.write_line(f"better than expected (XPASS): {name}")
+        tr.write_line(f"results: {self.results_path}")
+
+
+def _reason(report: pytest.TestReport) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    lines = report.longreprtext.strip().splitlines()
+    return lines[-1] if lines else ""

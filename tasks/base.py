@@ -1,0 +1,211 @@
+"""The task contract: synthetic sequence problems, framework-free (NumPy in, NumPy out).
+
+A task says what model to build (`ModelSpec`), how long it may train (`Budget`, per tier), how to
+make its data (`generate`, a pure function of the `numpy.random.Generator` it is given), when
+training has reached its criterion (`stop`, on the validation split only) and how to score a
+trained model (`evaluate`, one named `Check` at a time). It also carries its own controls for
+`tests/`: an oracle that must pass every check and null predictors that must fail named checks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+TIERS: tuple[str, ...] = ("smoke", "standard", "full")
+Head = Literal["linear", "softmax", "tanh"]
+Loss = Literal["mse", "crossentropy"]
+
+
+class Predictor(Protocol):
+    """Anything that runs a batch from a state and hands the final state back.
+
+    `state=None` means the zero state. The state object is opaque to tasks: they only pass back
+    what `predict` returned.
+    """
+
+    def predict(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]: ...
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build: [per-step Dense(input_projection)] -> RNN(hidden_size) -> head."""
+
+    input_size: int
+    output_size: int
+    hidden_size: int
+    return_sequences: bool
+    head: Head = "linear"
+    input_projection: int | None = None
+    stateful: bool = False
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How to train: Adam at `learning_rate`, minibatches, at most `max_epochs` epochs."""
+
+    max_epochs: int
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    optimizer: Literal["adam"] = "adam"
+    loss: Loss = "mse"
+    shuffle: bool = True
+
+
+@dataclass(frozen=True)
+class Split:
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass(frozen=True)
+class Data:
+    """Train/valid/test splits, plus `probes`: extra task-specific test material (other lengths,
+    chunk plans) generated from the same `Generator`."""
+
+    train: Split
+    valid: Split
+    test: Split
+    probes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named pass/fail gate. `threshold` compares with the value in `higher_is_better`'s sense."""
+
+    name: str
+    metric: str
+    threshold: float
+    higher_is_better: bool
+    source: str
+    description: str
+
+    def passes(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        return value >= self.threshold if self.higher_is_better else value <= self.threshold
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check on one trained model.
+
+    `passed` is usually `check.passes(value)`; a compound gate (e.g. `carry_state`, which also
+    needs the chunked output to be right) sets it from `extras`. `curve` holds the series behind
+    the value (x and y lists) for the report's plots.
+    """
+
+    value: float
+    passed: bool
+    detail: str = ""
+    extras: Mapping[str, float] = field(default_factory=dict)
+    curve: Mapping[str, list[float]] | None = None
+
+
+@dataclass(frozen=True)
+class NullControl:
+    """A predictor that must fail `fails` (and may do anything on the other checks)."""
+
+    predictor: Predictor
+    fails: frozenset[str]
+
+
+class TaskError(ValueError):
+    """Bad arguments to a task (unknown tier or check)."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """Base class: subclasses fill in the fields and implement the methods below."""
+
+    id: str
+    version: int
+    tags: tuple[str, ...]
+    spec: ModelSpec
+    budgets: Mapping[str, Budget]
+    checks: tuple[Check, ...]
+
+    def budget(self, tier: str) -> Budget:
+        if tier not in self.budgets:
+            raise TaskError(f"task {self.id!r} has no tier {tier!r}; choose from {sorted(self.budgets)}")
+        return self.budgets[tier]
+
+    def check(self, name: str) -> Check:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise TaskError(f"task {self.id!r} has no check {name!r}; choose from {[c.name for c in self.checks]}")
+
+    def generate(self, rng: np.random.Generator, tier: str) -> Data:
+        raise NotImplementedError
+
+    def stop(self, model: Predictor, data: Data) -> bool:
+        """The early-stopping criterion, evaluated on `data.valid` only."""
+        raise NotImplementedError
+
+    def evaluate(self, check: str, model: Predictor, data: Data, tier: str) -> CheckResult:
+        raise NotImplementedError
+
+    def memoryless(self, data: Data) -> Predictor:
+        """The best predictor that sees only the current input; gives every check its baseline."""
+        raise NotImplementedError
+
+    def oracle(self) -> Predictor:
+        raise NotImplementedError
+
+    def nulls(self, data: Data) -> dict[str, NullControl]:
+        raise NotImplementedError
+
+    def baseline(self, check: str, data: Data, tier: str) -> float:
+        return self.evaluate(check, self.memoryless(data), data, tier).value
+
+
+# --- small helpers shared by the tasks -------------------------------------------------------
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+
+
+class LinearMemoryless:
+    """Predicts y_t from x_t alone by least squares on the training split (y ~ a + b·x_t).
+
+    For tasks with an output per step it is fitted on every step; for last-step tasks on the last
+    input. It ignores and returns no state: the memoryless baseline of every regression check.
+    """
+
+    def __init__(self, train: Split) -> None:
+        x, y = train.x, train.y
+        if y.ndim == 2:
+            x = x[:, -1:, :]
+            y = y[:, None, :]
+        features = x.reshape(-1, x.shape[-1]).astype(np.float64)
+        design = np.concatenate([np.ones((len(features), 1)), features], axis=1)
+        targets = y.reshape(-1, y.shape[-1]).astype(np.float64)
+        self.coef, *_ = np.linalg.lstsq(design, targets, rcond=None)
+        self.per_step = train.y.ndim == 3
+
+    def predict(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        design = np.concatenate([np.ones(x.shape[:-1] + (1,)), x], axis=-1)
+        y = (design @ self.coef).astype(np.float32)
+        return (y if self.per_step else y[:, -1, :]), None
+
+
+class ConstantMean:
+    """Predicts the training mean whatever the input: the constant null control."""
+
+    def __init__(self, train: Split) -> None:
+        self.mean = train.y.reshape(-1, train.y.shape[-1]).mean(axis=0).astype(np.float32)
+        self.per_step = train.y.ndim == 3
+
+    def predict(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        shape = (x.shape[0], x.shape[1]) if self.per_step else (x.shape[0],)
+        return np.broadcast_to(self.mean, shape + self.mean.shape).copy(), None
