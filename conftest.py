@@ -18,7 +18,7 @@ import pytest
 
 from adapters import BUILTINS, AdapterError, resolve
 from benchmarks.expectations import expected_failure
-from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, Cell, CellSkipped, Matrix, Trained, TrainingFailed
+from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, Cell, CellSkipped, Matrix, Trained
 from reports import table
 from reports.results import SCHEMA_VERSION, run_metadata, write_json_atomic
 from tasks import TASKS, TIERS
@@ -110,7 +110,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         marks = [pytest.mark.xdist_group(cell.group)]
         reason = expected_failure(cell.adapter, cell.task, cell.check)
         if reason:
-            marks.append(pytest.mark.xfail(reason=reason, strict=False))
+            # raises=: only a failed check is the expected failure; a crash stays an error.
+            marks.append(pytest.mark.xfail(reason=reason, strict=False, raises=pytest.fail.Exception))
         params.append(pytest.param(cell, id=cell.id, marks=marks))
     metafunc.parametrize("cell", params)
 
@@ -135,14 +136,15 @@ def matrix(request: pytest.FixtureRequest) -> Matrix:
 def trained(cell: Cell, matrix: Matrix, request: pytest.FixtureRequest) -> Iterator[list[Trained]]:
     """The cell's models, one per seed: trained once per (adapter, task, seed) and shared."""
     request.node.user_properties.append((CELL_PROPERTY, cell.__dict__))
+    __tracebackhide__ = True
     try:
         models = matrix.train(cell)
     except CellSkipped as exc:
         matrix.done(cell)
         pytest.skip(str(exc))
-    except Exception as exc:  # noqa: BLE001 - a broken adapter is this cell's error, not the run's
+    except BaseException:
         matrix.done(cell)
-        pytest.fail(f"{type(exc).__name__}: {exc}" if not isinstance(exc, TrainingFailed) else str(exc), pytrace=False)
+        raise
     yield models
     matrix.done(cell)
 
@@ -229,5 +231,8 @@ class ResultCollector:
 def _reason(report: pytest.TestReport) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message)
     lines = report.longreprtext.strip().splitlines()
-    return lines[-1] if lines else ""
+    return lines[0] if lines else ""

@@ -90,7 +90,8 @@ class Matrix:
             except ImportError as exc:
                 self._loaded[name] = CellSkipped(f"{name}: its framework is not installed ({exc})")
             except Exception as exc:  # noqa: BLE001 - any failure to load is this adapter's error
-                self._loaded[name] = exc
+                self._loaded[name] = TrainingFailed(f"{name}: could not load the adapter: {type(exc).__name__}: {exc}")
+        __tracebackhide__ = True
         loaded = self._loaded[name]
         if isinstance(loaded, BaseException):
             raise loaded
@@ -105,6 +106,7 @@ class Matrix:
     def train(self, cell: Cell) -> list[Trained]:
         """The trained model of each seed, training those not yet cached; a failure is cached too,
         so every check of a broken cell reports it without training again."""
+        __tracebackhide__ = True
         adapter = self.adapter(cell.adapter)
         task = self.tasks[cell.task]
         out = []

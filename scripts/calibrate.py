@@ -1,0 +1,139 @@
+"""Calibrate the gates: run the matrix over many seeds and tabulate pass counts per adapter x check.
+
+    python scripts/calibrate.py run --tier standard --seeds 20 --adapters torch-lstm,torch-gru,torch-rnn \
+        --out reports/calibration/standard-torch.json
+    python scripts/calibrate.py table reports/calibration/standard-*.json --readme tasks/README.md
+
+`run` is `pytest benchmarks/test_behaviour.py --seeds N --min-pass-rate 0` (every seed scored,
+none gating) with its results file copied to `--out`. `table` turns one or more results files into
+the calibration table (k/N seeds passing, median and worst value) and, with `--readme`, writes it
+between the calibration markers of that file. Thresholds are chosen from this table: the built-in
+LSTM and GRU adapters must pass every gated check on at least 19 of 20 seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.expectations import expected_failure  # noqa: E402
+from reports.results import ResultsError, load  # noqa: E402
+
+START, END = "<!-- calibration:start -->", "<!-- calibration:end -->"
+
+
+def run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_behaviour.py"),
+            "--tier", args.tier, "--seeds", str(args.seeds), "--min-pass-rate", "0",
+            "--report-dir", tmp, "-q", "-p", "no:cacheprovider",
+        ]  # fmt: skip
+        if args.adapters:
+            cmd += ["-k", " or ".join(f"{a}-" for a in args.adapters.split(","))]
+        if args.workers:
+            cmd += ["-n", str(args.workers)]
+        print("+", " ".join(cmd), flush=True)
+        code = subprocess.call(cmd, cwd=ROOT)
+        results = Path(tmp) / "results.json"
+        if not results.exists():
+            print(f"calibrate: pytest exited {code} and wrote no results", file=sys.stderr)
+            return code or 1
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(results, args.out)
+    print(f"calibrate: wrote {args.out}")
+    return 0
+
+
+def calibration_table(payloads: list[dict[str, Any]]) -> str:
+    by_cell: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    adapters: list[str] = []
+    tiers = sorted({p["run"]["tier"] for p in payloads})
+    for payload in payloads:
+        for rec in payload["results"]:
+            if rec["outcome"] in ("skipped", "error") and rec["value"] is None:
+                continue
+            by_cell[(rec["task"], rec["check"])][rec["adapter"]].append(rec)
+            if rec["adapter"] not in adapters:
+                adapters.append(rec["adapter"])
+    adapters.sort()
+    header = "| task | check | gate | " + " | ".join(adapters) + " |"
+    lines = [
+        f"Tier {', '.join(tiers)}. Each cell: seeds passing / seeds run, then median and worst value "
+        "over the seeds. *Italic* cells are expected failures (`benchmarks/expectations.py`).",
+        "",
+        header,
+        "|" + " --- |" * (3 + len(adapters)),
+    ]
+    for (task, check), cells in sorted(by_cell.items()):
+        first = next(iter(cells.values()))[0]
+        op = ">=" if first["higher_is_better"] else "<="
+        row = [task, check, f"{first['metric']} {op} {first['threshold']:g}"]
+        for adapter in adapters:
+            recs = cells.get(adapter, [])
+            if not recs:
+                row.append("")
+                continue
+            values = sorted(r["value"] for r in recs if r["value"] is not None)
+            worst = (values[0] if first["higher_is_better"] else values[-1]) if values else None
+            median = values[len(values) // 2] if values else None
+            text = f"{sum(bool(r['passed']) for r in recs)}/{len(recs)} ({_num(median)}, {_num(worst)})"
+            row.append(f"*{text}*" if expected_failure(adapter, task, check) else text)
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "nan" if value is None else f"{value:.3g}"
+
+
+def table(args: argparse.Namespace) -> int:
+    try:
+        payloads = [load(path) for path in args.results]
+    except ResultsError as exc:
+        print(f"calibrate: {exc}", file=sys.stderr)
+        return 2
+    text = calibration_table(payloads)
+    if args.readme is None:
+        print(text)
+        return 0
+    readme = args.readme.read_text(encoding="utf-8")
+    if START not in readme or END not in readme:
+        print(f"calibrate: {args.readme} has no {START} ... {END} markers", file=sys.stderr)
+        return 2
+    head, rest = readme.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    args.readme.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    print(f"calibrate: wrote the table into {args.readme}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="calibrate", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run the matrix over seeds 0..N-1 and keep its results file")
+    p_run.add_argument("--tier", default="standard", choices=("smoke", "standard", "full"))
+    p_run.add_argument("--seeds", type=int, default=20)
+    p_run.add_argument("--adapters", default="", help="comma-separated adapter names (default: all)")
+    p_run.add_argument("--workers", type=int, default=0, help="pytest-xdist workers (default: serial)")
+    p_run.add_argument("--out", type=Path, required=True)
+    p_run.set_defaults(func=run)
+    p_table = sub.add_parser("table", help="tabulate results files; --readme writes between its markers")
+    p_table.add_argument("results", nargs="+", type=Path)
+    p_table.add_argument("--readme", type=Path)
+    p_table.set_defaults(func=table)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

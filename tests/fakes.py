@@ -1,0 +1,68 @@
+"""Small fake adapters for the plugin's own tests: exact, broken on purpose, or crashing.
+
+They solve the counting tasks (seed 000) without a framework, so `pytester` runs of the real
+plugin take seconds. Select them with `--adapter NAME=tests.fakes:Class -k "NAME-count"`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from adapters.base import Capabilities, FitLog
+from tasks.base import Budget, ModelSpec, Split
+from tasks.counting import RunningSum, StateReset
+
+
+class _FakeModel:
+    n_params = 0
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+
+    def fit(self, train: Split, valid: Split, budget: Budget, stop: Any) -> FitLog:
+        return FitLog(epochs=1, seconds=0.0, loss_history=[0.0], stop_reason="criterion", time_to_criterion_s=0.0)
+
+    def predict(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        return self.predictor.predict(x, state)
+
+
+class CountingOracle:
+    """Counts exactly, carries its count as the state: passes every counting check."""
+
+    name = "oracle"
+    framework = "numpy"
+    capabilities = Capabilities()
+    predictor: type[RunningSum] = RunningSum
+
+    def build(self, spec: ModelSpec, seed: int) -> _FakeModel:
+        return _FakeModel(self.predictor(per_step=spec.return_sequences))
+
+    def versions(self) -> dict[str, str]:
+        return {"numpy": np.__version__}
+
+    def compute_path(self) -> dict[str, str]:
+        return {"device": "cpu"}
+
+
+class ForgetfulState(CountingOracle):
+    """Counts exactly but drops the state it is given: must fail carry_state and cold_start."""
+
+    predictor = StateReset
+
+
+class _Crashing(_FakeModel):
+    def fit(self, train: Split, valid: Split, budget: Budget, stop: Any) -> FitLog:
+        raise RuntimeError("boom in fit")
+
+
+class CrashingFit(CountingOracle):
+    """Raises in fit: every one of its cells must be an error, and the rest of the run go on."""
+
+    def build(self, spec: ModelSpec, seed: int) -> _FakeModel:
+        return _Crashing(RunningSum(per_step=spec.return_sequences))
+
+
+class NotAnAdapter:
+    """Lacks the Adapter protocol: `--adapter` must refuse it before any training."""

@@ -1,0 +1,110 @@
+"""The plugin end to end: pytest runs the real matrix in a subprocess, with fake adapters.
+
+The fakes (tests/fakes.py) solve the counting tasks without a framework, so each run takes a
+few seconds; `-k` keeps the built-ins out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reports.results import load, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+BEHAVIOUR = str(ROOT / "benchmarks" / "test_behaviour.py")
+
+
+def run_matrix(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, Path]:
+    report_dir = pytester.path / "report"
+    result = pytester.runpytest_subprocess(
+        BEHAVIOUR, "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"), "--report-dir", str(report_dir),
+        "-p", "no:cacheprovider", *args,
+    )  # fmt: skip
+    return result, report_dir / "results.json"
+
+
+def test_options_are_one_group_with_help(pytester: pytest.Pytester) -> None:
+    result, _ = run_matrix(pytester, "--help")
+    out = result.stdout.str()
+    assert "rnn-behaviour: behavioural benchmarks for recurrent networks" in out
+    for option in ("--tier={smoke,standard,full}", "--seeds=N", "--min-pass-rate=R", "--report-dir=DIR", "--adapter=SPEC"):
+        assert option in out
+
+
+def test_ids_read_naturally(pytester: pytest.Pytester) -> None:
+    result, _ = run_matrix(pytester, "--collect-only", "-q")
+    out = result.stdout.str()
+    assert "test_behaviour.py::test_check[torch-gru-count_steps-carry_state]" in out
+    assert "test_check[keras-lstm-count_last-lengths]" in out
+    assert result.ret == 0
+
+
+def test_oracle_row_passes_and_beats_expectations(pytester: pytest.Pytester) -> None:
+    result, results_file = run_matrix(pytester, "--tier", "smoke", "--adapter", "oracle=tests.fakes:CountingOracle",
+                                      "-k", "oracle-", "-v")  # fmt: skip
+    result.assert_outcomes(passed=5, xpassed=2)
+    out = result.stdout.str()
+    assert "test_check[oracle-count_steps-carry_state] PASSED" in out
+    assert "rnn-behaviour: tier smoke, 1 seed(s)" in out
+    assert "better than expected (XPASS): oracle count_steps.longer" in out
+    assert "pass 0/0.0001" in out and "XPASS 0/0.05" in out
+    payload = load(results_file)
+    assert validate(payload) == []
+    assert len(payload["results"]) == 7
+    outcomes = {(r["task"], r["check"]): r["outcome"] for r in payload["results"]}
+    assert outcomes[("count_steps", "longer")] == "xpassed" and outcomes[("count_steps", "fit")] == "passed"
+    assert payload["run"]["tier"] == "smoke" and payload["run"]["seeds"] == 1
+
+
+def test_broken_state_fails_with_a_message_that_names_everything(pytester: pytest.Pytester) -> None:
+    result, results_file = run_matrix(pytester, "--tier", "smoke", "--adapter", "forgetful=tests.fakes:ForgetfulState",
+                                      "-k", "forgetful-count_steps")  # fmt: skip
+    result.assert_outcomes(passed=2, failed=2, xpassed=1)
+    out = result.stdout.str()
+    assert "forgetful failed count_steps.carry_state: passed 0/1 seeds" in out
+    assert "seed 0: max_abs_diff_chunked_vs_whole = " in out and "threshold 0.0001, memoryless baseline" in out
+    assert "feeding [1, 1, 1] then [1, 0, 1] with the returned state gave [1.00, 1.00, 2.00]; expected [4, 4, 5]" in out
+    assert "forgetful failed count_steps.cold_start" in out
+    assert result.ret == 1
+    failed = {r["check"] for r in load(results_file)["results"] if r["outcome"] == "failed"}
+    assert failed == {"carry_state", "cold_start"}
+
+
+def test_crash_in_fit_is_that_cells_error_and_the_run_goes_on(pytester: pytest.Pytester) -> None:
+    result, results_file = run_matrix(pytester, "--tier", "smoke", "--adapter", "crash=tests.fakes:CrashingFit",
+                                      "--adapter", "oracle=tests.fakes:CountingOracle", "-k", "crash- or oracle-")  # fmt: skip
+    result.assert_outcomes(passed=5, xpassed=2, errors=7)
+    assert "crash on count_last (seed 0): RuntimeError: boom in fit" in result.stdout.str()
+    records = load(results_file)["results"]
+    assert {r["outcome"] for r in records if r["adapter"] == "crash"} == {"error"}
+    assert all("boom in fit" in r["reason"] for r in records if r["adapter"] == "crash")
+
+
+def test_seeds_give_one_record_per_seed_and_k_of_n(pytester: pytest.Pytester) -> None:
+    result, results_file = run_matrix(pytester, "--tier", "smoke", "--seeds", "3",
+                                      "--adapter", "oracle=tests.fakes:CountingOracle", "-k", "oracle-count_last")  # fmt: skip
+    result.assert_outcomes(passed=1, xpassed=1)
+    records = json.loads(results_file.read_text())["results"]
+    assert sorted(r["seed"] for r in records if r["check"] == "fit") == [0, 1, 2]
+    assert "pass 0/0.05 3/3" in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--tier", "huge"), "argument --tier: invalid choice: 'huge' (choose from 'smoke', 'standard', 'full')"),
+        (("--seeds", "0"), "argument --seeds: must be >= 1, got 0"),
+        (("--min-pass-rate", "2"), "argument --min-pass-rate: must be in [0, 1], got 2.0"),
+        (("--adapter", "torch-lsmt"), "unknown adapter 'torch-lsmt': did you mean torch-lstm"),
+        (("--adapter", "tests.fakes:NotAnAdapter"), "lacks name, build, versions, compute_path, capabilities"),
+        (("--adapter", "nowhere_pkg.mod:Thing"), "No module named 'nowhere_pkg'"),
+    ],
+)
+def test_bad_options_are_usage_errors_that_say_why(pytester: pytest.Pytester, args: tuple[str, ...], message: str) -> None:
+    result, results_file = run_matrix(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+    assert not results_file.exists()
