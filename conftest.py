@@ -117,7 +117,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    cells = [item.callspec.params["cell"] for item in session.items if _cell_of(item) is not None]
+    cells = [cell for cell in map(_cell_of, session.items) if cell is not None]
     session.config.stash[MATRIX].expect(cells)
 
 

@@ -40,7 +40,9 @@ class AdapterRef:
         adapter = factory(**self.kwargs)
         missing = [m for m in ("name", "build", "versions", "compute_path", "capabilities") if not hasattr(adapter, m)]
         if missing:
-            raise AdapterError(f"adapter {self.name!r} ({self.target}) lacks {', '.join(missing)} of the Adapter protocol")
+            raise AdapterError(
+                f"adapter {self.name!r} ({self.target}) lacks {', '.join(missing)} of the Adapter protocol"
+            )
         if not self.builtin:
             adapter.name = self.name
         return adapter

@@ -14,14 +14,14 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from typing import Any  # noqa: E402
+from typing import Any
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from adapters.base import AdapterError, Capabilities, FitLog, StopFn, check_input, train_loop  # noqa: E402
-from tasks.base import Budget, ModelSpec, Split  # noqa: E402
+from adapters.base import AdapterError, Capabilities, FitLog, StopFn, check_input, train_loop
+from tasks.base import Budget, ModelSpec, Split
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"the keras adapters need KERAS_BACKEND=tensorflow, not {keras.backend.backend()!r}")

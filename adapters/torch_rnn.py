@@ -121,4 +121,8 @@ class TorchAdapter:
         return {"torch": torch.__version__}
 
     def compute_path(self) -> dict[str, str]:
-        return {"device": "cpu", "threads": str(torch.get_num_threads()), "mkldnn": str(torch.backends.mkldnn.is_available())}
+        return {
+            "device": "cpu",
+            "threads": str(torch.get_num_threads()),
+            "mkldnn": str(torch.backends.mkldnn.is_available()),
+        }

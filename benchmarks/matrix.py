@@ -22,7 +22,6 @@ from adapters.base import FitLog, Model
 from tasks import Task
 from tasks.base import CheckResult, Data
 
-
 #: The `user_properties` keys that carry a cell and its records to the report hooks.
 CELL_PROPERTY, RECORDS_PROPERTY = "rnn_cell", "rnn_records"
 
@@ -89,7 +88,7 @@ class Matrix:
                 self._loaded[name] = self.adapters[name].load()
             except ImportError as exc:
                 self._loaded[name] = CellSkipped(f"{name}: its framework is not installed ({exc})")
-            except Exception as exc:  # noqa: BLE001 - any failure to load is this adapter's error
+            except Exception as exc:
                 self._loaded[name] = TrainingFailed(f"{name}: could not load the adapter: {type(exc).__name__}: {exc}")
         __tracebackhide__ = True
         loaded = self._loaded[name]
@@ -115,7 +114,7 @@ class Matrix:
             if key not in self._trained:
                 try:
                     self._trained[key] = self._fit(adapter, task, seed)
-                except Exception as exc:  # noqa: BLE001 - a crash is this cell's error, not the run's
+                except Exception as exc:
                     where = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                     self._trained[key] = TrainingFailed(f"{cell.adapter} on {task.id} (seed {seed}): {where}")
             trained = self._trained[key]

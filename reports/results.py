@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -48,12 +49,10 @@ def run_metadata(tier: str, seeds: int, min_pass_rate: float, root: Path) -> dic
     Versions come from package metadata: nothing is imported."""
     versions = {"python": platform.python_version()}
     for package in FRAMEWORK_PACKAGES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
     return {
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "git_sha": _git_sha(root),
         "tier": tier,
         "seeds": seeds,
@@ -103,7 +102,7 @@ def validate(payload: Any) -> list[str]:
         problems += [f"run lacks {key!r}" for key in RUN_FIELDS if key not in run]
     records = payload.get("results")
     if not isinstance(records, list):
-        return problems + ["results must be a list"]
+        return [*problems, "results must be a list"]
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
             problems.append(f"results[{i}] is not an object")

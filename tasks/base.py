@@ -194,7 +194,7 @@ class LinearMemoryless:
         self.per_step = train.y.ndim == 3
 
     def predict(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
-        design = np.concatenate([np.ones(x.shape[:-1] + (1,)), x], axis=-1)
+        design = np.concatenate([np.ones((*x.shape[:-1], 1)), x], axis=-1)
         y = (design @ self.coef).astype(np.float32)
         return (y if self.per_step else y[:, -1, :]), None
 

@@ -41,7 +41,7 @@ FIT_MSE = 0.05
 #: Training stops once validation MSE is this far below the `fit` gate.
 CRITERION_MSE = 0.02
 #: The seed's carry-over examples (seed 000 §3): chunks fed in order with the carried state.
-SEED_CONTINUATIONS: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
+SEED_CONTINUATIONS: tuple[tuple[tuple[int, ...], ...], ...] = (
     ((1, 1, 1), (1, 0, 1)),  # -> 1 2 3 | 4 4 5
     ((1, 1, 1), (0, 1, 0, 1, 1), (0, 1, 1, 1)),  # -> 1 2 3 | 3 4 4 5 6 | 6 7 8 9
 )
@@ -49,6 +49,8 @@ SEED_CONTINUATIONS: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
 N_CHUNK_PLANS = 8
 
 SPEC = ModelSpec(input_size=1, output_size=1, hidden_size=32, return_sequences=False, input_projection=32)
+
+STEPS_SPEC = replace(SPEC, return_sequences=True)
 
 
 def _budgets(learning_rate: float) -> dict[str, Budget]:
@@ -58,6 +60,14 @@ def _budgets(learning_rate: float) -> dict[str, Budget]:
 
 def _bits(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
     return rng.integers(0, 2, size=(n, length, 1)).astype(np.float32)
+
+
+def _sums(x: np.ndarray) -> Split:
+    return Split(x, x.sum(axis=1))
+
+
+def _running(x: np.ndarray) -> Split:
+    return Split(x, np.cumsum(x, axis=1))
 
 
 def _as_sequence(chunk: tuple[int, ...]) -> np.ndarray:
@@ -135,15 +145,9 @@ class CountLast(Task):
 
     def generate(self, rng: np.random.Generator, tier: str) -> Data:
         self.budget(tier)
-        splits = []
-        for n in (N_TRAIN, N_VALID, N_TEST):
-            x = _bits(rng, n, TRAIN_LENGTH)
-            splits.append(Split(x, x.sum(axis=1)))
-        by_length = []
-        for length in range(1, MAX_LENGTH + 1):
-            x = _bits(rng, N_PER_LENGTH, length)
-            by_length.append(Split(x, x.sum(axis=1)))
-        return Data(*splits, probes={"by_length": by_length})
+        train, valid, test = (_sums(_bits(rng, n, TRAIN_LENGTH)) for n in (N_TRAIN, N_VALID, N_TEST))
+        by_length = [_sums(_bits(rng, N_PER_LENGTH, length)) for length in range(1, MAX_LENGTH + 1)]
+        return Data(train, valid, test, probes={"by_length": by_length})
 
     def stop(self, model: Predictor, data: Data) -> bool:
         return mse(model.predict(data.valid.x)[0], data.valid.y) <= CRITERION_MSE
@@ -155,7 +159,8 @@ class CountLast(Task):
             return CheckResult(value, gate.passes(value))
         curve = [mse(model.predict(s.x)[0], s.y) for s in data.probes["by_length"]]
         value = curve[-1]
-        detail = f"MSE by length: {curve[0]:.3g} at 1, {curve[TRAIN_LENGTH - 1]:.3g} at {TRAIN_LENGTH}, {value:.3g} at {MAX_LENGTH}"
+        at_train = curve[TRAIN_LENGTH - 1]
+        detail = f"MSE by length: {curve[0]:.3g} at 1, {at_train:.3g} at {TRAIN_LENGTH}, {value:.3g} at {MAX_LENGTH}"
         return CheckResult(
             value, gate.passes(value), detail, curve={"length": list(range(1, MAX_LENGTH + 1)), "mse": curve}
         )
@@ -190,7 +195,7 @@ class CountSteps(Task):
     id: str = "count_steps"
     version: int = 1
     tags: tuple[str, ...] = ("seed000", "counting", "length-generalisation", "state")
-    spec: ModelSpec = replace(SPEC, return_sequences=True)
+    spec: ModelSpec = STEPS_SPEC
     budgets: Any = field(default_factory=lambda: _budgets(3e-3))
     checks: tuple[Check, ...] = (
         Check("fit", "test_mse_len20", FIT_MSE, False, "seed 000 §2", "test MSE over every step at length 20"),
@@ -232,17 +237,14 @@ class CountSteps(Task):
 
     def generate(self, rng: np.random.Generator, tier: str) -> Data:
         self.budget(tier)
-        splits = []
-        for n in (N_TRAIN, N_VALID, N_TEST):
-            x = _bits(rng, n, TRAIN_LENGTH)
-            splits.append(Split(x, np.cumsum(x, axis=1)))
-        x_long = _bits(rng, N_TEST, MAX_LENGTH)
+        train, valid, test = (_running(_bits(rng, n, TRAIN_LENGTH)) for n in (N_TRAIN, N_VALID, N_TEST))
+        long = _running(_bits(rng, N_TEST, MAX_LENGTH))
         plans = []
         for _ in range(N_CHUNK_PLANS):
             n_cuts = int(rng.integers(1, 3))
             cuts = np.sort(rng.choice(np.arange(4, TRAIN_LENGTH - 3), size=n_cuts, replace=False))
             plans.append(tuple(int(c) for c in cuts))
-        return Data(*splits, probes={"long": Split(x_long, np.cumsum(x_long, axis=1)), "chunk_plans": plans})
+        return Data(train, valid, test, probes={"long": long, "chunk_plans": plans})
 
     def stop(self, model: Predictor, data: Data) -> bool:
         return mse(model.predict(data.valid.x)[0], data.valid.y) <= CRITERION_MSE
@@ -317,16 +319,12 @@ class CountSteps(Task):
                 total = float(expected[-1])
                 err = float(np.max(np.abs(np.ravel(out) - expected)))
                 worst = max(worst, err)
-                if err > 0.5 and not note and i > 0:
+                if err > 0.5 and not note:
                     fed = " then ".join(str(list(c)) for c in chunks[: i + 1])
-                    note = (
-                        f"feeding {fed} with the returned state gave {_fmt(out)}; expected "
-                        f"{[int(v) for v in expected]}"
-                    )
-                elif err > 0.5 and not note:
-                    note = f"feeding {list(chunk)} from the zero state gave {_fmt(out)}; expected {[int(v) for v in expected]}"
-        if note and worst > 0.5:
-            note += ": the state your predict returns does not continue the sequence"
+                    how = "with the returned state" if i else "from the zero state"
+                    note = f"feeding {fed} {how} gave {_fmt(out)}; expected {[int(v) for v in expected]}"
+                    if i:
+                        note += ": the state your predict returns does not continue the sequence"
         return worst, note
 
     def _cold_start(self, gate: Check, model: Predictor, data: Data) -> CheckResult:

@@ -30,7 +30,13 @@ def test_options_are_one_group_with_help(pytester: pytest.Pytester) -> None:
     result, _ = run_matrix(pytester, "--help")
     out = result.stdout.str()
     assert "rnn-behaviour: behavioural benchmarks for recurrent networks" in out
-    for option in ("--tier={smoke,standard,full}", "--seeds=N", "--min-pass-rate=R", "--report-dir=DIR", "--adapter=SPEC"):
+    for option in (
+        "--tier={smoke,standard,full}",
+        "--seeds=N",
+        "--min-pass-rate=R",
+        "--report-dir=DIR",
+        "--adapter=SPEC",
+    ):
         assert option in out
 
 
@@ -74,8 +80,8 @@ def test_broken_state_fails_with_a_message_that_names_everything(pytester: pytes
 
 
 def test_crash_in_fit_is_that_cells_error_and_the_run_goes_on(pytester: pytest.Pytester) -> None:
-    result, results_file = run_matrix(pytester, "--tier", "smoke", "--adapter", "crash=tests.fakes:CrashingFit",
-                                      "--adapter", "oracle=tests.fakes:CountingOracle", "-k", "crash- or oracle-")  # fmt: skip
+    adapters = ["--adapter", "crash=tests.fakes:CrashingFit", "--adapter", "oracle=tests.fakes:CountingOracle"]
+    result, results_file = run_matrix(pytester, "--tier", "smoke", *adapters, "-k", "crash- or oracle-")
     result.assert_outcomes(passed=5, xpassed=2, errors=7)
     assert "crash on count_last (seed 0): RuntimeError: boom in fit" in result.stdout.str()
     records = load(results_file)["results"]
@@ -84,8 +90,8 @@ def test_crash_in_fit_is_that_cells_error_and_the_run_goes_on(pytester: pytest.P
 
 
 def test_seeds_give_one_record_per_seed_and_k_of_n(pytester: pytest.Pytester) -> None:
-    result, results_file = run_matrix(pytester, "--tier", "smoke", "--seeds", "3",
-                                      "--adapter", "oracle=tests.fakes:CountingOracle", "-k", "oracle-count_last")  # fmt: skip
+    oracle = ["--adapter", "oracle=tests.fakes:CountingOracle"]
+    result, results_file = run_matrix(pytester, "--tier", "smoke", "--seeds", "3", *oracle, "-k", "oracle-count_last")
     result.assert_outcomes(passed=1, xpassed=1)
     records = json.loads(results_file.read_text())["results"]
     assert sorted(r["seed"] for r in records if r["check"] == "fit") == [0, 1, 2]
@@ -103,7 +109,9 @@ def test_seeds_give_one_record_per_seed_and_k_of_n(pytester: pytest.Pytester) ->
         (("--adapter", "nowhere_pkg.mod:Thing"), "No module named 'nowhere_pkg'"),
     ],
 )
-def test_bad_options_are_usage_errors_that_say_why(pytester: pytest.Pytester, args: tuple[str, ...], message: str) -> None:
+def test_bad_options_are_usage_errors_that_say_why(
+    pytester: pytest.Pytester, args: tuple[str, ...], message: str
+) -> None:
     result, results_file = run_matrix(pytester, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str()

@@ -23,7 +23,10 @@ def _record(**overrides):
 
 
 def _payload(records):
-    run = {key: None for key in ("time", "git_sha", "tier", "seeds", "min_pass_rate", "device", "python", "versions", "machine")}
+    run = {
+        key: None
+        for key in ("time", "git_sha", "tier", "seeds", "min_pass_rate", "device", "python", "versions", "machine")
+    }
     return {"schema_version": SCHEMA_VERSION, "run": run, "results": records}
 
 
@@ -78,8 +81,8 @@ def test_pivot_shows_value_threshold_and_outcome_per_cell() -> None:
     records = [
         _record(),
         _record(adapter="keras-gru", value=0.2, passed=False, outcome="failed", cell_outcome="failed"),
-        _record(check="longer", metric="max_mse_len21_40", value=9.5, passed=False, outcome="xfailed", cell_outcome="xfailed"),
-        _record(adapter="keras-gru", check="longer", value=None, passed=None, outcome="skipped", cell_outcome="skipped"),
+        _record(check="longer", value=9.5, passed=False, outcome="xfailed", cell_outcome="xfailed"),
+        _record(adapter="keras-gru", check="longer", value=None, passed=None, outcome="skipped", cell_outcome=None),
     ]  # fmt: skip
     text = table.pivot(records)
     lines = text.splitlines()

@@ -90,7 +90,7 @@ def test_unknown_task_tier_and_check_name_the_choices() -> None:
     task = TASKS["count_steps"]
     with pytest.raises(TaskError, match="no tier 'huge'"):
         task.generate(np.random.default_rng(0), "huge")
-    with pytest.raises(TaskError, match="no check 'nope'.*carry_state"):
+    with pytest.raises(TaskError, match=r"no check 'nope'.*carry_state"):
         task.check("nope")
 
 
@@ -107,3 +107,17 @@ def test_carry_state_failure_explains_itself() -> None:
     data = task.generate(np.random.default_rng(0), "smoke")
     result = task.evaluate("carry_state", task.nulls(data)["state_reset"].predictor, data, "smoke")
     assert "feeding [1, 1, 1] then" in result.detail and "with the returned state gave" in result.detail
+
+
+def test_plugin_tasks_and_reports_import_no_framework() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys, conftest, tasks, reports.results, reports.table, benchmarks.matrix, adapters; "
+        "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
