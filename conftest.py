@@ -135,7 +135,7 @@ def matrix(request: pytest.FixtureRequest) -> Matrix:
 @pytest.fixture
 def trained(cell: Cell, matrix: Matrix, request: pytest.FixtureRequest) -> Iterator[list[Trained]]:
     """The cell's models, one per seed: trained once per (adapter, task, seed) and shared."""
-    request.node.user_properties.append((CELL_PROPERTY, cell.__dict__))
+    request.node.user_properties.append((CELL_PROPERTY, {"template": matrix.template(cell), "seeds": matrix.seeds}))
     __tracebackhide__ = True
     try:
         models = matrix.train(cell)
@@ -190,13 +190,12 @@ class ResultCollector:
             return self._bare_records(props[CELL_PROPERTY], outcome, _reason(report))
         return []
 
-    def _bare_records(self, cell: dict[str, str], outcome: str, reason: str) -> list[dict[str, Any]]:
-        records = []
-        for seed in range(self.matrix.seeds):
-            rec = self.matrix.record(Cell(**cell), seed, None, None)
-            rec.update(outcome=outcome, cell_outcome=outcome, reason=reason)
-            records.append(rec)
-        return records
+    @staticmethod
+    def _bare_records(cell: dict[str, Any], outcome: str, reason: str) -> list[dict[str, Any]]:
+        return [
+            {**cell["template"], "seed": seed, "outcome": outcome, "cell_outcome": outcome, "reason": reason}
+            for seed in range(cell["seeds"])
+        ]
 
     def _active(self) -> bool:
         return bool(self.records) and not hasattr(self.config, "workerinput")

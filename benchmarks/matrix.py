@@ -151,43 +151,26 @@ class Matrix:
             records.append(self.record(cell, seed, result, t))
         return records
 
-    def record(self, cell: Cell, seed: int, result: CheckResult | None, trained: Trained | None) -> dict[str, Any]:
+    def template(self, cell: Cell) -> dict[str, Any]:
+        """The record of a cell before any seed ran: what a skip or an error reports."""
         task = self.tasks[cell.task]
         check = task.check(cell.check)
-        rec: dict[str, Any] = {
-            "adapter": cell.adapter,
-            "task": cell.task,
-            "check": cell.check,
-            "task_version": task.version,
-            "seed": seed,
-            "tier": self.tier,
-            "outcome": None,
-            "passed": None,
-            "metric": check.metric,
-            "value": None,
-            "threshold": check.threshold,
-            "higher_is_better": check.higher_is_better,
-            "baseline": None,
-            "train_seconds": None,
-            "epochs": None,
-            "stop_reason": None,
-            "time_to_criterion_s": None,
-            "params": None,
-            "detail": "",
-            "extras": {},
-            "curve": None,
-            "loss_history": None,
-            "versions": {},
-            "compute_path": {},
-        }
+        return new_record(
+            cell.adapter, cell.task, cell.check, task.version, self.tier, check.metric, check.threshold,
+            check.higher_is_better,
+        )  # fmt: skip
+
+    def record(self, cell: Cell, seed: int, result: CheckResult | None, trained: Trained | None) -> dict[str, Any]:
+        task = self.tasks[cell.task]
+        rec = {**self.template(cell), "seed": seed}
         if result is not None:
             rec.update(
                 passed=bool(result.passed),
-                value=_finite_or_none(result.value),
-                baseline=_finite_or_none(self.baseline(task, cell.check, seed)),
+                value=finite_or_none(result.value),
+                baseline=finite_or_none(self.baseline(task, cell.check, seed)),
                 detail=result.detail,
-                extras={k: _finite_or_none(v) for k, v in result.extras.items()},
-                curve={k: [_finite_or_none(v) for v in vs] for k, vs in result.curve.items()} if result.curve else None,
+                extras={k: finite_or_none(v) for k, v in result.extras.items()},
+                curve={k: [finite_or_none(v) for v in vs] for k, vs in result.curve.items()} if result.curve else None,
             )
         if trained is not None:
             log = trained.log
@@ -197,14 +180,61 @@ class Matrix:
                 stop_reason=log.stop_reason,
                 time_to_criterion_s=None if log.time_to_criterion_s is None else round(log.time_to_criterion_s, 4),
                 params=int(trained.model.n_params),
-                loss_history=[_finite_or_none(v) for v in log.loss_history],
+                loss_history=[finite_or_none(v) for v in log.loss_history],
                 versions=trained.adapter.versions(),
                 compute_path=trained.adapter.compute_path(),
             )
         return rec
 
 
-def _finite_or_none(value: float) -> float | None:
+def new_record(
+    adapter: str,
+    task: str,
+    check: str,
+    task_version: int,
+    tier: str,
+    metric: str,
+    threshold: float,
+    higher_is_better: bool,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A record with every field of the results schema; the rest is filled in as the cell runs.
+
+    Any item (behaviour, conformance, speed) that puts `(CELL_PROPERTY, {"template": record,
+    "seeds": n})` and, once scored, `(RECORDS_PROPERTY, [records])` in its `user_properties` is
+    collected into the pivot and results file; `outcome` is set from pytest's report.
+    """
+    return {
+        "adapter": adapter,
+        "task": task,
+        "check": check,
+        "task_version": task_version,
+        "seed": seed,
+        "tier": tier,
+        "outcome": None,
+        "cell_outcome": None,
+        "reason": "",
+        "passed": None,
+        "metric": metric,
+        "value": None,
+        "threshold": threshold,
+        "higher_is_better": higher_is_better,
+        "baseline": None,
+        "train_seconds": None,
+        "epochs": None,
+        "stop_reason": None,
+        "time_to_criterion_s": None,
+        "params": None,
+        "detail": "",
+        "extras": {},
+        "curve": None,
+        "loss_history": None,
+        "versions": {},
+        "compute_path": {},
+    }
+
+
+def finite_or_none(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
 
