@@ -1,7 +1,8 @@
 """The rnn-behaviour pytest plugin: options, parametrisation, result collection, terminal summary.
 
 `pytest benchmarks` runs one item per (adapter, task, check) with ids such as
-`test_check[torch-gru-count_steps-carry_state]`. Results travel from each item through
+`test_check[torch-gru-count_steps-carry_state]`, and one per (adapter, conformance check) such as
+`test_conformance[torch-gru-forward_parity]`. Results travel from each item through
 `user_properties` to `pytest_runtest_logreport` (so they survive pytest-xdist), are written to
 `<report-dir>/results.json` at the end of the session, and the terminal shows the pivot.
 This module imports no ML framework; adapters import theirs when a cell first needs them.
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from adapters import BUILTINS, AdapterError, resolve
+from benchmarks.conformance import CHECKS, Conformance
 from benchmarks.expectations import expected_failure
 from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, Cell, CellSkipped, Matrix, Trained
 from reports import table
@@ -103,12 +105,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if not metafunc.module.__name__.startswith("benchmarks."):
+        return
+    if "conformance" in metafunc.fixturenames:
+        items = [
+            Conformance(adapter, check.name) for adapter in metafunc.config.stash[MATRIX].adapters for check in CHECKS
+        ]
+        metafunc.parametrize("conformance", [pytest.param(item, id=item.id) for item in items])
     if "cell" not in metafunc.fixturenames:
         return
     params = []
     for cell in metafunc.config.stash[MATRIX].cells():
         marks = [pytest.mark.xdist_group(cell.group)]
-        reason = expected_failure(cell.adapter, cell.task, cell.check)
+        reason = expected_failure(cell.adapter, cell.task, cell.check, metafunc.config.getoption("tier"))
         if reason:
             # raises=: only a failed check is the expected failure; a crash stays an error.
             marks.append(pytest.mark.xfail(reason=reason, strict=False, raises=pytest.fail.Exception))

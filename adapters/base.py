@@ -77,23 +77,34 @@ def epoch_batches(n: int, batch_size: int, shuffle: bool, rng: np.random.Generat
         yield order[start : start + batch_size]
 
 
-def train_loop(
-    model: Model,
-    train: Split,
-    budget: Budget,
-    stop: StopFn,
-    run_epoch: Callable[[list[np.ndarray]], float],
-    rng: np.random.Generator,
-) -> FitLog:
-    """The epoch loop every built-in adapter shares: an epoch of minibatches, then the task's
-    stopping criterion; a non-finite loss ends training (the checks then fail on the model)."""
-    if len(train) < budget.batch_size:
+def stream_chunks(length: int, window: int) -> list[slice]:
+    """The consecutive time chunks of one stateful epoch (a trailing partial chunk is dropped)."""
+    if window < 1 or window > length:
+        raise AdapterError(f"stateful window must be in 1..{length} (the stream length), got {window}")
+    return [slice(start, start + window) for start in range(0, length - window + 1, window)]
+
+
+def check_stateful(spec: ModelSpec, train: Split, budget: Budget) -> int:
+    """Validate a stateful training set-up; returns the window."""
+    if spec.batch_size is None or len(train) != spec.batch_size:
+        raise AdapterError(
+            f"stateful training needs {spec.batch_size} streams (the spec's batch size); got {len(train)}"
+        )
+    if budget.window is None:
+        raise AdapterError("stateful training needs the budget's window (steps per chunk)")
+    return budget.window
+
+
+def train_loop(model: Model, train: Split, budget: Budget, stop: StopFn, run_epoch: Callable[[], float]) -> FitLog:
+    """The epoch loop every built-in adapter shares: one epoch (`run_epoch` returns its mean
+    loss), then the task's stopping criterion; a non-finite loss ends training (the checks then
+    fail on the model)."""
+    if budget.window is None and len(train) < budget.batch_size:
         raise AdapterError(f"{len(train)} training samples is fewer than one batch of {budget.batch_size}")
     log = FitLog()
     start = time.perf_counter()
     for epoch in range(1, budget.max_epochs + 1):
-        batches = list(epoch_batches(len(train), budget.batch_size, budget.shuffle, rng))
-        loss = run_epoch(batches)
+        loss = run_epoch()
         log.loss_history.append(loss)
         log.epochs = epoch
         if not np.isfinite(loss):

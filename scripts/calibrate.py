@@ -38,8 +38,13 @@ def run(args: argparse.Namespace) -> int:
             "--tier", args.tier, "--seeds", str(args.seeds), "--min-pass-rate", "0",
             "--report-dir", tmp, "-q", "-p", "no:cacheprovider",
         ]  # fmt: skip
+        selection = []
         if args.adapters:
-            cmd += ["-k", " or ".join(f"{a}-" for a in args.adapters.split(","))]
+            selection.append(" or ".join(f"{a}-" for a in args.adapters.split(",")))
+        if args.tasks:
+            selection.append(" or ".join(f"-{t}-" for t in args.tasks.split(",")))
+        if selection:
+            cmd += ["-k", " and ".join(f"({s})" for s in selection)]
         if args.workers:
             cmd += ["-n", str(args.workers)]
         print("+", " ".join(cmd), flush=True)
@@ -87,7 +92,7 @@ def calibration_table(payloads: list[dict[str, Any]]) -> str:
             worst = (values[0] if first["higher_is_better"] else values[-1]) if values else None
             median = values[len(values) // 2] if values else None
             text = f"{sum(bool(r['passed']) for r in recs)}/{len(recs)} ({_num(median)}, {_num(worst)})"
-            row.append(f"*{text}*" if expected_failure(adapter, task, check) else text)
+            row.append(f"*{text}*" if expected_failure(adapter, task, check, first["tier"]) else text)
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -124,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--tier", default="standard", choices=("smoke", "standard", "full"))
     p_run.add_argument("--seeds", type=int, default=20)
     p_run.add_argument("--adapters", default="", help="comma-separated adapter names (default: all)")
+    p_run.add_argument("--tasks", default="", help="comma-separated task ids (default: all)")
     p_run.add_argument("--workers", type=int, default=0, help="pytest-xdist workers (default: serial)")
     p_run.add_argument("--out", type=Path, required=True)
     p_run.set_defaults(func=run)

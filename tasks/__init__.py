@@ -4,10 +4,32 @@ from __future__ import annotations
 
 import difflib
 
+from tasks.alphabet import AlphabetFeatures, AlphabetOneChar, AlphabetStateful, AlphabetTimesteps, AlphabetVarlen
 from tasks.base import TIERS, Task, TaskError
 from tasks.counting import CountLast, CountSteps
+from tasks.longrange import Adding, CopyMemory
+from tasks.selective import AdjacentSum
+from tasks.sine import SineRollout
+from tasks.streams import MovingAverageStateful, Streams
 
-TASKS: dict[str, Task] = {task.id: task for task in (CountLast(), CountSteps())}
+TASKS: dict[str, Task] = {
+    task.id: task
+    for task in (
+        CountLast(),
+        CountSteps(),
+        AlphabetOneChar(),
+        AlphabetFeatures(),
+        AlphabetTimesteps(),
+        AlphabetStateful(),
+        AlphabetVarlen(),
+        AdjacentSum(),
+        MovingAverageStateful(),
+        SineRollout(),
+        Streams(),
+        Adding(),
+        CopyMemory(),
+    )
+}
 
 
 def get_task(task_id: str) -> Task:

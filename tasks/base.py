@@ -10,7 +10,7 @@ trained model (`evaluate`, one named `Check` at a time). It also carries its own
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -47,7 +47,13 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Budget:
-    """How to train: Adam at `learning_rate`, minibatches, at most `max_epochs` epochs."""
+    """How to train: Adam at `learning_rate`, minibatches, at most `max_epochs` epochs.
+
+    For a stateful spec the training split holds `spec.batch_size` parallel streams
+    (streams, time, features); an epoch resets the state, then feeds consecutive chunks of
+    `window` steps of every stream as one batch, carrying the state from chunk to chunk (no
+    shuffle, truncated backpropagation at chunk boundaries).
+    """
 
     max_epochs: int
     batch_size: int = 32
@@ -55,6 +61,7 @@ class Budget:
     optimizer: Literal["adam"] = "adam"
     loss: Loss = "mse"
     shuffle: bool = True
+    window: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,12 @@ class Data:
     test: Split
     probes: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, splits: Iterable[Split], **probes: Any) -> Data:
+        """From the (train, valid, test) splits in that order."""
+        train, valid, test = splits
+        return cls(train, valid, test, probes)
+
 
 @dataclass(frozen=True)
 class Check:
@@ -87,6 +100,10 @@ class Check:
     higher_is_better: bool
     source: str
     description: str
+    #: A control check: any model that honours the state contract fails it (e.g. the same
+    #: stream fed with the state thrown away); it proves the task needs the state. It runs as an
+    #: expected failure, and the task's oracle must fail it too.
+    control: bool = False
 
     def passes(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -120,6 +137,10 @@ class NullControl:
 
 class TaskError(ValueError):
     """Bad arguments to a task (unknown tier or check)."""
+
+
+class CheckNotApplicable(Exception):
+    """The model lacks what a check needs (e.g. a many-to-one path); the check is skipped."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +179,7 @@ class Task:
         """The best predictor that sees only the current input; gives every check its baseline."""
         raise NotImplementedError
 
-    def oracle(self) -> Predictor:
+    def oracle(self, data: Data) -> Predictor:
         raise NotImplementedError
 
     def nulls(self, data: Data) -> dict[str, NullControl]:
@@ -173,6 +194,29 @@ class Task:
 
 def mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+
+
+def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.argmax(probabilities, axis=-1) == np.asarray(labels)))
+
+
+class LookupMemoryless:
+    """Classification's memoryless baseline: the most frequent training label for each value of
+    the current (last) input step, as one-hot probabilities; unseen inputs get the overall mode."""
+
+    def __init__(self, train: Split, n_classes: int) -> None:
+        self.n_classes = n_classes
+        keys = [tuple(np.round(row, 6)) for row in train.x[:, -1, :]]
+        labels = np.asarray(train.y).reshape(len(keys), -1)[:, -1]
+        table: dict[tuple[float, ...], list[int]] = {}
+        for key, label in zip(keys, labels, strict=True):
+            table.setdefault(key, []).append(int(label))
+        self.table = {k: int(np.bincount(v).argmax()) for k, v in table.items()}
+        self.mode = int(np.bincount(labels.astype(int)).argmax())
+
+    def predict(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        labels = [self.table.get(tuple(np.round(row, 6)), self.mode) for row in x[:, -1, :]]
+        return np.eye(self.n_classes, dtype=np.float32)[labels], None
 
 
 class LinearMemoryless:

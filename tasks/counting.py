@@ -168,7 +168,7 @@ class CountLast(Task):
     def memoryless(self, data: Data) -> Predictor:
         return LinearMemoryless(data.train)
 
-    def oracle(self) -> Predictor:
+    def oracle(self, data: Data) -> Predictor:
         return RunningSum(per_step=False)
 
     def nulls(self, data: Data) -> dict[str, NullControl]:
@@ -346,7 +346,7 @@ class CountSteps(Task):
     def memoryless(self, data: Data) -> Predictor:
         return LinearMemoryless(data.train)
 
-    def oracle(self) -> Predictor:
+    def oracle(self, data: Data) -> Predictor:
         return RunningSum(per_step=True)
 
     def nulls(self, data: Data) -> dict[str, NullControl]:

@@ -126,3 +126,23 @@ def test_a_missing_framework_skips_with_the_reason() -> None:
     matrix = Matrix(tier="smoke", seeds=1, adapters={"ghost-lstm": ref}, tasks=TASKS)
     with pytest.raises(CellSkipped, match="ghost-lstm: its framework is not installed"):
         matrix.adapter("ghost-lstm")
+
+
+def _plain(value) -> bool:
+    """Only the types execnet can send from an xdist worker (and JSON can hold)."""
+    if isinstance(value, dict):
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return value is None or type(value) in (str, int, float, bool)
+
+
+def test_records_hold_only_plain_types(adapter: Adapter, steps_model) -> None:
+    from benchmarks.matrix import Cell, Trained
+    from tasks.base import CheckResult
+
+    matrix = Matrix(tier="smoke", seeds=1, adapters=dict(BUILTINS), tasks=TASKS)
+    trained = Trained(steps_model, FitLog(epochs=1, seconds=0.5, loss_history=[np.float32(1.0)]), adapter)
+    result = CheckResult(np.float64(0.01), np.bool_(True), "d", {"e": np.float32(2.0)}, {"x": [np.float32(1.0)]})
+    rec = matrix.record(Cell(adapter.name, "count_steps", "fit"), 0, result, trained)
+    assert _plain(rec), rec

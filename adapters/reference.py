@@ -1,0 +1,349 @@
+"""The float64 NumPy reference of the LSTM, GRU and tanh RNN, and the canonical weight layout.
+
+Conformance (`benchmarks/conformance.py`, DESIGN §5) compares every adapter's recurrent layer
+with these equations on the same weights, moved in and out in one gate-named layout. This module
+imports no framework.
+
+Equations (batch-first; x_t is (B, I), h and c are (B, H); σ is the logistic sigmoid, ⊙ the
+elementwise product; every output y_t is h_t):
+
+    LSTM   i = σ(x_t W_i + h U_i + b_i)      f = σ(x_t W_f + h U_f + b_f)
+           g = tanh(x_t W_g + h U_g + b_g)   o = σ(x_t W_o + h U_o + b_o)
+           c' = f ⊙ c + i ⊙ g                h' = o ⊙ tanh(c')
+
+    GRU    z = σ(x_t W_z + b_z + h U_z + bh_z)
+    (reset r = σ(x_t W_r + b_r + h U_r + bh_r)
+    after) n = tanh(x_t W_n + b_n + r ⊙ (h U_n + bh_n))
+           h' = (1 − z) ⊙ n + z ⊙ h
+
+    RNN    h' = tanh(x_t W_h + h U_h + b_h)
+
+The GRU is the reset-after ("linear before reset") form, the default of both PyTorch and Keras:
+the reset gate multiplies the recurrent product *with* its bias, so the two candidate biases do
+not add up and both are kept. `forward(..., reset_after=False)` gives the older reset-before form
+(n = tanh(x_t W_n + b_n + (r ⊙ h) U_n + bh_n)), only to name that mistake in a failure message.
+
+Canonical layout: a dict of float arrays, one entry per gate and role, gates named as above —
+LSTM (i, f, g, o), GRU (z, r, n), RNN (h):
+
+    W_<gate>   (input_size, hidden_size)    input kernel, used as x W
+    U_<gate>   (hidden_size, hidden_size)   recurrent kernel, used as h U
+    b_<gate>   (hidden_size,)               bias (LSTM, RNN: the only one; GRU: input side)
+    bh_<gate>  (hidden_size,)               GRU only: recurrent-side bias
+
+The state is `(h, c)` for the LSTM and `h` for the GRU and RNN, each (batch, hidden_size).
+How the frameworks map onto it (`to_stacked` / `from_stacked` do the block work):
+
+    PyTorch   weight_ih = [W_a; W_b; ...]ᵀ blocks in gate order i,f,g,o (LSTM), r,z,n (GRU);
+              LSTM/RNN: b = bias_ih + bias_hh (import writes bias_ih = b, bias_hh = 0);
+              GRU: b = bias_ih, bh = bias_hh.
+    Keras     kernel = [W_a | W_b | ...] in gate order i,f,c,o (LSTM, c is g), z,r,h (GRU, h is n);
+              LSTM/RNN: bias = b; GRU (reset_after=True): bias = [b; bh], shape (2, 3H).
+
+So an LSTM moves between the two as kernel = weight_ihᵀ, bias = bias_ih + bias_hh, and a GRU by
+swapping the z and r blocks and keeping both biases.
+
+A whole model ([proj] -> rnn -> head, see `tasks.base.ModelSpec`) exports as
+`proj.kernel` (in, out), `proj.bias`, `rnn.<canonical key>`, `head.kernel`, `head.bias`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from adapters.base import AdapterError, Model
+
+CELLS: tuple[str, ...] = ("lstm", "gru", "rnn")
+GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "g", "o"), "gru": ("z", "r", "n"), "rnn": ("h",)}
+N_STATES: dict[str, int] = {"lstm": 2, "gru": 1, "rnn": 1}
+
+Weights = dict[str, np.ndarray]
+
+
+@runtime_checkable
+class Layer(Protocol):
+    """A bare recurrent layer (batch-first), as conformance sees it: NumPy in and out.
+
+    `forward(x, state=None) -> (y, state)`: y is (batch, time, hidden), every h_t; the state is
+    `(h, c)` (LSTM) or `h`, each (batch, hidden); None means zeros. `gradients(x, state)` returns
+    d(sum y)/dx and d(sum y)/dW in the canonical layout. An adapter that declares
+    `variable_length` also accepts `forward(x, state, lengths=...)`: row b is read up to
+    `lengths[b]` steps and its final state is the state after them.
+    """
+
+    cell: str
+    input_size: int
+    hidden_size: int
+
+    def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]: ...
+
+    def export_weights(self) -> Weights: ...
+
+    def import_weights(self, weights: Mapping[str, np.ndarray]) -> None: ...
+
+    def gradients(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Weights]: ...
+
+
+@runtime_checkable
+class LayerAdapter(Protocol):
+    """What `Capabilities(weight_io=True)` promises on top of the Adapter protocol: a bare layer of
+    the adapter's cell, and a whole model's weights in and out in the canonical layout."""
+
+    cell: str
+
+    def build_layer(self, input_size: int, hidden_size: int, seed: int) -> Layer: ...
+
+    def export_model(self, model: Model) -> Weights: ...
+
+    def import_model(self, model: Model, weights: Mapping[str, np.ndarray]) -> None: ...
+
+
+def _check_cell(cell: str) -> None:
+    if cell not in GATES:
+        raise AdapterError(f"unknown cell {cell!r}; choose from {', '.join(CELLS)}")
+
+
+def weight_shapes(cell: str, input_size: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
+    """Every canonical key of `cell` with its shape."""
+    _check_cell(cell)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for gate in GATES[cell]:
+        shapes[f"W_{gate}"] = (input_size, hidden_size)
+        shapes[f"U_{gate}"] = (hidden_size, hidden_size)
+        shapes[f"b_{gate}"] = (hidden_size,)
+        if cell == "gru":
+            shapes[f"bh_{gate}"] = (hidden_size,)
+    return shapes
+
+
+def check_weights(cell: str, input_size: int, hidden_size: int, weights: Mapping[str, Any]) -> Weights:
+    """The weights as float arrays, or an AdapterError naming each missing, extra or misshapen key."""
+    shapes = weight_shapes(cell, input_size, hidden_size)
+    problems = [f"missing {key}" for key in shapes if key not in weights]
+    problems += [f"unexpected {key}" for key in weights if key not in shapes]
+    out = {}
+    for key, shape in shapes.items():
+        if key in weights:
+            value = np.asarray(weights[key])
+            if value.shape != shape:
+                problems.append(f"{key} has shape {value.shape}, expected {shape}")
+            out[key] = value
+    if problems:
+        raise AdapterError(f"{cell} weights for input {input_size}, hidden {hidden_size}: {'; '.join(problems)}")
+    return out
+
+
+def random_weights(cell: str, input_size: int, hidden_size: int, rng: np.random.Generator) -> Weights:
+    """Normal weights, float64: kernels of standard deviation 1/sqrt(fan-in) (the recurrent ones
+    0.7/sqrt(hidden), a contracting recurrence), biases 0.5. Pre-activations come out around 1:
+    the gates work in their curved range, and rounding is not amplified from step to step, so a
+    float32 layer can be held to the reference over 64 steps (a chaotic recurrence could not)."""
+    out = {}
+    for key, shape in weight_shapes(cell, input_size, hidden_size).items():
+        std = {"W": 1.0 / np.sqrt(input_size), "U": 0.7 / np.sqrt(hidden_size)}.get(key.split("_")[0], 0.5)
+        out[key] = rng.normal(0.0, std, shape)
+    return out
+
+
+def canary_weights(cell: str, input_size: int, hidden_size: int, rng: np.random.Generator) -> Weights:
+    """Weights whose gates are far apart (own bias level and own kernel scale per gate), so that any
+    implementation reading the gates in another order is off by much more than rounding."""
+    gates = GATES[cell]
+    levels = np.linspace(-1.5, 1.5, len(gates))
+    scales = np.linspace(0.5, 1.2, len(gates))
+    out = {}
+    for k, gate in enumerate(gates):
+        out[f"W_{gate}"] = rng.normal(0.0, scales[k] / np.sqrt(input_size), (input_size, hidden_size))
+        out[f"U_{gate}"] = rng.normal(0.0, 0.7 * scales[k] / np.sqrt(hidden_size), (hidden_size, hidden_size))
+        out[f"b_{gate}"] = levels[k] + rng.normal(0.0, 0.1, hidden_size)
+        if cell == "gru":
+            out[f"bh_{gate}"] = -0.5 * levels[k] + rng.normal(0.0, 0.1, hidden_size)
+    return out
+
+
+def rounded(weights: Mapping[str, np.ndarray], dtype: Any = np.float32) -> Weights:
+    """The weights as a `dtype` layer holds them, back in float64: what the reference should run."""
+    return {k: np.asarray(v).astype(dtype).astype(np.float64) for k, v in weights.items()}
+
+
+def permute_gates(cell: str, weights: Mapping[str, np.ndarray], order: Sequence[str]) -> Weights:
+    """The weights an implementation would use if it read gate `order[k]` where gate k belongs."""
+    out = dict(weights)
+    for gate, source in zip(GATES[cell], order, strict=True):
+        for role in ("W", "U", "b", "bh"):
+            if f"{role}_{source}" in weights:
+                out[f"{role}_{gate}"] = weights[f"{role}_{source}"]
+    return out
+
+
+def gate_permutations(cell: str) -> Iterator[tuple[str, ...]]:
+    """Every order of the gates but the right one."""
+    for order in itertools.permutations(GATES[cell]):
+        if order != GATES[cell]:
+            yield order
+
+
+def describe_permutation(cell: str, order: Sequence[str]) -> str:
+    """Which gate reads which, e.g. `i reads f, f reads i` for an i/f swap."""
+    moved = [f"{gate} reads {source}" for gate, source in zip(GATES[cell], order, strict=True) if gate != source]
+    return ", ".join(moved)
+
+
+def check_state(cell: str, state: Any, batch: int, hidden_size: int) -> list[np.ndarray]:
+    """The state as a list of (batch, hidden) arrays (zeros for None), or an AdapterError that says
+    what was expected."""
+    n = N_STATES[cell]
+    expected = f"{'(h, c), each' if n == 2 else 'h'} of shape ({batch}, {hidden_size})"
+    if state is None:
+        return [np.zeros((batch, hidden_size)) for _ in range(n)]
+    parts = list(state) if isinstance(state, tuple | list) else [state]
+    arrays = [np.asarray(p) for p in parts]
+    if len(arrays) != n or any(a.shape != (batch, hidden_size) for a in arrays):
+        got = [a.shape for a in arrays]
+        raise AdapterError(f"{cell} state must be {expected}; got {len(arrays)} array(s) of shape(s) {got}")
+    return arrays
+
+
+def pack_state(cell: str, arrays: Sequence[np.ndarray]) -> Any:
+    return (arrays[0], arrays[1]) if N_STATES[cell] == 2 else arrays[0]
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * a))
+
+
+def forward(
+    cell: str,
+    x: np.ndarray,
+    weights: Mapping[str, np.ndarray],
+    state: Any = None,
+    reset_after: bool = True,
+) -> tuple[np.ndarray, Any]:
+    """Run the reference in float64: `x` (batch, time, input) from `state` (None = zeros); returns
+    every h_t as (batch, time, hidden) and the final state."""
+    _check_cell(cell)
+    x = np.asarray(x, np.float64)
+    if x.ndim != 3:
+        raise AdapterError(f"input must be (batch, time, features); got shape {x.shape}")
+    input_size = x.shape[-1]
+    hidden_size = np.asarray(weights[f"U_{GATES[cell][0]}"]).shape[0]
+    w = {k: np.asarray(v, np.float64) for k, v in check_weights(cell, input_size, hidden_size, weights).items()}
+    h, *rest = (np.asarray(s, np.float64) for s in check_state(cell, state, x.shape[0], hidden_size))
+    c = rest[0] if rest else None
+    ys = []
+    for t in range(x.shape[1]):
+        xt = x[:, t]
+        if cell == "lstm":
+            i, f, g, o = (xt @ w[f"W_{k}"] + h @ w[f"U_{k}"] + w[f"b_{k}"] for k in "ifgo")
+            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+            h = _sigmoid(o) * np.tanh(c)
+        elif cell == "gru":
+            z = _sigmoid(xt @ w["W_z"] + w["b_z"] + h @ w["U_z"] + w["bh_z"])
+            r = _sigmoid(xt @ w["W_r"] + w["b_r"] + h @ w["U_r"] + w["bh_r"])
+            if reset_after:
+                n = np.tanh(xt @ w["W_n"] + w["b_n"] + r * (h @ w["U_n"] + w["bh_n"]))
+            else:
+                n = np.tanh(xt @ w["W_n"] + w["b_n"] + (r * h) @ w["U_n"] + w["bh_n"])
+            h = (1.0 - z) * n + z * h
+        else:
+            h = np.tanh(xt @ w["W_h"] + h @ w["U_h"] + w["b_h"])
+        ys.append(h)
+    y = np.stack(ys, axis=1) if ys else np.zeros((x.shape[0], 0, hidden_size))
+    return y, pack_state(cell, [h] if c is None else [h, c])
+
+
+def numerical_gradients(
+    cell: str, x: np.ndarray, weights: Mapping[str, np.ndarray], state: Any = None, eps: float = 1e-6
+) -> tuple[np.ndarray, Weights]:
+    """d(sum y)/dx and d(sum y)/dW of the reference by central differences in float64 (truncation
+    error ~eps², rounding ~1e-16·|sum y|/eps: both far below the 1e-4 the check allows)."""
+    x = np.array(x, np.float64)
+    w = {k: np.array(v, np.float64) for k, v in weights.items()}
+
+    def total(xx: np.ndarray, ww: Mapping[str, np.ndarray]) -> float:
+        return float(forward(cell, xx, ww, state)[0].sum())
+
+    def differentiate(array: np.ndarray, f: Any) -> np.ndarray:
+        grad = np.zeros_like(array)
+        for idx in np.ndindex(array.shape):
+            keep = array[idx]
+            array[idx] = keep + eps
+            up = f()
+            array[idx] = keep - eps
+            down = f()
+            array[idx] = keep
+            grad[idx] = (up - down) / (2 * eps)
+        return grad
+
+    dx = differentiate(x, lambda: total(x, w))
+    dw = {k: differentiate(w[k], lambda: total(x, w)) for k in w}
+    return dx, dw
+
+
+def to_stacked(
+    cell: str, order: Sequence[str], weights: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(kernel (I, G·H), recurrent kernel (H, G·H), bias (G·H,), recurrent bias (G·H,) or None) with
+    the gate blocks in a framework's `order`; the recurrent bias only for the GRU."""
+    blocks = [GATES[cell].index(gate) for gate in order]
+    names = GATES[cell]
+    kernel = np.concatenate([np.asarray(weights[f"W_{names[k]}"]) for k in blocks], axis=1)
+    recurrent = np.concatenate([np.asarray(weights[f"U_{names[k]}"]) for k in blocks], axis=1)
+    bias = np.concatenate([np.asarray(weights[f"b_{names[k]}"]) for k in blocks])
+    recurrent_bias = np.concatenate([np.asarray(weights[f"bh_{names[k]}"]) for k in blocks]) if cell == "gru" else None
+    return kernel, recurrent, bias, recurrent_bias
+
+
+def from_stacked(
+    cell: str,
+    order: Sequence[str],
+    kernel: np.ndarray,
+    recurrent: np.ndarray,
+    bias: np.ndarray,
+    recurrent_bias: np.ndarray | None = None,
+) -> Weights:
+    """The inverse of `to_stacked`: split a framework's stacked blocks (given in `order`) by gate."""
+    hidden = recurrent.shape[0]
+    out: Weights = {}
+    for k, gate in enumerate(order):
+        block = slice(k * hidden, (k + 1) * hidden)
+        out[f"W_{gate}"] = np.array(kernel[:, block])
+        out[f"U_{gate}"] = np.array(recurrent[:, block])
+        out[f"b_{gate}"] = np.array(bias[block])
+        if cell == "gru":
+            if recurrent_bias is None:
+                raise AdapterError("a reset-after GRU has a recurrent bias; none was given")
+            out[f"bh_{gate}"] = np.array(recurrent_bias[block])
+    return {key: out[key] for key in weight_shapes(cell, kernel.shape[0], hidden)}
+
+
+class ReferenceLayer:
+    """The reference as a `Layer`: float64 by default, or rounded through `dtype` at the boundary.
+    Conformance's own tests build deliberately broken layers on top of it."""
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, seed: int = 0) -> None:
+        _check_cell(cell)
+        self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size
+        self.weights = random_weights(cell, input_size, hidden_size, np.random.default_rng(seed))
+
+    def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        x = np.asarray(x, np.float64)
+        if x.ndim != 3 or x.shape[-1] != self.input_size:
+            raise AdapterError(f"input must be (batch, time, {self.input_size}); got shape {x.shape}")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise AdapterError(f"input is empty: shape {x.shape}")
+        return forward(self.cell, x, self.weights, state)
+
+    def export_weights(self) -> Weights:
+        return {k: v.copy() for k, v in self.weights.items()}
+
+    def import_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        checked = check_weights(self.cell, self.input_size, self.hidden_size, weights)
+        self.weights = {k: np.array(v, np.float64) for k, v in checked.items()}
+
+    def gradients(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Weights]:
+        return numerical_gradients(self.cell, x, self.weights, state)

@@ -1,0 +1,78 @@
+"""Numerical conformance (DESIGN §5): one item per (adapter, check), parametrised by `conftest.py`.
+
+`pytest benchmarks/test_conformance.py -k torch-gru` for one adapter, `-k gate_order` for one
+check. No training to criterion except `trained_transplant` (count_steps, smoke budget); the
+checks themselves live in `benchmarks/conformance.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks.conformance import (
+    CHECKS_BY_NAME,
+    TASK,
+    VERSION,
+    Conformance,
+    Subject,
+    counterpart_name,
+    run,
+    skip_reason,
+)
+from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, CellSkipped, Matrix, finite_or_none, new_record
+
+
+def _template(item: Conformance, tier: str) -> dict[str, Any]:
+    check = CHECKS_BY_NAME[item.check]
+    return new_record(item.adapter, TASK, item.check, VERSION, tier, check.metric, check.threshold, False)
+
+
+@pytest.fixture
+def subject(conformance: Conformance, matrix: Matrix, request: pytest.FixtureRequest) -> Subject:
+    """The loaded adapter (and counterpart); a missing framework or capability skips at setup, so
+    the skip and its reason reach the results file."""
+    template = _template(conformance, matrix.tier)
+    request.node.user_properties.append((CELL_PROPERTY, {"template": template, "seeds": 1}))
+    try:
+        adapter = matrix.adapter(conformance.adapter)
+    except CellSkipped as exc:
+        pytest.skip(str(exc))
+    reason = skip_reason(conformance.check, conformance.adapter, adapter.capabilities)
+    if reason:
+        pytest.skip(reason)
+    counterpart = None
+    if "counterpart" in CHECKS_BY_NAME[conformance.check].needs:
+        other = counterpart_name(adapter)
+        if other is None or other not in matrix.adapters:
+            pytest.skip(f"{conformance.adapter} names no cell (adapter.cell): no counterpart to transplant to")
+        try:
+            counterpart = matrix.adapter(other)
+        except CellSkipped as exc:
+            pytest.skip(f"counterpart {exc}")
+    return Subject(conformance.adapter, adapter, counterpart)
+
+
+def test_conformance(
+    conformance: Conformance, subject: Subject, matrix: Matrix, request: pytest.FixtureRequest
+) -> None:
+    check = CHECKS_BY_NAME[conformance.check]
+    outcome = run(conformance.check, subject)
+    record = {
+        **_template(conformance, matrix.tier),
+        "passed": bool(outcome.passed),
+        "value": finite_or_none(outcome.value),
+        "detail": outcome.detail,
+        "extras": {k: finite_or_none(v) for k, v in outcome.extras.items()},
+        # str(): torch.__version__ is a str subclass that pytest-xdist cannot send between processes.
+        "versions": {k: str(v) for k, v in subject.adapter.versions().items()},
+        "compute_path": {k: str(v) for k, v in subject.adapter.compute_path().items()},
+    }
+    request.node.user_properties.append((RECORDS_PROPERTY, [record]))
+    if not outcome.passed:
+        pytest.fail(
+            f"{conformance.adapter} failed {TASK}.{conformance.check} (seed 0): {check.metric} = {outcome.value:.3g} "
+            f"(tolerance {check.threshold:g})\n  {outcome.detail}",
+            pytrace=False,
+        )

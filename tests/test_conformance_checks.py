@@ -1,0 +1,188 @@
+"""The conformance checks catch what they are for, say what is wrong, and pass the reference.
+
+Layers come from tests/fake_layers.py (the float64 reference, exact or broken on purpose), so no
+framework is needed; `benchmarks/test_conformance.py` runs the same checks on the built-ins.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from adapters import reference as ref
+from adapters.base import AdapterError, Capabilities, FitLog
+from benchmarks import conformance
+from benchmarks.conformance import SWAP_MARGIN, Outcome, Subject, run
+from reports.results import load
+from tasks.base import Budget, ModelSpec, Split
+from tests import fake_layers
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYER_CHECKS = (
+    "forward_parity", "round_trip", "gate_order", "streaming", "batch_independence", "causality", "gradients",
+)  # fmt: skip
+
+
+def check(adapter: Any, name: str) -> Outcome:
+    return run(name, Subject(adapter.name, adapter))
+
+
+def fake(layer: type[ref.ReferenceLayer], kind: str = "lstm", **attrs: Any) -> fake_layers.FakeLayers:
+    cls = type(layer.__name__, (fake_layers.FakeLayers,), {"layer": layer, "cell": kind, **attrs})
+    return cls()
+
+
+@pytest.mark.parametrize("kind", ref.CELLS)
+@pytest.mark.parametrize("name", LAYER_CHECKS)
+def test_the_reference_passes_every_layer_check(kind: str, name: str) -> None:
+    outcome = check(fake(ref.ReferenceLayer, kind), name)
+    assert outcome.passed, outcome.detail
+    assert outcome.value <= 1e-12 or name == "gradients"
+    if name == "gate_order" and kind != "rnn":
+        assert outcome.extras["closest_swap_error"] > SWAP_MARGIN
+
+
+def test_swapped_gates_fail_parity_by_more_than_the_margin_and_are_named() -> None:
+    swapped = fake_layers.SwappedLSTM()
+    parity = check(swapped, "forward_parity")
+    assert not parity.passed and parity.value > SWAP_MARGIN
+    assert "the gates permuted (i reads f, f reads i)" in parity.detail
+    assert "canonical gate order i, f, g, o" in parity.detail
+    canary = check(swapped, "gate_order")
+    assert not canary.passed and canary.value > SWAP_MARGIN and "i reads f, f reads i" in canary.detail
+    gradients = check(swapped, "gradients")
+    assert not gradients.passed and "off for" in gradients.detail
+    for name in ("streaming", "batch_independence", "causality", "round_trip"):
+        assert check(swapped, name).passed, f"{name} is not about gate order"
+
+
+@pytest.mark.parametrize(("kind", "order"), [(k, o) for k in ("lstm", "gru") for o in ref.gate_permutations(k)])
+def test_every_gate_order_fails_the_canary_by_more_than_the_margin(kind: str, order: tuple[str, ...]) -> None:
+    layer = type("Permuted", (fake_layers.SwappedGates,), {"order": order})
+    outcome = check(fake(layer, kind), "gate_order")
+    assert not outcome.passed and outcome.value > SWAP_MARGIN
+    assert ref.describe_permutation(kind, order) in outcome.detail
+
+
+def test_a_layer_that_drops_the_carried_state_fails_streaming_and_parity() -> None:
+    stateless = fake_layers.StatelessLSTM()
+    streaming = check(stateless, "streaming")
+    assert not streaming.passed and streaming.value > 1e-2
+    assert "with the carried state, the output differs from the whole sequence's" in streaming.detail
+    assert "the state passed in is dropped" in streaming.detail
+    parity = check(stateless, "forward_parity")
+    assert not parity.passed and "the initial state passed in is ignored" in parity.detail
+
+
+def test_other_classic_mistakes_are_named() -> None:
+    gru = check(fake_layers.ResetBeforeGRULayers(), "forward_parity")
+    assert not gru.passed and "reset-before GRU" in gru.detail
+    transposed = check(fake_layers.TransposedLSTM(), "forward_parity")
+    assert not transposed.passed and "recurrent kernel transposed" in transposed.detail
+    assert "the first step matches" not in transposed.detail
+
+
+def test_variable_length_passes_masking_and_fails_padding_read_as_data() -> None:
+    assert check(fake_layers.MaskingLSTM(), "variable_length").passed
+    outcome = check(fake_layers.PaddingAsDataLSTM(), "variable_length")
+    assert not outcome.passed and "padded to" in outcome.detail and "trimmed sequence's" in outcome.detail
+
+
+def test_missing_capabilities_are_skip_reasons() -> None:
+    plain = Capabilities()
+    assert "Capabilities.weight_io is False" in str(conformance.skip_reason("forward_parity", "mine", plain))
+    with_weights = Capabilities(weight_io=True)
+    assert "no variable-length support" in str(conformance.skip_reason("variable_length", "mine", with_weights))
+    assert conformance.skip_reason("streaming", "mine", plain) is None
+    assert conformance.counterpart_name(fake_layers.ReferenceLSTM()) == "torch-lstm"
+
+
+def _clean(x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+    x = np.asarray(x)
+    if x.shape[-1] != 3:
+        raise AdapterError(f"input has {x.shape[-1]} features; expected 3")
+    if x.shape[1] == 0:
+        raise AdapterError("input is empty")
+    if state is not None and np.shape(state)[0] != len(x):
+        raise AdapterError("state has the wrong batch size")
+    return np.cumsum(x, axis=1), x[:, -1]
+
+
+def test_bad_input_judgement(monkeypatch: pytest.MonkeyPatch) -> None:
+    judged = {name: conformance._judge(name, call, words, behaviour)
+              for name, call, words, behaviour in conformance._bad_cases(_clean, 3)}  # fmt: skip
+    assert all(ok for ok, _ in judged.values()), judged
+
+    def obscure(x: np.ndarray, state: Any = None) -> Any:
+        return np.zeros((len(x), 5, 3)) @ np.zeros((4, 2)), None
+
+    ok, note = conformance._judge("wrong features", lambda: obscure(np.zeros((2, 5, 4))), ("feature",), None)
+    assert not ok and "does not name the problem (ValueError: matmul" in note
+    ok, note = conformance._judge("wrong state", lambda: (np.zeros(3), None), ("state",), None)
+    assert not ok and "accepted silently" in note
+    monkeypatch.setattr(conformance, "HANG_SECONDS", 0.05)
+    ok, note = conformance._judge("NaN", lambda: time.sleep(1), ("nan",), None)
+    assert not ok and "no answer in 0.05 s" in note
+
+
+class _Model:
+    n_params = 1
+
+    def __init__(self, seed: int, noisy: bool) -> None:
+        self.w, self.noisy = np.random.default_rng(seed).normal(size=(3, 2)), noisy
+
+    def fit(self, train: Split, valid: Split, budget: Budget, stop: Any) -> FitLog:
+        noise = np.random.default_rng().normal(scale=1e-3) if self.noisy else 0.0
+        self.w = self.w + 0.1 + noise
+        return FitLog(epochs=1, loss_history=[float(self.w.sum())])
+
+    def predict(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        return np.asarray(x) @ self.w, None
+
+
+class _Trains:
+    name, framework, capabilities, noisy = "trains", "numpy", Capabilities(), False
+
+    def build(self, spec: ModelSpec, seed: int) -> _Model:
+        return _Model(seed, self.noisy)
+
+
+def test_determinism_fails_unseeded_training() -> None:
+    assert check(_Trains(), "determinism").passed
+    noisy = _Trains()
+    noisy.noisy = True
+    outcome = check(noisy, "determinism")
+    assert not outcome.passed and outcome.value > 0
+
+
+def test_conformance_items_in_the_plugin(pytester: pytest.Pytester) -> None:
+    """Ids, pass/fail/skip with reasons, the failure message and the records in results.json."""
+    report_dir = pytester.path / "report"
+    result = pytester.runpytest_subprocess(
+        str(ROOT / "benchmarks" / "test_conformance.py"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+        "--report-dir", str(report_dir), "-p", "no:cacheprovider", "-v",
+        "--adapter", "swapped=tests.fake_layers:SwappedLSTM", "--adapter", "oracle=tests.fakes:CountingOracle",
+        "-k", "(swapped- or oracle-) and (forward_parity or streaming or variable_length)",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2, failed=1, skipped=3)
+    out = result.stdout.str()
+    assert "test_conformance[swapped-forward_parity] FAILED" in out
+    assert "test_conformance[oracle-streaming] PASSED" in out
+    assert "swapped failed conformance.forward_parity (seed 0): max_abs_err_vs_reference = " in out
+    assert "(tolerance 1e-05)" in out and "the gates permuted (i reads f, f reads i)" in out
+    assert "conformance v1  forward_parity" in out
+    records = {(r["adapter"], r["check"]): r for r in load(report_dir / "results.json")["results"]}
+    checks = ("forward_parity", "streaming", "variable_length")
+    assert set(records) == {(a, c) for a in ("swapped", "oracle") for c in checks}
+    parity = records[("swapped", "forward_parity")]
+    assert parity["outcome"] == "failed" and parity["value"] > SWAP_MARGIN and parity["threshold"] == 1e-5
+    assert parity["task"] == "conformance" and parity["compute_path"] == {"device": "cpu"}
+    assert records[("oracle", "streaming")]["outcome"] == "passed"
+    assert "on the model (no bare layer" in records[("oracle", "streaming")]["detail"]
+    skipped = records[("oracle", "forward_parity")]
+    assert skipped["outcome"] == "skipped" and "Capabilities.weight_io is False" in skipped["reason"]
+    assert "no variable-length support" in records[("swapped", "variable_length")]["reason"]

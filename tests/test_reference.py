@@ -1,0 +1,111 @@
+"""The float64 reference and the canonical layout (adapters/reference.py), by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from adapters import reference as ref
+from adapters.base import AdapterError
+
+
+def sigmoid(a: float) -> float:
+    return 1.0 / (1.0 + math.exp(-a))
+
+
+def one_by_one(cell: str, **values: float) -> dict[str, np.ndarray]:
+    """Input 1, hidden 1: every weight a scalar given by name."""
+    return {key: np.full(shape, values[key]) for key, shape in ref.weight_shapes(cell, 1, 1).items()}
+
+
+def test_lstm_step_by_hand() -> None:
+    w = one_by_one("lstm", W_i=0.5, U_i=-0.3, b_i=0.1, W_f=-0.4, U_f=0.2, b_f=1.0,
+                   W_g=0.9, U_g=0.6, b_g=-0.2, W_o=0.3, U_o=-0.7, b_o=0.05)  # fmt: skip
+    x, h, c = 1.5, 0.4, -0.8
+    i = sigmoid(0.5 * x - 0.3 * h + 0.1)
+    f = sigmoid(-0.4 * x + 0.2 * h + 1.0)
+    g = math.tanh(0.9 * x + 0.6 * h - 0.2)
+    o = sigmoid(0.3 * x - 0.7 * h + 0.05)
+    c_new = f * c + i * g
+    h_new = o * math.tanh(c_new)
+    y, (h_out, c_out) = ref.forward("lstm", np.full((1, 1, 1), x), w, (np.full((1, 1), h), np.full((1, 1), c)))
+    assert y[0, 0, 0] == pytest.approx(h_new, abs=1e-15)
+    assert h_out[0, 0] == pytest.approx(h_new, abs=1e-15) and c_out[0, 0] == pytest.approx(c_new, abs=1e-15)
+
+
+def test_gru_step_by_hand_reset_after_and_before() -> None:
+    w = one_by_one("gru", W_z=0.5, U_z=-0.3, b_z=0.1, bh_z=0.2, W_r=-0.4, U_r=0.8, b_r=0.3, bh_r=-0.1,
+                   W_n=0.9, U_n=0.6, b_n=-0.2, bh_n=0.7)  # fmt: skip
+    x, h = 1.5, -0.6
+    z = sigmoid(0.5 * x + 0.1 - 0.3 * h + 0.2)
+    r = sigmoid(-0.4 * x + 0.3 + 0.8 * h - 0.1)
+    n_after = math.tanh(0.9 * x - 0.2 + r * (0.6 * h + 0.7))
+    n_before = math.tanh(0.9 * x - 0.2 + 0.6 * (r * h) + 0.7)
+    x_in, h_in = np.full((1, 1, 1), x), np.full((1, 1), h)
+    after, _ = ref.forward("gru", x_in, w, h_in)
+    before, _ = ref.forward("gru", x_in, w, h_in, reset_after=False)
+    assert after[0, 0, 0] == pytest.approx((1 - z) * n_after + z * h, abs=1e-15)
+    assert before[0, 0, 0] == pytest.approx((1 - z) * n_before + z * h, abs=1e-15)
+    assert abs(after[0, 0, 0] - before[0, 0, 0]) > 1e-3
+
+
+def test_rnn_two_steps_by_hand_and_zero_state_default() -> None:
+    w = one_by_one("rnn", W_h=0.5, U_h=-0.9, b_h=0.1)
+    h1 = math.tanh(0.5 * 1.0 + 0.1)
+    h2 = math.tanh(0.5 * -2.0 - 0.9 * h1 + 0.1)
+    y, h = ref.forward("rnn", np.array([[[1.0], [-2.0]]]), w)
+    np.testing.assert_allclose(y[0, :, 0], [h1, h2], atol=1e-15)
+    assert h[0, 0] == pytest.approx(h2, abs=1e-15)
+
+
+def test_numerical_gradients_match_the_derivative_of_one_rnn_step() -> None:
+    rng = np.random.default_rng(0)
+    w = ref.random_weights("rnn", 2, 3, rng)
+    x, h0 = rng.normal(size=(2, 1, 2)), rng.normal(size=(2, 3))
+    y, _ = ref.forward("rnn", x, w, h0)
+    slope = 1.0 - y[:, 0] ** 2  # d tanh(a)/da, (batch, hidden)
+    dx, dw = ref.numerical_gradients("rnn", x, w, h0)
+    np.testing.assert_allclose(dw["b_h"], slope.sum(axis=0), atol=1e-8)
+    np.testing.assert_allclose(dw["W_h"], x[:, 0].T @ slope, atol=1e-8)
+    np.testing.assert_allclose(dw["U_h"], h0.T @ slope, atol=1e-8)
+    np.testing.assert_allclose(dx[:, 0], slope @ w["W_h"].T, atol=1e-8)
+
+
+@pytest.mark.parametrize(("kind", "order"), [("lstm", ("i", "f", "g", "o")), ("gru", ("r", "z", "n")), ("rnn", ("h",))])
+def test_stacked_blocks_follow_the_framework_order_and_invert(kind: str, order: tuple[str, ...]) -> None:
+    w = ref.random_weights(kind, 3, 2, np.random.default_rng(1))
+    kernel, recurrent, bias, recurrent_bias = ref.to_stacked(kind, order, w)
+    assert kernel.shape == (3, 2 * len(order)) and recurrent.shape == (2, 2 * len(order))
+    np.testing.assert_array_equal(kernel[:, :2], w[f"W_{order[0]}"])
+    np.testing.assert_array_equal(bias[-2:], w[f"b_{order[-1]}"])
+    assert (recurrent_bias is not None) == (kind == "gru")
+    back = ref.from_stacked(kind, order, kernel, recurrent, bias, recurrent_bias)
+    assert list(back) == list(ref.weight_shapes(kind, 3, 2))
+    for key in w:
+        np.testing.assert_array_equal(back[key], w[key])
+
+
+def test_bad_weights_and_states_name_the_problem() -> None:
+    w = ref.random_weights("lstm", 3, 2, np.random.default_rng(2))
+    w["W_i"] = w["W_i"].T
+    del w["b_o"]
+    w["peephole"] = np.zeros(2)
+    problems = r"missing b_o; unexpected peephole; W_i has shape \(2, 3\), expected \(3, 2\)"
+    with pytest.raises(AdapterError, match=problems):
+        ref.check_weights("lstm", 3, 2, w)
+    with pytest.raises(AdapterError, match=r"lstm state must be \(h, c\), each of shape \(4, 2\); got 1 array"):
+        ref.check_state("lstm", np.zeros((4, 2)), 4, 2)
+    with pytest.raises(AdapterError, match="unknown cell 'peephole'"):
+        ref.weight_shapes("peephole", 1, 1)
+
+
+def test_permuting_gates_moves_every_role_and_is_described() -> None:
+    w = ref.random_weights("gru", 2, 2, np.random.default_rng(3))
+    swapped = ref.permute_gates("gru", w, ("r", "z", "n"))
+    for role in ("W", "U", "b", "bh"):
+        np.testing.assert_array_equal(swapped[f"{role}_z"], w[f"{role}_r"])
+        np.testing.assert_array_equal(swapped[f"{role}_n"], w[f"{role}_n"])
+    assert ref.describe_permutation("gru", ("r", "z", "n")) == "z reads r, r reads z"
+    assert len(list(ref.gate_permutations("lstm"))) == 23 and not list(ref.gate_permutations("rnn"))
