@@ -231,6 +231,9 @@ class ResultCollector:
         tr.write_sep("=", f"rnn-behaviour: tier {self.matrix.tier}, {self.matrix.seeds} seed(s)")
         tr.write_line(table.pivot(self.records))
         tr.write_line(table.LEGEND)
+        for lesson in table.lessons(self.records):
+            tr.write_line("")
+            tr.write_line(lesson)
         for name in table.better_than_expected(self.records):
             tr.write_line(f"better than expected (XPASS): {name}")
         tr.write_line(f"results: {self.results_path}")

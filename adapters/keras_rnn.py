@@ -32,7 +32,15 @@ from adapters.base import (
     stream_chunks,
     train_loop,
 )
-from adapters.reference import Weights, check_state, check_weights, from_stacked, pack_state, to_stacked
+from adapters.reference import (
+    Weights,
+    check_state,
+    check_weights,
+    from_stacked,
+    match_shapes,
+    pack_state,
+    to_stacked,
+)
 from tasks.base import Budget, ModelSpec, Split
 
 if keras.backend.backend() != "tensorflow":
@@ -268,16 +276,8 @@ def export_model_weights(model: KerasModel) -> Weights:
 
 
 def import_model_weights(model: KerasModel, weights: Mapping[str, np.ndarray]) -> None:
-    expected = export_model_weights(model)
-    problems = [f"missing {k}" for k in expected if k not in weights]
-    problems += [f"unexpected {k}" for k in weights if k not in expected]
-    problems += [
-        f"{k} has shape {np.shape(weights[k])}, expected {v.shape}"
-        for k, v in expected.items()
-        if k in weights and np.shape(weights[k]) != v.shape
-    ]
-    if problems:
-        raise AdapterError(f"model weights: {'; '.join(problems)}")
+    shapes = {k: v.shape for k, v in export_model_weights(model).items()}
+    weights = match_shapes(shapes, weights, "model weights")
     layers = {layer.name: layer for layer in model.keras_model.layers}
     cell = _rnn_cell(layers["rnn"])
     rnn = {k.removeprefix("rnn."): v for k, v in weights.items() if k.startswith("rnn.")}

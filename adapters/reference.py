@@ -121,19 +121,25 @@ def weight_shapes(cell: str, input_size: int, hidden_size: int) -> dict[str, tup
 
 
 def check_weights(cell: str, input_size: int, hidden_size: int, weights: Mapping[str, Any]) -> Weights:
-    """The weights as float arrays, or an AdapterError naming each missing, extra or misshapen key."""
+    """The weights as arrays, or an AdapterError naming each missing, extra or misshapen key."""
     shapes = weight_shapes(cell, input_size, hidden_size)
+    return match_shapes(shapes, weights, f"{cell} weights for input {input_size}, hidden {hidden_size}")
+
+
+def match_shapes(shapes: Mapping[str, tuple[int, ...]], weights: Mapping[str, Any], what: str) -> Weights:
+    """`weights` as arrays when its keys and shapes are exactly `shapes`; else an AdapterError
+    that starts with `what` and names each missing, extra or misshapen key."""
     problems = [f"missing {key}" for key in shapes if key not in weights]
     problems += [f"unexpected {key}" for key in weights if key not in shapes]
     out = {}
     for key, shape in shapes.items():
         if key in weights:
             value = np.asarray(weights[key])
-            if value.shape != shape:
-                problems.append(f"{key} has shape {value.shape}, expected {shape}")
+            if value.shape != tuple(shape):
+                problems.append(f"{key} has shape {value.shape}, expected {tuple(shape)}")
             out[key] = value
     if problems:
-        raise AdapterError(f"{cell} weights for input {input_size}, hidden {hidden_size}: {'; '.join(problems)}")
+        raise AdapterError(f"{what}: {'; '.join(problems)}")
     return out
 
 

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from adapters.base import (
-    AdapterError,
     Capabilities,
     FitLog,
     StopFn,
@@ -27,7 +26,15 @@ from adapters.base import (
     stream_chunks,
     train_loop,
 )
-from adapters.reference import Weights, check_state, check_weights, from_stacked, pack_state, to_stacked
+from adapters.reference import (
+    Weights,
+    check_state,
+    check_weights,
+    from_stacked,
+    match_shapes,
+    pack_state,
+    to_stacked,
+)
 from tasks.base import Budget, ModelSpec, Split
 
 CELLS: dict[str, type[nn.Module]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -242,16 +249,8 @@ def export_model_weights(model: TorchModel) -> Weights:
 
 
 def import_model_weights(model: TorchModel, weights: Mapping[str, np.ndarray]) -> None:
-    expected = export_model_weights(model)
-    problems = [f"missing {k}" for k in expected if k not in weights]
-    problems += [f"unexpected {k}" for k in weights if k not in expected]
-    problems += [
-        f"{k} has shape {np.shape(weights[k])}, expected {v.shape}"
-        for k, v in expected.items()
-        if k in weights and np.shape(weights[k]) != v.shape
-    ]
-    if problems:
-        raise AdapterError(f"model weights: {'; '.join(problems)}")
+    shapes = {k: v.shape for k, v in export_model_weights(model).items()}
+    weights = match_shapes(shapes, weights, "model weights")
     net = model.net
     cell = next(c for c, cls in CELLS.items() if isinstance(net.rnn, cls))
     _load_rnn(net.rnn, cell, {k.removeprefix("rnn."): v for k, v in weights.items() if k.startswith("rnn.")})

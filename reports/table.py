@@ -61,6 +61,53 @@ def pivot(records: Iterable[dict[str, Any]], tablefmt: str = "simple") -> str:
     return tabulate(rows, headers=["task", "check", *adapters], tablefmt=tablefmt, disable_numparse=True)
 
 
+#: Side-by-side comparisons the seeds teach: (title, [(label, task, check), ...]).
+LESSONS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
+    (
+        "seed 001: the same letters as timesteps vs as features (vs one letter alone)",
+        (
+            ("3 timesteps x 1 feature", "alphabet_timesteps", "accuracy"),
+            ("1 timestep x 3 features", "alphabet_features", "accuracy"),
+            ("1 letter", "alphabet_one_char", "accuracy"),
+        ),
+    ),
+    (
+        "seed 000: trained on the last step only vs on every step, tested at length 40",
+        (
+            ("last step only", "count_last", "lengths"),
+            ("every step", "count_steps", "longer"),
+        ),
+    ),
+)
+
+
+def lessons(records: Iterable[dict[str, Any]], tablefmt: str = "simple") -> list[str]:
+    """One small table per lesson whose tasks ran: median value and epochs per adapter."""
+    by_key: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    adapters: list[str] = []
+    for rec in records:
+        by_key[(rec["adapter"], rec["task"], rec["check"])].append(rec)
+        if rec["adapter"] not in adapters:
+            adapters.append(rec["adapter"])
+    out = []
+    for title, rows in LESSONS:
+        table_rows = []
+        for label, task, check in rows:
+            cells = []
+            for adapter in adapters:
+                recs = by_key.get((adapter, task, check), [])
+                values = sorted(r["value"] for r in recs if r.get("value") is not None)
+                epochs = sorted(r["epochs"] for r in recs if r.get("epochs") is not None)
+                cells.append(
+                    f"{_num(values[len(values) // 2])} in {epochs[len(epochs) // 2]} ep" if values and epochs else ""
+                )
+            if any(cells):
+                table_rows.append([label, f"{task}.{check}", *cells])
+        if len(table_rows) > 1:
+            out.append(title + "\n" + tabulate(table_rows, headers=["", "check", *adapters], tablefmt=tablefmt))
+    return out
+
+
 def better_than_expected(records: Iterable[dict[str, Any]]) -> list[str]:
     seen = []
     for rec in records:

@@ -27,9 +27,13 @@ TASKS: dict[str, Task] = {
         SineRollout(),
         Streams(),
         Adding(),
-        CopyMemory(),
     )
 }
+
+#: Implemented and proven by tests/ (oracle and null controls), but not in the matrix until a
+#: budget that learns it reliably is calibrated: copy memory at T = 10 reached 77% recall in 60
+#: epochs of torch-lstm, short of the 0.99 gate.
+PENDING: dict[str, Task] = {task.id: task for task in (CopyMemory(),)}
 
 
 def get_task(task_id: str) -> Task:
@@ -41,4 +45,4 @@ def get_task(task_id: str) -> Task:
         raise TaskError(f"unknown task {task_id!r}{hint} (known: {', '.join(TASKS)})") from None
 
 
-__all__ = ["TASKS", "TIERS", "Task", "TaskError", "get_task"]
+__all__ = ["PENDING", "TASKS", "TIERS", "Task", "TaskError", "get_task"]

@@ -165,9 +165,6 @@ class CountLast(Task):
             value, gate.passes(value), detail, curve={"length": list(range(1, MAX_LENGTH + 1)), "mse": curve}
         )
 
-    def memoryless(self, data: Data) -> Predictor:
-        return LinearMemoryless(data.train)
-
     def oracle(self, data: Data) -> Predictor:
         return RunningSum(per_step=False)
 
@@ -342,9 +339,6 @@ class CountSteps(Task):
         if not gate.passes(value):
             detail += ": the output does not depend on the state passed in (ignored, or kept inside the model)"
         return CheckResult(value, gate.passes(value), detail)
-
-    def memoryless(self, data: Data) -> Predictor:
-        return LinearMemoryless(data.train)
 
     def oracle(self, data: Data) -> Predictor:
         return RunningSum(per_step=True)

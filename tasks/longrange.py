@@ -19,7 +19,6 @@ from tasks.base import (
     CheckResult,
     ConstantMean,
     Data,
-    LinearMemoryless,
     ModelSpec,
     NullControl,
     Predictor,
@@ -103,9 +102,6 @@ class Adding(Task):
         gate = self.check(check)
         value = mse(model.predict(data.test.x)[0], data.test.y)
         return CheckResult(value, gate.passes(value), f"T = {data.test.x.shape[1]}")
-
-    def memoryless(self, data: Data) -> Predictor:
-        return LinearMemoryless(data.train)
 
     def oracle(self, data: Data) -> Predictor:
         return MarkedSum()

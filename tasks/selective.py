@@ -141,9 +141,6 @@ class AdjacentSum(Task):
             return CheckResult(value, gate.passes(value), f"largest mean shift at one position: {max(shifts):.3f}")
         raise TaskError(f"task {self.id!r} has no check {check!r}")
 
-    def memoryless(self, data: Data) -> Predictor:
-        return LinearMemoryless(data.train)
-
     def oracle(self, data: Data) -> Predictor:
         return AdjacentOracle()
 

@@ -131,9 +131,6 @@ class SineRollout(Task):
         detail = f"rollout RMSE {rmse:.3g}, persistence RMSE {persistence:.3g}"
         return CheckResult(value, gate.passes(value), detail, curve=curve)
 
-    def memoryless(self, data: Data) -> Predictor:
-        return LinearMemoryless(data.train)
-
     def oracle(self, data: Data) -> Predictor:
         return SineRecurrence()
 

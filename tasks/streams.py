@@ -131,9 +131,6 @@ class MovingAverageStateful(Task):
         value = mse(y[:, 1:], data.test.y[:, 1:])
         return CheckResult(value, gate.passes(value))
 
-    def memoryless(self, data: Data) -> Predictor:
-        return LinearMemoryless(data.train)
-
     def oracle(self, data: Data) -> Predictor:
         return PairMean()
 
@@ -288,9 +285,6 @@ class Streams(Task):
             value = self._ratio(model, data.test)
             return CheckResult(value, gate.passes(value))
         raise TaskError(f"task {self.id!r} has no check {check!r}")
-
-    def memoryless(self, data: Data) -> Predictor:
-        return LinearMemoryless(data.train)
 
     def oracle(self, data: Data) -> Predictor:
         return AutoRegressive(data.train)

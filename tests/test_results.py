@@ -88,3 +88,14 @@ def test_pivot_shows_value_threshold_and_outcome_per_cell() -> None:
     lines = text.splitlines()
     assert lines[0].split() == ["task", "check", "torch-lstm", "keras-gru"]
     assert "pass 0.01/0.05" in text and "FAIL 0.2/0.05" in text and "xfail 9.5/0.05" in text and "skip" in text
+
+
+def test_lessons_put_the_encodings_side_by_side() -> None:
+    records = [
+        _record(task="alphabet_timesteps", check="accuracy", value=1.0, epochs=100),
+        _record(task="alphabet_features", check="accuracy", value=0.87, epochs=500),
+    ]
+    (text,) = table.lessons(records)
+    assert text.startswith("seed 001: the same letters as timesteps vs as features")
+    assert "3 timesteps x 1 feature" in text and "1 in 100 ep" in text and "0.87 in 500 ep" in text
+    assert table.lessons(records[:1]) == []
