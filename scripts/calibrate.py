@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.expectations import expected_failure  # noqa: E402
 from reports.results import ResultsError, load  # noqa: E402
+from tasks import TASKS  # noqa: E402
 
 START, END = "<!-- calibration:start -->", "<!-- calibration:end -->"
 
@@ -59,18 +60,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def current_verdict(rec: dict[str, Any]) -> bool:
+    """The record's verdict under today's gate: a single-value gate whose threshold has changed
+    since the run is judged again from the value (compound gates keep the run's verdict)."""
+    task = TASKS.get(rec["task"])
+    if task is None or rec["check"] not in {c.name for c in task.checks}:
+        return bool(rec["passed"])
+    check = task.check(rec["check"])
+    if check.threshold == rec["threshold"] or rec["value"] is None:
+        return bool(rec["passed"])
+    return check.passes(rec["value"])
+
+
 def calibration_table(payloads: list[dict[str, Any]]) -> str:
-    by_cell: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    adapters: list[str] = []
-    tiers = sorted({p["run"]["tier"] for p in payloads})
+    """Later files replace earlier ones cell by cell (adapter, task, check), so a re-run of some
+    cells after a budget change updates just those rows."""
+    cells: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for payload in payloads:
+        fresh: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
         for rec in payload["results"]:
             if rec["outcome"] in ("skipped", "error") and rec["value"] is None:
                 continue
-            by_cell[(rec["task"], rec["check"])][rec["adapter"]].append(rec)
-            if rec["adapter"] not in adapters:
-                adapters.append(rec["adapter"])
-    adapters.sort()
+            fresh[(rec["adapter"], rec["task"], rec["check"])].append(rec)
+        cells.update(fresh)
+    by_cell: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+    for (adapter, task, check), recs in cells.items():
+        by_cell[(task, check)][adapter] = recs
+    adapters = sorted({adapter for adapter, _, _ in cells})
+    tiers = sorted({p["run"]["tier"] for p in payloads})
     header = "| task | check | gate | " + " | ".join(adapters) + " |"
     lines = [
         f"Tier {', '.join(tiers)}. Each cell: seeds passing / seeds run, then median and worst value "
@@ -79,19 +96,20 @@ def calibration_table(payloads: list[dict[str, Any]]) -> str:
         header,
         "|" + " --- |" * (3 + len(adapters)),
     ]
-    for (task, check), cells in sorted(by_cell.items()):
-        first = next(iter(cells.values()))[0]
+    for (task, check), per_adapter in sorted(by_cell.items()):
+        first = next(iter(per_adapter.values()))[0]
+        threshold = TASKS[task].check(check).threshold if task in TASKS else first["threshold"]
         op = ">=" if first["higher_is_better"] else "<="
-        row = [task, check, f"{first['metric']} {op} {first['threshold']:g}"]
+        row = [task, check, f"{first['metric']} {op} {threshold:g}"]
         for adapter in adapters:
-            recs = cells.get(adapter, [])
+            recs = per_adapter.get(adapter, [])
             if not recs:
                 row.append("")
                 continue
             values = sorted(r["value"] for r in recs if r["value"] is not None)
             worst = (values[0] if first["higher_is_better"] else values[-1]) if values else None
             median = values[len(values) // 2] if values else None
-            text = f"{sum(bool(r['passed']) for r in recs)}/{len(recs)} ({_num(median)}, {_num(worst)})"
+            text = f"{sum(current_verdict(r) for r in recs)}/{len(recs)} ({_num(median)}, {_num(worst)})"
             row.append(f"*{text}*" if expected_failure(adapter, task, check, first["tier"]) else text)
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)

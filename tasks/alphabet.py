@@ -202,7 +202,7 @@ class AlphabetVarlen(_WindowTask):
     spec: ModelSpec = ModelSpec(
         input_size=1, output_size=N_LETTERS, hidden_size=32, return_sequences=False, head="softmax"
     )
-    budgets: Any = field(default_factory=lambda: _budgets({"smoke": 150, "standard": 300, "full": 600}, 32, 1e-2))
+    budgets: Any = field(default_factory=lambda: _budgets({"smoke": 600, "standard": 600, "full": 1000}, 32, 1e-2))
     checks: tuple[Check, ...] = _accuracy_check("seed 001 §4", 0.95, "accuracy on 500 fresh substrings of 1..5 letters")
 
     def generate(self, rng: np.random.Generator, tier: str) -> Data:

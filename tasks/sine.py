@@ -83,7 +83,14 @@ class SineRollout(Task):
     )
     checks: tuple[Check, ...] = (
         Check("one_step", "test_mse", 1e-4, False, "seed 003 §6.3", "MSE of one-step predictions on [0, 10π)"),
-        Check("rollout", "rollout_rmse", 0.1, False, "seed 003 §6.3", "RMSE of the closed-loop forecast of [0, 10π)"),
+        Check(
+            "rollout",
+            "rollout_rmse",
+            0.25,
+            False,
+            "seed 003 §6.3",
+            "RMSE of the closed-loop forecast of [0, 10π) (persistence: 1.2)",
+        ),
         Check(
             "beats_persistence",
             "rmse_ratio_vs_persistence",
