@@ -7,13 +7,15 @@
 `run` is `pytest benchmarks/test_behaviour.py --seeds N --min-pass-rate 0` (every seed scored,
 none gating) with its results file copied to `--out`. `table` turns one or more results files into
 the calibration table (k/N seeds passing, median and worst value) and, with `--readme`, writes it
-between the calibration markers of that file. Thresholds are chosen from this table: the built-in
+between the calibration markers of that file and the records behind it to `calibration.csv`
+beside it. Thresholds are chosen from this table: the built-in
 LSTM and GRU adapters must pass every gated check on at least 19 of 20 seeds.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import shutil
 import subprocess
 import sys
@@ -63,18 +65,30 @@ def run(args: argparse.Namespace) -> int:
 def current_verdict(rec: dict[str, Any]) -> bool:
     """The record's verdict under today's gate: a single-value gate whose threshold has changed
     since the run is judged again from the value (compound gates keep the run's verdict)."""
-    task = TASKS.get(rec["task"])
-    if task is None or rec["check"] not in {c.name for c in task.checks}:
+    threshold = current_threshold(rec)
+    if threshold == rec["threshold"] or rec["value"] is None:
         return bool(rec["passed"])
-    check = task.check(rec["check"])
-    if check.threshold == rec["threshold"] or rec["value"] is None:
-        return bool(rec["passed"])
-    return check.passes(rec["value"])
+    return TASKS[rec["task"]].check(rec["check"]).passes(rec["value"])
 
 
-def calibration_table(payloads: list[dict[str, Any]]) -> str:
-    """Later files replace earlier ones cell by cell (adapter, task, check), so a re-run of some
-    cells after a budget change updates just those rows."""
+CSV_FIELDS = (
+    "tier",
+    "adapter",
+    "task",
+    "check",
+    "seed",
+    "value",
+    "threshold",
+    "passed",
+    "epochs",
+    "stop_reason",
+    "train_seconds",
+)
+
+
+def merged_cells(payloads: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    """Records by (adapter, task, check); later files replace earlier ones cell by cell, so a
+    re-run of some cells after a budget change updates just those rows."""
     cells: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for payload in payloads:
         fresh: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -83,6 +97,28 @@ def calibration_table(payloads: list[dict[str, Any]]) -> str:
                 continue
             fresh[(rec["adapter"], rec["task"], rec["check"])].append(rec)
         cells.update(fresh)
+    return cells
+
+
+def write_csv(payloads: list[dict[str, Any]], path: Path) -> None:
+    """The records behind the table, one row per (adapter, task, check, seed): the evidence."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_FIELDS)
+        for _, recs in sorted(merged_cells(payloads).items()):
+            for rec in sorted(recs, key=lambda r: r["seed"]):
+                row = {**rec, "passed": current_verdict(rec), "threshold": current_threshold(rec)}
+                writer.writerow(["" if row.get(f) is None else row[f] for f in CSV_FIELDS])
+
+
+def current_threshold(rec: dict[str, Any]) -> float:
+    task = TASKS.get(rec["task"])
+    names = {c.name for c in task.checks} if task else set()
+    return task.check(rec["check"]).threshold if task and rec["check"] in names else rec["threshold"]
+
+
+def calibration_table(payloads: list[dict[str, Any]]) -> str:
+    cells = merged_cells(payloads)
     by_cell: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(dict)
     for (adapter, task, check), recs in cells.items():
         by_cell[(task, check)][adapter] = recs
@@ -98,7 +134,7 @@ def calibration_table(payloads: list[dict[str, Any]]) -> str:
     ]
     for (task, check), per_adapter in sorted(by_cell.items()):
         first = next(iter(per_adapter.values()))[0]
-        threshold = TASKS[task].check(check).threshold if task in TASKS else first["threshold"]
+        threshold = current_threshold(first)
         op = ">=" if first["higher_is_better"] else "<="
         row = [task, check, f"{first['metric']} {op} {threshold:g}"]
         for adapter in adapters:
@@ -136,7 +172,9 @@ def table(args: argparse.Namespace) -> int:
     head, rest = readme.split(START, 1)
     tail = rest.split(END, 1)[1]
     args.readme.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
-    print(f"calibrate: wrote the table into {args.readme}")
+    evidence = args.readme.parent / "calibration.csv"
+    write_csv(payloads, evidence)
+    print(f"calibrate: wrote the table into {args.readme} and its records into {evidence}")
     return 0
 
 
