@@ -1,0 +1,39 @@
+"""The calibration script's table: later runs replace cells, changed gates are re-judged."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from tests.test_results import _payload as _bare_payload
+from tests.test_results import _record
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("calibrate", ROOT / "scripts" / "calibrate.py")
+assert _spec is not None and _spec.loader is not None
+calibrate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(calibrate)
+
+
+def _payload(records):
+    payload = _bare_payload(records)
+    payload["run"]["tier"] = "standard"
+    return payload
+
+
+def test_table_counts_seeds_and_marks_expected_failures() -> None:
+    records = [_record(seed=s, value=0.01 * (s + 1)) for s in range(3)]
+    records += [_record(check="longer", metric="m", seed=s, value=9.0, passed=False) for s in range(3)]
+    text = calibrate.calibration_table([_payload(records)])
+    assert "| count_steps | fit | test_mse_len20 <= 0.05 | 3/3 (0.02, 0.03) |" in text
+    assert "| count_steps | longer | m <= 0.05 | *0/3 (9, 9)* |" in text
+
+
+def test_a_later_file_replaces_the_cell_and_a_changed_gate_is_rejudged() -> None:
+    old = [
+        _record(task="sine_rollout", check="rollout", seed=s, value=0.2, threshold=0.1, passed=False) for s in range(2)
+    ]
+    new = [_record(seed=s, value=0.5, passed=False) for s in range(2)]
+    text = calibrate.calibration_table([_payload([_record(seed=0), _record(seed=1), *old]), _payload(new)])
+    assert "| count_steps | fit | test_mse_len20 <= 0.05 | 0/2 (0.5, 0.5) |" in text
+    assert "| sine_rollout | rollout | test_mse_len20 <= 0.25 | 2/2 (0.2, 0.2) |" in text
