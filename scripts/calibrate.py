@@ -86,16 +86,16 @@ CSV_FIELDS = (
 )
 
 
-def merged_cells(payloads: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+def merged_cells(payloads: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
     """Records by (adapter, task, check); later files replace earlier ones cell by cell, so a
     re-run of some cells after a budget change updates just those rows."""
-    cells: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    cells: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for payload in payloads:
-        fresh: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        fresh: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
         for rec in payload["results"]:
             if rec["outcome"] in ("skipped", "error") and rec["value"] is None:
                 continue
-            fresh[(rec["adapter"], rec["task"], rec["check"])].append(rec)
+            fresh[(rec["tier"], rec["adapter"], rec["task"], rec["check"])].append(rec)
         cells.update(fresh)
     return cells
 
@@ -105,7 +105,7 @@ def write_csv(payloads: list[dict[str, Any]], path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(CSV_FIELDS)
-        for _, recs in sorted(merged_cells(payloads).items()):
+        for _, recs in sorted(merged_cells([same_as_standard(p) for p in payloads]).items()):
             for rec in sorted(recs, key=lambda r: r["seed"]):
                 row = {**rec, "passed": current_verdict(rec), "threshold": current_threshold(rec)}
                 writer.writerow(["" if row.get(f) is None else row[f] for f in CSV_FIELDS])
@@ -120,9 +120,9 @@ def current_threshold(rec: dict[str, Any]) -> float:
 def calibration_table(payloads: list[dict[str, Any]]) -> str:
     cells = merged_cells(payloads)
     by_cell: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(dict)
-    for (adapter, task, check), recs in cells.items():
+    for (_, adapter, task, check), recs in cells.items():
         by_cell[(task, check)][adapter] = recs
-    adapters = sorted({adapter for adapter, _, _ in cells})
+    adapters = sorted({adapter for _, adapter, _, _ in cells})
     tiers = sorted({p["run"]["tier"] for p in payloads})
     header = "| task | check | gate | " + " | ".join(adapters) + " |"
     lines = [
@@ -155,13 +155,40 @@ def _num(value: float | None) -> str:
     return "nan" if value is None else f"{value:.3g}"
 
 
+def same_as_standard(payload: dict[str, Any]) -> dict[str, Any]:
+    """A non-standard tier's payload without the tasks whose budget for that tier is the standard
+    one (their data does not depend on the tier, so those runs are the standard runs again)."""
+    tier = payload["run"]["tier"]
+    if tier == "standard":
+        return payload
+    keep = [
+        rec
+        for rec in payload["results"]
+        if rec["task"] not in TASKS or TASKS[rec["task"]].budget(tier) != TASKS[rec["task"]].budget("standard")
+    ]
+    return {**payload, "results": keep}
+
+
+def tier_tables(payloads: list[dict[str, Any]]) -> str:
+    """One table per tier, standard first."""
+    tiers = sorted({p["run"]["tier"] for p in payloads}, key=lambda t: (t != "standard", t))
+    sections = []
+    for tier in tiers:
+        group = [same_as_standard(p) for p in payloads if p["run"]["tier"] == tier]
+        if tier != "standard":
+            same = sorted(t for t, task in TASKS.items() if task.budget(tier) == task.budget("standard"))
+            sections.append(f"Tasks whose {tier} budget is the standard one ({', '.join(same)}) are not repeated.")
+        sections.append(calibration_table(group))
+    return "\n\n".join(sections)
+
+
 def table(args: argparse.Namespace) -> int:
     try:
         payloads = [load(path) for path in args.results]
     except ResultsError as exc:
         print(f"calibrate: {exc}", file=sys.stderr)
         return 2
-    text = calibration_table(payloads)
+    text = tier_tables(payloads)
     if args.readme is None:
         print(text)
         return 0

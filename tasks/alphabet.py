@@ -145,7 +145,7 @@ class AlphabetOneChar(_WindowTask):
         input_size=1, output_size=N_LETTERS, hidden_size=32, return_sequences=False, head="softmax"
     )
     budgets: Any = field(default_factory=lambda: _budgets({"smoke": 150, "standard": 500, "full": 1000}, 1, 1e-2))
-    checks: tuple[Check, ...] = _accuracy_check("seed 001 §1", 0.5, "accuracy on the 25 pairs (seed: 84%)")
+    checks: tuple[Check, ...] = _accuracy_check("seed 001 §1", 0.4, "accuracy on the 25 pairs (seed: 84%)")
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         x, y = _windows(1)
@@ -164,7 +164,7 @@ class AlphabetFeatures(_WindowTask):
         input_size=WINDOW, output_size=N_LETTERS, hidden_size=32, return_sequences=False, head="softmax"
     )
     budgets: Any = field(default_factory=lambda: _budgets({"smoke": 150, "standard": 500, "full": 1000}, 1, 1e-2))
-    checks: tuple[Check, ...] = _accuracy_check("seed 001 §2", 0.5, "accuracy on the 23 windows (seed: 86.96%)")
+    checks: tuple[Check, ...] = _accuracy_check("seed 001 §2", 0.6, "accuracy on the 23 windows (seed: 86.96%)")
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         x, y = _windows(WINDOW)
@@ -182,7 +182,8 @@ class AlphabetTimesteps(_WindowTask):
     spec: ModelSpec = ModelSpec(
         input_size=1, output_size=N_LETTERS, hidden_size=32, return_sequences=False, head="softmax"
     )
-    budgets: Any = field(default_factory=lambda: _budgets({"smoke": 150, "standard": 500, "full": 1000}, 1, 1e-2))
+    # 100% is reached in 110-160 epochs (LSTM/GRU, 30 seeds): smoke gets the full 500 too.
+    budgets: Any = field(default_factory=lambda: _budgets({"smoke": 500, "standard": 500, "full": 1000}, 1, 1e-2))
     checks: tuple[Check, ...] = _accuracy_check("seed 001 §3", 1.0, "accuracy on the 23 windows (seed: 100%)")
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:

@@ -78,7 +78,7 @@ class SineRollout(Task):
     budgets: Any = field(
         default_factory=lambda: {
             tier: Budget(max_epochs=epochs, batch_size=32, learning_rate=3e-3)
-            for tier, epochs in zip(TIERS, (25, 50, 100), strict=True)
+            for tier, epochs in zip(TIERS, (50, 50, 100), strict=True)
         }
     )
     checks: tuple[Check, ...] = (
