@@ -8,7 +8,6 @@ JSON-able dicts that travel through pytest's `user_properties`, so they survive 
 from __future__ import annotations
 
 import math
-import statistics
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -269,11 +268,6 @@ def failure_message(records: list[dict[str, Any]], min_pass_rate: float) -> str:
         if r["detail"]:
             lines.append(f"    {r['detail']}")
     return "\n".join(lines)
-
-
-def median_value(records: list[dict[str, Any]]) -> float | None:
-    values = [r["value"] for r in records if r.get("value") is not None]
-    return statistics.median(values) if values else None
 
 
 def score(cell: Cell, matrix: Matrix, trained: list[Trained], request: pytest.FixtureRequest) -> None:
