@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,9 @@ def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path: Path) -> No
         write_json_atomic(path, {"a": Boom()})
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask, "the mode of any file the user writes, not mkstemp's 0600"
 
 
 def test_pivot_shows_value_threshold_and_outcome_per_cell() -> None:
