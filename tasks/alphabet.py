@@ -19,8 +19,6 @@ from typing import Any
 import numpy as np
 
 from tasks.base import (
-    TIERS,
-    Budget,
     Check,
     CheckResult,
     Data,
@@ -32,6 +30,7 @@ from tasks.base import (
     Task,
     TaskError,
     accuracy,
+    tiered,
 )
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -52,15 +51,6 @@ def _decode(values: np.ndarray) -> np.ndarray:
 
 def _one_hot(labels: np.ndarray) -> np.ndarray:
     return np.eye(N_LETTERS, dtype=np.float32)[np.clip(labels, 0, N_LETTERS - 1)]
-
-
-def _budgets(epochs: dict[str, int], batch_size: int, learning_rate: float, **kw: Any) -> dict[str, Budget]:
-    return {
-        tier: Budget(
-            max_epochs=epochs[tier], batch_size=batch_size, learning_rate=learning_rate, loss="crossentropy", **kw
-        )
-        for tier in TIERS
-    }
 
 
 class NextLetter:
@@ -144,7 +134,9 @@ class AlphabetOneChar(_WindowTask):
     spec: ModelSpec = ModelSpec(
         input_size=1, output_size=N_LETTERS, hidden_size=32, return_sequences=False, head="softmax"
     )
-    budgets: Any = field(default_factory=lambda: _budgets({"smoke": 150, "standard": 500, "full": 1000}, 1, 1e-2))
+    budgets: Any = field(
+        default_factory=lambda: tiered(150, 500, 1000, batch_size=1, learning_rate=1e-2, loss="crossentropy")
+    )
     checks: tuple[Check, ...] = _accuracy_check("seed 001 §1", 0.4, "accuracy on the 25 pairs (seed: 84%)")
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +155,9 @@ class AlphabetFeatures(_WindowTask):
     spec: ModelSpec = ModelSpec(
         input_size=WINDOW, output_size=N_LETTERS, hidden_size=32, return_sequences=False, head="softmax"
     )
-    budgets: Any = field(default_factory=lambda: _budgets({"smoke": 150, "standard": 500, "full": 1000}, 1, 1e-2))
+    budgets: Any = field(
+        default_factory=lambda: tiered(150, 500, 1000, batch_size=1, learning_rate=1e-2, loss="crossentropy")
+    )
     checks: tuple[Check, ...] = _accuracy_check("seed 001 §2", 0.6, "accuracy on the 23 windows (seed: 86.96%)")
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +177,9 @@ class AlphabetTimesteps(_WindowTask):
         input_size=1, output_size=N_LETTERS, hidden_size=32, return_sequences=False, head="softmax"
     )
     # 100% is reached in 110-160 epochs (LSTM/GRU, 30 seeds): smoke gets the full 500 too.
-    budgets: Any = field(default_factory=lambda: _budgets({"smoke": 500, "standard": 500, "full": 1000}, 1, 1e-2))
+    budgets: Any = field(
+        default_factory=lambda: tiered(500, 500, 1000, batch_size=1, learning_rate=1e-2, loss="crossentropy")
+    )
     checks: tuple[Check, ...] = _accuracy_check("seed 001 §3", 1.0, "accuracy on the 23 windows (seed: 100%)")
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -203,7 +199,9 @@ class AlphabetVarlen(_WindowTask):
     spec: ModelSpec = ModelSpec(
         input_size=1, output_size=N_LETTERS, hidden_size=32, return_sequences=False, head="softmax"
     )
-    budgets: Any = field(default_factory=lambda: _budgets({"smoke": 600, "standard": 600, "full": 1000}, 32, 1e-2))
+    budgets: Any = field(
+        default_factory=lambda: tiered(600, 600, 1000, batch_size=32, learning_rate=1e-2, loss="crossentropy")
+    )
     checks: tuple[Check, ...] = _accuracy_check("seed 001 §4", 0.95, "accuracy on 500 fresh substrings of 1..5 letters")
 
     def generate(self, rng: np.random.Generator, tier: str) -> Data:
@@ -273,7 +271,9 @@ class AlphabetStateful(Task):
         batch_size=1,
     )
     budgets: Any = field(
-        default_factory=lambda: _budgets({"smoke": 150, "standard": 300, "full": 600}, 1, 1e-2, shuffle=False, window=1)
+        default_factory=lambda: tiered(
+            150, 300, 600, batch_size=1, learning_rate=1e-2, loss="crossentropy", shuffle=False, window=1
+        )
     )
     checks: tuple[Check, ...] = (
         Check("from_a", "accuracy_from_a", 1.0, True, "seed 001 §5", "fed A..Y one per call with the state: all right"),

@@ -64,6 +64,12 @@ class Budget:
     window: int | None = None
 
 
+def tiered(smoke: int, standard: int, full: int, **budget: Any) -> dict[str, Budget]:
+    """The same budget for every tier but the epochs: {tier: Budget(max_epochs=..., **budget)}."""
+    epochs = {"smoke": smoke, "standard": standard, "full": full}
+    return {tier: Budget(max_epochs=epochs[tier], **budget) for tier in TIERS}
+
+
 @dataclass(frozen=True)
 class Split:
     x: np.ndarray

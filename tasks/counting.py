@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from tasks.base import (
-    TIERS,
     Budget,
     Check,
     CheckResult,
@@ -32,6 +31,7 @@ from tasks.base import (
     Task,
     TaskError,
     mse,
+    tiered,
 )
 
 TRAIN_LENGTH = 20
@@ -53,11 +53,10 @@ SPEC = ModelSpec(input_size=1, output_size=1, hidden_size=32, return_sequences=F
 STEPS_SPEC = replace(SPEC, return_sequences=True)
 
 
-def _budgets(learning_rate: float) -> dict[str, Budget]:
+def _budgets() -> dict[str, Budget]:
     # smoke = standard: runs stop at the criterion (median ~30 epochs); at 60, torch-lstm's
     # count_last missed on 1 of 5 smoke seeds.
-    epochs = {"smoke": 100, "standard": 100, "full": 200}
-    return {tier: Budget(max_epochs=epochs[tier], batch_size=32, learning_rate=learning_rate) for tier in TIERS}
+    return tiered(100, 100, 200, batch_size=32, learning_rate=3e-3)
 
 
 def _bits(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
@@ -132,7 +131,7 @@ class CountLast(Task):
     version: int = 1
     tags: tuple[str, ...] = ("seed000", "counting", "length-generalisation")
     spec: ModelSpec = SPEC
-    budgets: Any = field(default_factory=lambda: _budgets(3e-3))
+    budgets: Any = field(default_factory=lambda: _budgets())
     checks: tuple[Check, ...] = (
         Check("fit", "test_mse_len20", FIT_MSE, False, "seed 000 §1", "test MSE at the training length 20"),
         Check(
@@ -195,7 +194,7 @@ class CountSteps(Task):
     version: int = 1
     tags: tuple[str, ...] = ("seed000", "counting", "length-generalisation", "state")
     spec: ModelSpec = STEPS_SPEC
-    budgets: Any = field(default_factory=lambda: _budgets(3e-3))
+    budgets: Any = field(default_factory=lambda: _budgets())
     checks: tuple[Check, ...] = (
         Check("fit", "test_mse_len20", FIT_MSE, False, "seed 000 §2", "test MSE over every step at length 20"),
         Check(

@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 
 from tasks.base import (
-    TIERS,
-    Budget,
     Check,
     CheckResult,
     ConstantMean,
@@ -27,6 +25,7 @@ from tasks.base import (
     TaskError,
     accuracy,
     mse,
+    tiered,
 )
 
 # --- adding ------------------------------------------------------------------------------------
@@ -80,12 +79,7 @@ class Adding(Task):
     version: int = 1
     tags: tuple[str, ...] = ("literature", "seed003", "long-range")
     spec: ModelSpec = ModelSpec(input_size=2, output_size=1, hidden_size=64, return_sequences=False)
-    budgets: Any = field(
-        default_factory=lambda: {
-            tier: Budget(max_epochs=epochs, batch_size=64, learning_rate=3e-3)
-            for tier, epochs in zip(TIERS, (15, 30, 60), strict=True)
-        }
-    )
+    budgets: Any = field(default_factory=lambda: tiered(15, 30, 60, batch_size=64, learning_rate=3e-3))
     checks: tuple[Check, ...] = (
         Check("mse", "test_mse", ADDING_MSE, False, "Le et al. 2015", "test MSE (memoryless: 0.167)"),
     )
@@ -167,10 +161,7 @@ class CopyMemory(Task):
         input_size=N_CLASSES, output_size=N_CLASSES, hidden_size=64, return_sequences=True, head="softmax"
     )
     budgets: Any = field(
-        default_factory=lambda: {
-            tier: Budget(max_epochs=epochs, batch_size=64, learning_rate=3e-3, loss="crossentropy")
-            for tier, epochs in zip(TIERS, (15, 30, 60), strict=True)
-        }
+        default_factory=lambda: tiered(15, 30, 60, batch_size=64, learning_rate=3e-3, loss="crossentropy")
     )
     checks: tuple[Check, ...] = (
         Check(

@@ -15,8 +15,6 @@ from typing import Any
 import numpy as np
 
 from tasks.base import (
-    TIERS,
-    Budget,
     Check,
     CheckResult,
     ConstantMean,
@@ -29,6 +27,7 @@ from tasks.base import (
     Task,
     TaskError,
     mse,
+    tiered,
 )
 
 LENGTH = 8
@@ -76,12 +75,7 @@ class AdjacentSum(Task):
     version: int = 1
     tags: tuple[str, ...] = ("seed002", "forgetting")
     spec: ModelSpec = ModelSpec(input_size=1, output_size=1, hidden_size=10, return_sequences=True)
-    budgets: Any = field(
-        default_factory=lambda: {
-            tier: Budget(max_epochs=epochs, batch_size=32, learning_rate=1e-2)
-            for tier, epochs in zip(TIERS, (100, 200, 400), strict=True)
-        }
-    )
+    budgets: Any = field(default_factory=lambda: tiered(100, 200, 400, batch_size=32, learning_rate=1e-2))
     checks: tuple[Check, ...] = (
         Check(
             "seed_examples",

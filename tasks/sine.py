@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 
 from tasks.base import (
-    TIERS,
-    Budget,
     Check,
     CheckResult,
     Data,
@@ -26,6 +24,7 @@ from tasks.base import (
     Task,
     TaskError,
     mse,
+    tiered,
 )
 
 STEP = 0.1
@@ -75,12 +74,7 @@ class SineRollout(Task):
     version: int = 1
     tags: tuple[str, ...] = ("seed003", "forecasting", "rollout")
     spec: ModelSpec = ModelSpec(input_size=1, output_size=1, hidden_size=32, return_sequences=False, head="tanh")
-    budgets: Any = field(
-        default_factory=lambda: {
-            tier: Budget(max_epochs=epochs, batch_size=32, learning_rate=3e-3)
-            for tier, epochs in zip(TIERS, (50, 50, 100), strict=True)
-        }
-    )
+    budgets: Any = field(default_factory=lambda: tiered(50, 50, 100, batch_size=32, learning_rate=3e-3))
     checks: tuple[Check, ...] = (
         Check("one_step", "test_mse", 1e-4, False, "seed 003 §6.3", "MSE of one-step predictions on [0, 10π)"),
         Check(

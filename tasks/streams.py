@@ -15,8 +15,6 @@ from typing import Any
 import numpy as np
 
 from tasks.base import (
-    TIERS,
-    Budget,
     Check,
     CheckNotApplicable,
     CheckResult,
@@ -29,6 +27,7 @@ from tasks.base import (
     Task,
     TaskError,
     mse,
+    tiered,
 )
 
 # --- moving average ----------------------------------------------------------------------------
@@ -87,10 +86,9 @@ class MovingAverageStateful(Task):
         input_size=1, output_size=1, hidden_size=20, return_sequences=True, stateful=True, batch_size=MA_STREAMS
     )
     budgets: Any = field(
-        default_factory=lambda: {
-            tier: Budget(max_epochs=epochs, batch_size=MA_STREAMS, learning_rate=1e-2, shuffle=False, window=10)
-            for tier, epochs in zip(TIERS, (60, 150, 300), strict=True)
-        }
+        default_factory=lambda: tiered(
+            60, 150, 300, batch_size=MA_STREAMS, learning_rate=1e-2, shuffle=False, window=10
+        )
     )
     checks: tuple[Check, ...] = (
         Check(
@@ -222,10 +220,7 @@ class Streams(Task):
         batch_size=N_STREAMS,
     )
     budgets: Any = field(
-        default_factory=lambda: {
-            tier: Budget(max_epochs=epochs, batch_size=N_STREAMS, learning_rate=1e-2, shuffle=False, window=20)
-            for tier, epochs in zip(TIERS, (60, 150, 300), strict=True)
-        }
+        default_factory=lambda: tiered(60, 150, 300, batch_size=N_STREAMS, learning_rate=1e-2, shuffle=False, window=20)
     )
     checks: tuple[Check, ...] = (
         Check(
