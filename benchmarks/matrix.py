@@ -107,6 +107,8 @@ class Matrix:
         __tracebackhide__ = True
         adapter = self.adapter(cell.adapter)
         task = self.tasks[cell.task]
+        if task.spec.stateful and not adapter.capabilities.stateful_training:
+            raise CellSkipped(f"{cell.adapter} does not declare stateful training, which {task.id} needs")
         out = []
         for seed in range(self.seeds):
             key = (cell.adapter, cell.task, seed)

@@ -13,7 +13,7 @@ fixed budget, and (`alphabet_stateful.cold_start`) whether a stateful model lean
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,8 @@ ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 N_LETTERS = len(ALPHABET)
 WINDOW = 3
 MAX_SUBSTRING = 5
+#: RNN(32) -> softmax(26) on one letter per step: the model of every window task.
+LETTER_SPEC = ModelSpec(input_size=1, output_size=N_LETTERS, hidden_size=32, return_sequences=False, head="softmax")
 N_VARLEN_TRAIN, N_VARLEN_VALID, N_VARLEN_TEST = 1000, 300, 500
 VARLEN_CRITERION = 0.99
 
@@ -131,9 +133,7 @@ class AlphabetOneChar(_WindowTask):
     id: str = "alphabet_one_char"
     version: int = 1
     tags: tuple[str, ...] = ("seed001", "alphabet", "encoding", "fixed-data")
-    spec: ModelSpec = ModelSpec(
-        input_size=1, output_size=N_LETTERS, hidden_size=32, return_sequences=False, head="softmax"
-    )
+    spec: ModelSpec = LETTER_SPEC
     budgets: Any = field(
         default_factory=lambda: tiered(150, 500, 1000, batch_size=1, learning_rate=1e-2, loss="crossentropy")
     )
@@ -152,9 +152,7 @@ class AlphabetFeatures(_WindowTask):
     id: str = "alphabet_features"
     version: int = 1
     tags: tuple[str, ...] = ("seed001", "alphabet", "encoding", "fixed-data")
-    spec: ModelSpec = ModelSpec(
-        input_size=WINDOW, output_size=N_LETTERS, hidden_size=32, return_sequences=False, head="softmax"
-    )
+    spec: ModelSpec = replace(LETTER_SPEC, input_size=WINDOW)
     budgets: Any = field(
         default_factory=lambda: tiered(150, 500, 1000, batch_size=1, learning_rate=1e-2, loss="crossentropy")
     )
@@ -173,9 +171,7 @@ class AlphabetTimesteps(_WindowTask):
     id: str = "alphabet_timesteps"
     version: int = 1
     tags: tuple[str, ...] = ("seed001", "alphabet", "encoding", "fixed-data")
-    spec: ModelSpec = ModelSpec(
-        input_size=1, output_size=N_LETTERS, hidden_size=32, return_sequences=False, head="softmax"
-    )
+    spec: ModelSpec = LETTER_SPEC
     # 100% is reached in 110-160 epochs (LSTM/GRU, 30 seeds): smoke gets the full 500 too.
     budgets: Any = field(
         default_factory=lambda: tiered(500, 500, 1000, batch_size=1, learning_rate=1e-2, loss="crossentropy")
@@ -196,9 +192,7 @@ class AlphabetVarlen(_WindowTask):
     id: str = "alphabet_varlen"
     version: int = 1
     tags: tuple[str, ...] = ("seed001", "alphabet", "variable-length")
-    spec: ModelSpec = ModelSpec(
-        input_size=1, output_size=N_LETTERS, hidden_size=32, return_sequences=False, head="softmax"
-    )
+    spec: ModelSpec = LETTER_SPEC
     budgets: Any = field(
         default_factory=lambda: tiered(600, 600, 1000, batch_size=32, learning_rate=1e-2, loss="crossentropy")
     )

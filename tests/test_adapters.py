@@ -13,7 +13,7 @@ import pytest
 
 from adapters import BUILTINS, AdapterError, AdapterRef, resolve
 from adapters.base import Adapter, FitLog, epoch_batches
-from benchmarks.matrix import CellSkipped, Matrix
+from benchmarks.matrix import Cell, CellSkipped, Matrix
 from tasks import TASKS
 
 
@@ -146,3 +146,10 @@ def test_records_hold_only_plain_types(adapter: Adapter, steps_model) -> None:
     result = CheckResult(np.float64(0.01), np.bool_(True), "d", {"e": np.float32(2.0)}, {"x": [np.float32(1.0)]})
     rec = matrix.record(Cell(adapter.name, "count_steps", "fit"), 0, result, trained)
     assert _plain(rec), rec
+
+
+def test_a_stateful_task_is_skipped_without_the_capability() -> None:
+    ref = resolve("oracle=tests.fakes:CountingOracle")
+    matrix = Matrix(tier="smoke", seeds=1, adapters={"oracle": ref}, tasks=TASKS)
+    with pytest.raises(CellSkipped, match="oracle does not declare stateful training, which streams needs"):
+        matrix.train(Cell("oracle", "streams", "online_equals_offline"))
