@@ -11,6 +11,7 @@ This module imports no ML framework; adapters import theirs when a cell first ne
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from tasks import TASKS, TIERS
 
 ROOT = Path(__file__).resolve().parent
 MATRIX = pytest.StashKey[Matrix]()
+#: Seconds one behaviour cell (its training included) may take before it is that cell's error;
+#: generous, to catch a hang rather than a slow run. `--cell-timeout` overrides, 0 turns it off.
+CELL_TIMEOUT = {"smoke": 600, "standard": 1800, "full": 7200}
 
 
 def _positive_int(text: str) -> int:
@@ -36,6 +40,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {value}")
     return value
 
 
@@ -84,10 +98,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SPEC",
         help="add an implementation next to the built-ins (repeatable): [name=]pkg.module:AdapterClass",
     )
+    group.addoption(
+        "--cell-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds a behaviour cell (training included) may run before it is that cell's error "
+        f"(default by tier: {', '.join(f'{t} {s}' for t, s in CELL_TIMEOUT.items())}; 0 = no limit)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): keep a task's checks on one pytest-xdist worker")
+    _check_report_dir(config)
     adapters = dict(BUILTINS)
     for spec in config.getoption("adapter"):
         try:
@@ -115,8 +138,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" not in metafunc.fixturenames:
         return
     params = []
+    timeout = metafunc.config.getoption("cell_timeout")
+    if timeout is None:
+        timeout = CELL_TIMEOUT[metafunc.config.getoption("tier")]
     for cell in metafunc.config.stash[MATRIX].cells():
         marks = [pytest.mark.xdist_group(cell.group)]
+        if timeout:
+            marks.append(pytest.mark.timeout(timeout, method="signal"))
         reason = expected_failure(cell.adapter, cell.task, cell.check, metafunc.config.getoption("tier"))
         if reason:
             # raises=: only a failed check is the expected failure; a crash stays an error.
@@ -128,6 +156,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     cells = [cell for cell in map(_cell_of, session.items) if cell is not None]
     session.config.stash[MATRIX].expect(cells)
+
+
+def _check_report_dir(config: pytest.Config) -> None:
+    """A report dir that cannot be written is a usage error now, not a traceback after the run."""
+    path = Path(config.getoption("report_dir"))
+    path = path if path.is_absolute() else ROOT / path
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise pytest.UsageError(f"--report-dir {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise pytest.UsageError(f"--report-dir {path}: cannot write in {existing} (permission denied)")
 
 
 def _cell_of(item: pytest.Item) -> Cell | None:
@@ -166,6 +205,7 @@ class ResultCollector:
         self.config = config
         self.matrix = config.stash[MATRIX]
         self.records: list[dict[str, Any]] = []
+        self.write_error = ""
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -217,7 +257,11 @@ class ResultCollector:
             "run": run_metadata(self.matrix.tier, self.matrix.seeds, self.config.getoption("min_pass_rate"), ROOT),
             "results": sorted(self.records, key=lambda r: (r["adapter"], r["task"], r["check"], r["seed"])),
         }
-        write_json_atomic(self.results_path, payload)
+        try:
+            write_json_atomic(self.results_path, payload)
+        except OSError as exc:
+            self.write_error = f"could not write {self.results_path}: {exc}"
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
     @property
     def results_path(self) -> Path:
@@ -236,7 +280,10 @@ class ResultCollector:
             tr.write_line(lesson)
         for name in table.better_than_expected(self.records):
             tr.write_line(f"better than expected (XPASS): {name}")
-        tr.write_line(f"results: {self.results_path}")
+        if self.write_error:
+            tr.write_line(f"rnn-behaviour: {self.write_error}", red=True)
+        else:
+            tr.write_line(f"results: {self.results_path}")
 
 
 def _reason(report: pytest.TestReport) -> str:
