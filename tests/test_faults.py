@@ -73,7 +73,7 @@ def test_a_training_that_hangs_times_out_once_and_the_run_goes_on(pytester: pyte
 def test_an_adapter_whose_framework_does_not_import_skips_with_the_reason() -> None:
     ghost = AdapterRef("ghost-lstm", "tests.ghost_framework:Adapter")
     matrix = Matrix(tier="smoke", seeds=1, adapters={"ghost-lstm": ghost}, tasks=TASKS)
-    with pytest.raises(CellSkipped, match="ghost-lstm: its framework is not installed .*No module named"):
+    with pytest.raises(CellSkipped, match=r"ghost-lstm: its framework is not installed .*No module named"):
         matrix.train(Cell("ghost-lstm", "count_steps", "fit"))
 
 
