@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from adapters import BUILTINS, AdapterError, resolve
+from benchmarks import speed
 from benchmarks.conformance import CHECKS, Conformance
 from benchmarks.expectations import expected_failure
 from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, Cell, CellSkipped, Matrix, Trained
@@ -135,6 +136,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             Conformance(adapter, check.name) for adapter in metafunc.config.stash[MATRIX].adapters for check in CHECKS
         ]
         metafunc.parametrize("conformance", [pytest.param(item, id=item.id) for item in items])
+    if "speed" in metafunc.fixturenames:
+        timed = speed.items(list(metafunc.config.stash[MATRIX].adapters), metafunc.config.getoption("tier"))
+        metafunc.parametrize("speed", [pytest.param(item, id=item.id) for item in timed])
     if "cell" not in metafunc.fixturenames:
         return
     params = []
@@ -273,11 +277,16 @@ class ResultCollector:
             return
         tr = terminalreporter
         tr.write_sep("=", f"rnn-behaviour: tier {self.matrix.tier}, {self.matrix.seeds} seed(s)")
-        tr.write_line(table.pivot(self.records))
-        tr.write_line(table.LEGEND)
+        if any(r["task"] != table.SPEED for r in self.records):
+            tr.write_line(table.pivot(self.records))
+            tr.write_line(table.LEGEND)
         for lesson in table.lessons(self.records):
             tr.write_line("")
             tr.write_line(lesson)
+        timings = table.speed_table(self.records)
+        if timings:
+            tr.write_line("")
+            tr.write_line(timings)
         for name in table.better_than_expected(self.records):
             tr.write_line(f"better than expected (XPASS): {name}")
         if self.write_error:
