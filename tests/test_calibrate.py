@@ -58,3 +58,13 @@ def test_a_file_that_is_not_a_calibration_csv_is_one_clear_error(tmp_path: Path)
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(calibrate.ResultsError, match="not a calibration file"):
         calibrate.load_csv(bad)
+
+
+def test_flake_rate_counts_gated_cells_and_lists_the_misses() -> None:
+    records = [_record(tier="standard", seed=s, value=0.01, passed=s != 3) for s in range(12)]
+    records += [_record(tier="standard", check="longer", seed=s, value=9.0, passed=False) for s in range(10)]
+    records += [_record(tier="standard", adapter="torch-rnn", seed=s, value=9.0, passed=False) for s in range(10)]
+    text = calibrate.flake_table([_payload(records)], seeds=10)
+    # The expected failure (longer) and the adapter outside the target (torch-rnn) do not count.
+    assert "Tier standard: 9/10 gated cell-seeds pass (90.0%; misses the 99% target): 10 seeds per cell" in text
+    assert "| standard | torch-lstm | count_steps.fit | 9/10 |" in text
