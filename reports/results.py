@@ -76,15 +76,24 @@ def _git_sha(root: Path) -> str | None:
 
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write to a temp file beside `path`, then rename: a killed run never leaves a half file."""
+    write_bytes_atomic(path, (json.dumps(payload, indent=1, allow_nan=False) + "\n").encode("utf-8"))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """`write_json_atomic` for text (report.md, report.html): all of it or the previous file."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write to a temp file beside `path`, then rename; on any failure the old file stays as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes it 0600; a report is for everyone to read
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=1, allow_nan=False)
-            fh.write("\n")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -46,24 +46,27 @@ SPEED = "speed"
 
 def pivot(records: Iterable[dict[str, Any]], tablefmt: str = "simple") -> str:
     """The adapter x check table of a run's records (speed records have their own table)."""
+    headers, rows = pivot_rows(records)
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+
+
+def pivot_rows(records: Iterable[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The pivot's headers (task, check, one per adapter) and rows, for any output format;
+    speed records are left out (see `speed_table`)."""
     records = [r for r in records if r["task"] != SPEED]
     cells: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     adapters: list[str] = []
-    gates: dict[tuple[str, str], str] = {}
     for rec in records:
-        key = (rec["task"], rec["check"])
-        cells[key][rec["adapter"]].append(rec)
+        cells[(rec["task"], rec["check"])][rec["adapter"]].append(rec)
         if rec["adapter"] not in adapters:
             adapters.append(rec["adapter"])
-        op = ">=" if rec["higher_is_better"] else "<="
-        gates[key] = f"{rec['metric']} {op} {rec['threshold']:g}"
     rows = []
     for (task, check), by_adapter in cells.items():
         version = next(iter(by_adapter.values()))[0]["task_version"]
         row = [f"{task} v{version}", check]
         row += [cell_text(by_adapter[a]) if a in by_adapter else "" for a in adapters]
         rows.append(row)
-    return tabulate(rows, headers=["task", "check", *adapters], tablefmt=tablefmt, disable_numparse=True)
+    return ["task", "check", *adapters], rows
 
 
 #: Side-by-side comparisons the seeds teach: (title, [(label, task, check), ...]).

@@ -1,0 +1,129 @@
+"""What report.md and report.html say, as plain tables: the pivot, then one table per task.
+
+Both formats are rendered from the same `Table`s, so the Markdown and the HTML never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tabulate import tabulate
+
+from reports import table
+from reports.cells import CellRecords, cells, median, num, pass_rate_text
+
+TASK_HEADERS = [
+    "check",
+    "adapter",
+    "outcome",
+    "metric",
+    "value",
+    "threshold",
+    "baseline",
+    "k/N seeds [95% CI]",
+    "time to criterion (s)",
+    "epochs",
+    "params",
+    "extras",
+]
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+    def markdown(self) -> str:
+        return tabulate(self.rows, headers=self.headers, tablefmt="github", disable_numparse=True)
+
+
+def pivot_table(records: list[dict[str, Any]]) -> Table:
+    headers, rows = table.pivot_rows(records)
+    return Table("adapter x check", headers, rows, table.LEGEND)
+
+
+def _extras(cell: CellRecords) -> str:
+    keys = dict.fromkeys(k for r in cell.records for k in (r.get("extras") or {}))
+    parts = []
+    for key in keys:
+        value = cell_median_extra(cell, key)
+        if value is not None:
+            parts.append(f"{key}={num(value)}")
+    return ", ".join(parts)
+
+
+def cell_median_extra(cell: CellRecords, key: str) -> float | None:
+    return median((r.get("extras") or {}).get(key) for r in cell.records)
+
+
+def task_tables(records: Iterable[dict[str, Any]]) -> list[Table]:
+    """One table per task (with its version): a row per (check, adapter)."""
+    by_task: dict[tuple[str, int], list[CellRecords]] = {}
+    for cell in cells(records):
+        by_task.setdefault((cell.task, cell.task_version), []).append(cell)
+    out = []
+    for (task, version), task_cells in by_task.items():
+        order = list(dict.fromkeys(c.check for c in task_cells))
+        rows = []
+        for cell in sorted(task_cells, key=lambda c: order.index(c.check)):
+            first = cell.first
+            rows.append(
+                [
+                    cell.check,
+                    cell.adapter,
+                    table.LABELS.get(cell.verdict, cell.verdict),
+                    f"{first['metric']} {'>=' if first['higher_is_better'] else '<='}",
+                    num(cell.value, 4),
+                    f"{first['threshold']:g}",
+                    num(cell.field_median("baseline"), 4),
+                    pass_rate_text(cell.passed, cell.seeds),
+                    num(cell.field_median("time_to_criterion_s")),
+                    num(cell.field_median("epochs")),
+                    num(cell.field_median("params"), 9),
+                    _extras(cell),
+                ]
+            )
+        reasons = sorted({r["reason"] for c in task_cells for r in c.records if r.get("reason")})
+        note = "; ".join(reasons[:5]) + (f" (and {len(reasons) - 5} more)" if len(reasons) > 5 else "")
+        out.append(Table(f"{task} v{version}", TASK_HEADERS, rows, note))
+    return out
+
+
+def run_summary(run: dict[str, Any]) -> list[tuple[str, str]]:
+    """The run's metadata as (label, text) pairs."""
+    versions = run.get("versions") or {}
+    machine = run.get("machine") or {}
+    return [
+        ("time", str(run.get("time"))),
+        ("git", str(run.get("git_sha") or "unknown")[:12]),
+        ("tier", str(run.get("tier"))),
+        ("seeds", f"{run.get('seeds')} (min pass rate {run.get('min_pass_rate')})"),
+        ("device", str(run.get("device"))),
+        ("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) if isinstance(versions, dict) else ""),
+        ("machine", ", ".join(f"{k} {v}" for k, v in machine.items()) if isinstance(machine, dict) else ""),
+    ]
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    """report.md: run metadata, the pivot, the seeds' lessons, then one table per task."""
+    records = payload["results"]
+    lines = ["# rnn-behaviour report", ""]
+    lines += [f"- **{label}**: {text}" for label, text in run_summary(payload["run"])]
+    pivot = pivot_table(records)
+    lines += ["", "## Adapter x check", "", pivot.markdown(), "", pivot.note, ""]
+    for lesson in table.lessons(records):
+        title, _, body = lesson.partition("\n")
+        lines += [f"**{title}**", "", "```", body, "```", ""]
+    better = table.better_than_expected(records)
+    if better:
+        lines += ["Better than expected (XPASS): " + ", ".join(better), ""]
+    lines += ["## Checks per task", ""]
+    for t in task_tables(records):
+        lines += [f"### {t.title}", "", t.markdown(), ""]
+        if t.note:
+            lines += [f"Notes: {t.note}", ""]
+    return "\n".join(lines)
