@@ -23,7 +23,7 @@ from benchmarks import speed
 from benchmarks.conformance import CHECKS, Conformance
 from benchmarks.expectations import expected_failure
 from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, Cell, CellSkipped, Matrix, Trained
-from reports import table
+from reports import table, write_reports
 from reports.results import SCHEMA_VERSION, run_metadata, write_json_atomic
 from tasks import TASKS, TIERS
 
@@ -266,6 +266,8 @@ class ResultCollector:
         except OSError as exc:
             self.write_error = f"could not write {self.results_path}: {exc}"
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        else:
+            write_reports(payload, self.results_path.parent, log=self.config.get_terminal_writer().line)
 
     @property
     def results_path(self) -> Path:
