@@ -91,6 +91,12 @@ def cells(records: Iterable[dict[str, Any]]) -> list[CellRecords]:
     return [CellRecords(a, t, c, tuple(sorted(recs, key=lambda r: r["seed"]))) for (a, t, c), recs in grouped.items()]
 
 
+def extras(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's `extras` mapping (empty when absent or not a mapping)."""
+    value = record.get("extras")
+    return value if isinstance(value, dict) else {}
+
+
 def adapters(records: Iterable[dict[str, Any]]) -> list[str]:
     """Adapter names in first-seen order."""
     return list(dict.fromkeys(rec["adapter"] for rec in records))

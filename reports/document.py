@@ -12,7 +12,7 @@ from typing import Any
 from tabulate import tabulate
 
 from reports import table
-from reports.cells import CellRecords, cells, median, num, pass_rate_text
+from reports.cells import CellRecords, cells, extras, median, num, pass_rate_text
 
 TASK_HEADERS = [
     "check",
@@ -47,7 +47,7 @@ def pivot_table(records: list[dict[str, Any]]) -> Table:
 
 
 def _extras(cell: CellRecords) -> str:
-    keys = dict.fromkeys(k for r in cell.records for k in (r.get("extras") or {}))
+    keys = dict.fromkeys(k for r in cell.records for k in extras(r))
     parts = []
     for key in keys:
         value = cell_median_extra(cell, key)
@@ -57,7 +57,7 @@ def _extras(cell: CellRecords) -> str:
 
 
 def cell_median_extra(cell: CellRecords, key: str) -> float | None:
-    return median((r.get("extras") or {}).get(key) for r in cell.records)
+    return median(extras(r).get(key) for r in cell.records)
 
 
 def task_tables(records: Iterable[dict[str, Any]]) -> list[Table]:

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from reports.cells import CellRecords, adapters, cells, median
+from reports.cells import CellRecords, adapters, cells, extras, median
 
 #: The length the counting tasks train on (tasks/counting.py TRAIN_LENGTH; a test keeps them equal).
 TRAIN_LENGTH = 20
@@ -94,7 +94,9 @@ def length_curves(records: list[dict[str, Any]]) -> bytes | None:
                 ax.plot(x, y, lw=1.5 if i == 0 else 0.6, alpha=1 if i == 0 else 0.4, color=_color(records, adapter),
                         label=adapter if i == 0 else None)  # fmt: skip
         ax.axvline(TRAIN_LENGTH, color="grey", ls="--", lw=1, label=f"train length {TRAIN_LENGTH}")
-        ax.set(title=f"{task}: MSE vs sequence length", xlabel="sequence length", ylabel="MSE", yscale="log")
+        ax.set(title=f"{task}: MSE vs sequence length", xlabel="sequence length", ylabel="MSE")
+        if any(y > 0 for line in ax.get_lines() for y in line.get_ydata()):
+            ax.set_yscale("log")
         ax.legend(fontsize=8)
     return _png(fig)
 
@@ -205,7 +207,7 @@ def speed_bars(records: list[dict[str, Any]], task: str = "speed") -> bytes | No
                 continue
             x = i - 0.4 + width * (j + 0.5)
             ax.bar(x, cell.value, width, color=_color(records, adapter), label=adapter if i == 0 else None)
-            flops = median((r.get("extras") or {}).get("flops_per_s") for r in cell.records)
+            flops = median(extras(r).get("flops_per_s") for r in cell.records)
             if flops:
                 ax.text(x, cell.value, f"{flops / 1e9:.2g}G", ha="center", va="bottom", fontsize=6, rotation=90)
     metric = speed[0].first["metric"]
