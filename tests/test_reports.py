@@ -88,20 +88,29 @@ def test_markdown_has_the_pivot_then_a_table_per_task(payload: dict[str, Any]) -
     assert markdown(payload).index("## Adapter x check") < text.index("## Checks per task")
 
 
-def test_html_is_self_contained_with_every_figure(payload: dict[str, Any]) -> None:
-    page = render.html(payload)
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture's report.md and report.html, drawn once for the tests that read them."""
+    directory = tmp_path_factory.mktemp("report")
+    assert reports.write_reports(load(FIXTURE), directory)
+    return directory
+
+
+def test_html_is_self_contained_with_every_figure(written: Path) -> None:
+    page = (written / "report.html").read_text()
     images = re.findall(r'<img src="([^"]*)"', page)
     assert len(images) == 4  # verdicts, length curves, sine rollout, loss curves; no speed records
     assert all(src.startswith("data:image/png;base64,") for src in images)
     assert not re.search(r'(src|href)="(https?:)?//', page) and "<script src" not in page
     assert "<table>" in page and "o-xfail" in page and "sine_rollout v1" in page
     assert "speed" not in re.findall(r'alt="([^"]*)"', page)
+    assert (written / "report.md").read_text() == markdown(load(FIXTURE))
 
 
 def test_speed_records_get_bars_and_a_table(payload: dict[str, Any]) -> None:
-    payload["results"] += _speed_records({"torch-lstm": 0.004, "torch-rnn": 0.001})
+    payload["results"] = _speed_records({"torch-lstm": 0.004, "torch-rnn": 0.001})
     page = render.html(payload)
-    assert "speed" in re.findall(r'alt="([^"]*)"', page)
+    assert re.findall(r'alt="([^"]*)"', page) == ["verdicts", "speed"]
     assert "flops_per_s=2e+09" in markdown(payload)
     assert plots.speed_bars(payload["results"]).startswith(PNG_MAGIC)
 
@@ -116,10 +125,8 @@ def test_plots_leave_out_malformed_curves(payload: dict[str, Any]) -> None:
     assert plots.sine_rollout(payload["results"]).startswith(PNG_MAGIC)
 
 
-def test_write_reports_writes_both_and_never_raises(payload: dict[str, Any], tmp_path: Path, monkeypatch) -> None:
-    assert reports.write_reports(payload, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.md"]
-    before = (tmp_path / "report.html").read_text()
+def test_write_reports_never_raises_and_keeps_the_old_pages(payload, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "report.html").write_text("the previous report")
 
     def broken(payload: dict[str, Any]) -> str:
         raise RuntimeError("no fonts")
@@ -128,7 +135,7 @@ def test_write_reports_writes_both_and_never_raises(payload: dict[str, Any], tmp
     lines: list[str] = []
     assert not reports.write_reports(payload, tmp_path, log=lines.append)
     assert len(lines) == 1 and "RuntimeError: no fonts" in lines[0] and "results.json is intact" in lines[0]
-    assert (tmp_path / "report.html").read_text() == before
+    assert (tmp_path / "report.html").read_text() == "the previous report"
 
 
 def test_atomic_text_write_keeps_the_previous_file(tmp_path: Path, monkeypatch) -> None:
@@ -143,19 +150,6 @@ def test_atomic_text_write_keeps_the_previous_file(tmp_path: Path, monkeypatch) 
         write_text_atomic(path, "new report\n")
     assert path.read_text() == "old report\n"
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
-
-
-def test_the_plugin_writes_the_reports_next_to_results(pytester: pytest.Pytester) -> None:
-    report_dir = pytester.path / "report"
-    result = pytester.runpytest_subprocess(
-        str(ROOT / "benchmarks" / "test_behaviour.py"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-        "--report-dir", str(report_dir), "--tier", "smoke", "--adapter", "forgetful=tests.fakes:ForgetfulState",
-        "-k", "forgetful-count_steps",
-    )  # fmt: skip
-    result.assert_outcomes(passed=2, failed=2, xpassed=1)
-    assert sorted(p.name for p in report_dir.iterdir()) == ["report.html", "report.md", "results.json"]
-    md = (report_dir / "report.md").read_text()
-    assert "FAIL 13/0.0001" in md and "### count_steps v1" in md
 
 
 # -- compare ----------------------------------------------------------------------------------
@@ -381,3 +375,29 @@ def test_bad_input_is_one_line_and_exit_2(kind: str, command: str, payload, tmp_
     assert captured.err.startswith(f"python -m reports {argv[0]}: error: ")
     assert "Traceback" not in captured.err + captured.out
     assert "unexpected" not in captured.err, "a bad file must be named as such, not crash"
+
+
+def test_the_plugin_writes_reports_and_merge_joins_real_pytest_split_shards(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    shards = []
+    for group in ("1", "2"):
+        report_dir = tmp_path / f"shard{group}"
+        result = pytester.runpytest_subprocess(
+            str(ROOT / "benchmarks" / "test_behaviour.py"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+            "--report-dir", str(report_dir), "--tier", "smoke", "--adapter", "forgetful=tests.fakes:ForgetfulState",
+            "-k", "forgetful-count_steps", "--splits", "2", "--group", group,
+        )  # fmt: skip
+        assert result.ret in (0, 1), result.stdout.str()
+        assert sorted(p.name for p in report_dir.iterdir()) == ["report.html", "report.md", "results.json"]
+        shards.append(report_dir / "results.json")
+    halves = [{r["check"] for r in load(s)["results"]} for s in shards]
+    assert halves[0] and halves[1] and not halves[0] & halves[1], "each shard ran a part of the cells"
+    md = "".join((s.parent / "report.md").read_text() for s in shards)
+    assert "FAIL 13/0.0001" in md and "### count_steps v1" in md  # carry_state of the forgetful fake
+    out = tmp_path / "merged.json"
+    assert main(["merge", *map(str, shards), "-o", str(out)]) == 0
+    merged = load(out)
+    checks = ["carry_state", "cold_start", "fit", "longer", "shorter"]
+    assert sorted(r["check"] for r in merged["results"]) == checks
+    assert [r["outcome"] for r in merged["results"]] == ["failed", "failed", "passed", "xpassed", "passed"]
