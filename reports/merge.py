@@ -31,11 +31,11 @@ def merge(shards: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """Merge validated (name, payload) shards into one payload."""
     first_name, first = shards[0]
     for name, payload in shards[1:]:
-        for key in SAME_RUN:
-            if payload["run"].get(key) != first["run"].get(key):
+        for field in SAME_RUN:
+            if payload["run"].get(field) != first["run"].get(field):
                 raise ResultsError(
-                    f"{name}: run.{key} is {payload['run'].get(key)!r} but {first_name} has "
-                    f"{first['run'].get(key)!r}; shards must come from one run"
+                    f"{name}: run.{field} is {payload['run'].get(field)!r} but {first_name} has "
+                    f"{first['run'].get(field)!r}; shards must come from one run"
                 )
     records: dict[tuple[str, str, str, int], tuple[str, dict[str, Any]]] = {}
     for name, payload in shards:
