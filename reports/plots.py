@@ -226,6 +226,9 @@ def history(points: dict[str, list[tuple[_dt.datetime, float]]], ylabel: str) ->
     for i, (adapter, pts) in enumerate(points.items()):
         pts = sorted(pts)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=adapter, color=f"C{i % 10}")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="run time (UTC)", ylabel=ylabel, title="history per adapter")
     ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.autofmt_xdate()
