@@ -114,7 +114,11 @@ def markdown(payload: dict[str, Any]) -> str:
     lines = ["# rnn-behaviour report", ""]
     lines += [f"- **{label}**: {text}" for label, text in run_summary(payload["run"])]
     pivot = pivot_table(records)
-    lines += ["", "## Adapter x check", "", pivot.markdown(), "", pivot.note, ""]
+    if pivot.rows:
+        lines += ["", "## Adapter x check", "", pivot.markdown(), "", pivot.note, ""]
+    speed = table.speed_table(records, tablefmt="github")
+    if speed:
+        lines += ["", "## Speed", "", speed, ""]
     for lesson in table.lessons(records):
         title, _, body = lesson.partition("\n")
         lines += [f"**{title}**", "", "```", body, "```", ""]

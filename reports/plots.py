@@ -160,8 +160,9 @@ OUTCOME_COLORS = ["#2e9d4a", "#8fd19e", "#f2c94c", "#c8c8c8", "#d64541", "#7b1fa
 
 
 def heatmap(records: list[dict[str, Any]]) -> bytes | None:
-    """Pass/fail of every cell: checks down, adapters across, colour by pytest's verdict."""
-    cell_list = cells(records)
+    """Pass/fail of every cell: checks down, adapters across, colour by pytest's verdict (speed
+    records are timings, not gates: left out)."""
+    cell_list = [c for c in cells(records) if not c.is_speed]
     if not cell_list:
         return None
     names = adapters(records)

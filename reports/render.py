@@ -81,6 +81,7 @@ def html(payload: dict[str, Any]) -> str:
         run=payload["run"],
         summary=run_summary(payload["run"]),
         pivot=pivot_table(records),
+        speed_html=table.speed_table(records, tablefmt="html"),  # tabulate escapes the cells
         lessons=table.lessons(records),
         better=table.better_than_expected(records),
         figures=figures(records),

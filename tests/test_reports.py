@@ -110,8 +110,11 @@ def test_html_is_self_contained_with_every_figure(written: Path) -> None:
 def test_speed_records_get_bars_and_a_table(payload: dict[str, Any]) -> None:
     payload["results"] = _speed_records({"torch-lstm": 0.004, "torch-rnn": 0.001})
     page = render.html(payload)
-    assert re.findall(r'alt="([^"]*)"', page) == ["verdicts", "speed"]
-    assert "flops_per_s=2e+09" in markdown(payload)
+    assert re.findall(r'alt="([^"]*)"', page) == ["speed"]  # no verdict heatmap of timings
+    assert "Adapter x check" not in page and "<td>4 ms 2 GFLOP/s</td>" in page
+    text = markdown(payload)
+    assert "| forward-B32-T100-H32 | 4 ms 2 GFLOP/s" in text and "flops_per_s=2e+09" in text
+    assert "## Adapter x check" not in text
     assert plots.speed_bars(payload["results"]).startswith(PNG_MAGIC)
 
 
