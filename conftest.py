@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if getattr(config.option, "dist", None) == "load":
         config.option.dist = "loadgroup"
     config.pluginmanager.register(ResultCollector(config), "rnn-behaviour-results")
+    if config.option.verbose >= 1 and not hasattr(config, "workerinput"):
+        config.stash[MATRIX].progress = _live_line(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -160,6 +162,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     cells = [cell for cell in map(_cell_of, session.items) if cell is not None]
     session.config.stash[MATRIX].expect(cells)
+
+
+def _live_line(config: pytest.Config) -> Callable[[str], None]:
+    """A writer of terminal lines that shows while a test runs (past pytest's output capture)."""
+
+    def write(line: str) -> None:
+        # Looked up here: the terminal reporter registers itself after this plugin's configure.
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        if capture is None:
+            reporter.write_line(f"  {line}")
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"  {line}")
+
+    return write
 
 
 def _check_report_dir(config: pytest.Config) -> None:

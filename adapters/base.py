@@ -98,15 +98,18 @@ def check_stateful(spec: ModelSpec, train: Split, budget: Budget) -> int:
 def train_loop(model: Model, train: Split, budget: Budget, stop: StopFn, run_epoch: Callable[[], float]) -> FitLog:
     """The epoch loop every built-in adapter shares: one epoch (`run_epoch` returns its mean
     loss), then the task's stopping criterion; a non-finite loss ends training (the checks then
-    fail on the model)."""
+    fail on the model). A `stop` with an `epoch_done(epoch, loss)` method hears of every epoch."""
     if budget.window is None and len(train) < budget.batch_size:
         raise AdapterError(f"{len(train)} training samples is fewer than one batch of {budget.batch_size}")
     log = FitLog()
     start = time.perf_counter()
+    epoch_done = getattr(stop, "epoch_done", None)  # the suite's progress line at -v
     for epoch in range(1, budget.max_epochs + 1):
         loss = run_epoch()
         log.loss_history.append(loss)
         log.epochs = epoch
+        if epoch_done is not None:
+            epoch_done(epoch, loss)
         if not np.isfinite(loss):
             log.stop_reason = "non_finite_loss"
             break

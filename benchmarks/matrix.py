@@ -8,8 +8,10 @@ JSON-able dicts that travel through pytest's `user_properties`, so they survive 
 from __future__ import annotations
 
 import math
+import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,28 @@ class TrainingFailed(Exception):
     """Building or training the model of a cell raised; the message names the cell and seed."""
 
 
+class Criterion:
+    """The task's stopping criterion as handed to `fit`, which also reports progress: at most one
+    line every `every` seconds (epoch, training loss, elapsed), and one when the criterion is met."""
+
+    def __init__(self, stop: Callable[[Any], bool], label: str, progress: Callable[[str], None], every: float):
+        self.stop, self.label, self.progress, self.every = stop, label, progress, every
+        self.start = self.last = time.perf_counter()
+        self.epoch, self.loss = 0, math.nan
+
+    def epoch_done(self, epoch: int, loss: float) -> None:
+        self.epoch, self.loss = epoch, loss
+
+    def __call__(self, model: Any) -> bool:
+        met = self.stop(model)
+        now = time.perf_counter()
+        if met or now - self.last >= self.every:
+            self.last = now
+            status = "criterion met" if met else "training"
+            self.progress(f"{self.label}: epoch {self.epoch}, loss {self.loss:.4g}, {now - self.start:.1f} s, {status}")
+        return met
+
+
 @dataclass
 class Trained:
     model: Model
@@ -68,6 +92,9 @@ class Matrix:
     _baselines: dict[tuple[str, str, int], float] = field(default_factory=dict)
     _trained: dict[tuple[str, str, int], Trained | BaseException] = field(default_factory=dict)
     _pending: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: Where progress lines of long trainings go (the terminal at -v), and how often.
+    progress: Callable[[str], None] | None = None
+    progress_every: float = 5.0
 
     def cells(self) -> list[Cell]:
         return [
@@ -129,7 +156,11 @@ class Matrix:
     def _fit(self, adapter: Adapter, task: Task, seed: int) -> Trained:
         data = self.data(task, seed)
         model = adapter.build(task.spec, seed)
-        log = model.fit(data.train, data.valid, task.budget(self.tier), lambda m: task.stop(m, data))
+        stop: Callable[[Any], bool] = lambda m: task.stop(m, data)  # noqa: E731
+        if self.progress is not None:
+            label = f"{adapter.name} on {task.id} (seed {seed})"
+            stop = Criterion(stop, label, self.progress, self.progress_every)
+        log = model.fit(data.train, data.valid, task.budget(self.tier), stop)
         return Trained(model, log, adapter)
 
     def done(self, cell: Cell) -> None:

@@ -116,3 +116,12 @@ def test_bad_options_are_usage_errors_that_say_why(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str()
     assert not results_file.exists()
+
+
+def test_progress_lines_show_at_verbose_only(pytester: pytest.Pytester) -> None:
+    learner = ["--tier", "smoke", "--adapter", "learner=tests.fakes:Learner", "-k", "learner-count_last-fit"]
+    quiet, _ = run_matrix(pytester, *learner)
+    loud, _ = run_matrix(pytester, *learner, "-v")
+    line = "learner on count_last (seed 0): epoch 1, loss 0.5, "
+    assert line not in quiet.stdout.str()
+    assert line in loud.stdout.str() and "s, criterion met" in loud.stdout.str()
