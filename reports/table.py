@@ -8,6 +8,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from reports.cells import pass_rate_text
+
 #: How each item outcome reads in a cell; XPASS is an implementation beating an expectation.
 LABELS = {
     "passed": "pass",
@@ -18,7 +20,8 @@ LABELS = {
     "error": "ERROR",
 }
 LEGEND = (
-    "cells: outcome value/threshold (median over seeds; k/N seeds passing when N > 1). "
+    "cells: outcome value/threshold (median over seeds; k/N seeds passing and its 95% Wilson interval "
+    "when N > 1). "
     "xfail = expected failure (benchmarks/expectations.py); XPASS = better than expected"
 )
 
@@ -36,7 +39,7 @@ def cell_text(records: list[dict[str, Any]]) -> str:
     median = values[len(values) // 2] if values else None
     text = f"{label} {_num(median)}/{first['threshold']:g}"
     if len(records) > 1:
-        text += f" {sum(bool(r['passed']) for r in records)}/{len(records)}"
+        text += " " + pass_rate_text(sum(bool(r["passed"]) for r in records), len(records))
     return text
 
 

@@ -95,7 +95,7 @@ def test_seeds_give_one_record_per_seed_and_k_of_n(pytester: pytest.Pytester) ->
     result.assert_outcomes(passed=1, xpassed=1)
     records = json.loads(results_file.read_text())["results"]
     assert sorted(r["seed"] for r in records if r["check"] == "fit") == [0, 1, 2]
-    assert "pass 0/0.05 3/3" in result.stdout.str()
+    assert "pass 0/0.05 3/3 [0.44, 1.00]" in result.stdout.str()
 
 
 @pytest.mark.parametrize(
