@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from adapters import BUILTINS  # noqa: E402
 from benchmarks.expectations import expected_failure  # noqa: E402
 from reports.results import ResultsError, load  # noqa: E402
 from tasks import TASKS  # noqa: E402
@@ -34,7 +36,21 @@ from tasks import TASKS  # noqa: E402
 START, END = "<!-- calibration:start -->", "<!-- calibration:end -->"
 
 
+def unknown_names(given: str, known: list[str], kind: str) -> str:
+    """One line naming the first unknown name in a comma-separated list (and close matches)."""
+    for name in filter(None, given.split(",")):
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            return f"unknown {kind} {name!r}: {hint}known: {', '.join(known)}"
+    return ""
+
+
 def run(args: argparse.Namespace) -> int:
+    problem = unknown_names(args.adapters, list(BUILTINS), "adapter") or unknown_names(args.tasks, list(TASKS), "task")
+    if problem:
+        print(f"calibrate: {problem}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_behaviour.py"),

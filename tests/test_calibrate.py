@@ -68,3 +68,10 @@ def test_flake_rate_counts_gated_cells_and_lists_the_misses() -> None:
     # The expected failure (longer) and the adapter outside the target (torch-rnn) do not count.
     assert "Tier standard: 9/10 gated cell-seeds pass (90.0%; misses the 99% target): 10 seeds per cell" in text
     assert "| standard | torch-lstm | count_steps.fit | 9/10 |" in text
+
+
+def test_unknown_adapter_or_task_names_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert calibrate.main(["run", "--adapters", "torch-lsmt", "--out", "x.json"]) == 2
+    assert "calibrate: unknown adapter 'torch-lsmt': did you mean torch-lstm" in capsys.readouterr().err
+    assert calibrate.main(["run", "--tasks", "count_stpes", "--out", "x.json"]) == 2
+    assert "unknown task 'count_stpes': did you mean count_steps" in capsys.readouterr().err
