@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pytest arguments, e.g. make bench ARGS="--tier smoke -k torch-lstm"
 ARGS ?=
 
-.PHONY: test bench smoke calibrate lint clean
+.PHONY: test bench smoke examples calibrate lint clean
 
 $(STAMP): requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,21 @@ bench: $(STAMP)
 smoke: $(STAMP)
 	$(PY) -m pytest benchmarks --tier smoke $(ARGS)
 
+# The bring-your-own-RNN examples: each one's smoke row, checked against what examples/README.md
+# says about it (examples/verify.py: exactly the documented items fail, for the documented reason).
+EXAMPLES := reports/examples
+define example
+	rm -f $(EXAMPLES)/$(1)/results.json
+	-$(PY) -m pytest benchmarks --tier smoke -q --adapter $(2) -k "$(1)-" --report-dir $(EXAMPLES)/$(1) $(ARGS)
+	$(PY) -m examples.verify $(EXAMPLES)/$(1)/results.json $(3)
+endef
+examples: $(STAMP)
+	$(call example,lstm_loop,torch:examples.lstm_loop:lstm_loop,)
+	$(call example,peephole,torch:examples.peephole:peephole,PEEPHOLE_FAILS)
+	$(call example,mingru,torch:examples.mingru:mingru,MINGRU_FAILS)
+	$(call example,keras_cell,keras:examples.keras_cell:keras_cell,KERAS_CELL_FAILS)
+	$(call example,forgets_state,torch:examples.forgets_state:forgets_state,FORGETS_STATE_FAILS)
+
 # Re-make the calibration tables in tasks/README.md and tasks/calibration.csv: torch over 20
 # seeds, keras over 20 (counting) and 10 (the rest), the smoke tier over 5 (LSTM/GRU). Hours on
 # 2 cores; `scripts/calibrate.py run --tasks ... --adapters ...` re-runs a part of it.
@@ -36,7 +51,7 @@ calibrate: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff mypy
-	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy adapters tasks reports benchmarks conftest.py
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy adapters tasks reports benchmarks examples conftest.py
 
 clean:
-	rm -rf $(VENV) reports/latest .pytest_cache
+	rm -rf $(VENV) reports/latest reports/examples .pytest_cache

@@ -297,14 +297,9 @@ def _probe(factory: Factory, target: str, i: int, h: int, b: int, t: int) -> Lay
     _make(factory, target, h, return_sequences=True, stateful=True, name="probe_stateful")
     cell, access, why_not = _weight_access(layer, i, h)
     if cell is not None and len(states) != N_STATES[cell]:
-        cell, access, why_not = (
-            None,
-            None,
-            (
-                f"its weights read as {cell.upper()} weights, but it has {len(states)} state tensor(s), not "
-                f"{N_STATES[cell]}"
-            ),
-        )
+        n = N_STATES[cell]
+        why_not = f"its weights read as {cell.upper()} weights, but it has {len(states)} state tensor(s), not {n}"
+        cell, access = None, None
     return LayerInfo(len(states), cell, access, why_not)
 
 
@@ -313,7 +308,7 @@ def _weight_access(layer: keras.layers.Layer, input_size: int, hidden_size: int)
     variables = [getattr(cell, name, None) for name in ("kernel", "recurrent_kernel", "bias")]
     trainable = layer.trainable_weights
     if all(v is not None for v in variables):
-        kernel, recurrent, bias = (tuple(v.shape) for v in variables)
+        kernel, recurrent, bias = (tuple(getattr(v, "shape", ())) for v in variables)
         rows = kernel[-1]
         kind = cell_from_rows(rows, hidden_size)
         extra = [v.path for v in trainable if not any(v is w for w in variables)]

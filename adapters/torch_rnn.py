@@ -16,7 +16,7 @@ import os
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -304,7 +304,7 @@ def _weight_access(module: nn.Module, input_size: int, hidden_size: int) -> tupl
     if set(STANDARD_NAMES) <= set(names):
         rows = names["weight_ih_l0"][0]
         cell = cell_from_rows(rows, hidden_size)
-        expected = {"weight_ih_l0": (rows, input_size), "weight_hh_l0": (rows, hidden_size)}
+        expected: dict[str, tuple[int, ...]] = {"weight_ih_l0": (rows, input_size), "weight_hh_l0": (rows, hidden_size)}
         expected |= {"bias_ih_l0": (rows,), "bias_hh_l0": (rows,)}
         extra = sorted(set(names) - set(STANDARD_NAMES))
         if extra:
@@ -328,7 +328,7 @@ def _weight_access(module: nn.Module, input_size: int, hidden_size: int) -> tupl
         return "standard", cell, ""
     if callable(getattr(module, "export_weights", None)) and callable(getattr(module, "import_weights", None)):
         try:
-            exported = module.export_weights()
+            exported = cast(Any, module).export_weights()
         except Exception as exc:
             return None, None, f"its export_weights() raised {type(exc).__name__}: {exc}"
         cell, problem = cell_from_keys(exported, input_size, hidden_size)
@@ -384,13 +384,13 @@ def _load_rnn(module: nn.Module, cell: str, weights: Mapping[str, np.ndarray]) -
 def export_weights(module: nn.Module, cell: str, access: str) -> Weights:
     """A module's recurrent weights in the canonical layout (`access` from `probe_module`)."""
     if access == "export":
-        return {k: np.asarray(v) for k, v in module.export_weights().items()}
+        return {k: np.asarray(v) for k, v in cast(Any, module).export_weights().items()}
     return _canonical(cell, _numpy_params(module))
 
 
 def import_weights(module: nn.Module, cell: str, access: str, weights: Mapping[str, np.ndarray]) -> None:
     if access == "export":
-        module.import_weights(dict(weights))
+        cast(Any, module).import_weights(dict(weights))
     else:
         _load_rnn(module, cell, weights)
 

@@ -106,7 +106,7 @@ def test_seeds_give_one_record_per_seed_and_k_of_n(pytester: pytest.Pytester) ->
         (("--min-pass-rate", "2"), "argument --min-pass-rate: must be in [0, 1], got 2.0"),
         (("--adapter", "torch-lsmt"), "unknown adapter 'torch-lsmt': did you mean torch-lstm"),
         (("--adapter", "tests.fakes:NotAnAdapter"), "lacks name, build, versions, compute_path, capabilities"),
-        (("--adapter", "nowhere_pkg.mod:Thing"), "No module named 'nowhere_pkg'"),
+        (("--adapter", "nowhere_pkg.mod:Thing"), "module 'nowhere_pkg' not found"),
     ],
 )
 def test_bad_options_are_usage_errors_that_say_why(
