@@ -36,15 +36,14 @@ def import_target(target: str, what: str) -> Any:
     try:
         return getattr(module, attr)
     except AttributeError:
-        public = sorted(n for n in vars(module) if not n.startswith("_"))
+        own = sorted(
+            n for n, v in vars(module).items()
+            if not n.startswith("_") and callable(v) and getattr(v, "__module__", None) == module.__name__
+        )  # fmt: skip
         raise AdapterError(
-            f"{what}: module {module_name!r} has no attribute {attr!r} (it has: {', '.join(public) or 'nothing'})"
+            f"{what}: module {module_name!r} has no attribute {attr!r} (callables defined there: "
+            f"{', '.join(own) or 'none'})"
         ) from None
-
-
-def probe_call(target: str, arguments: str) -> str:
-    """How a probe call reads in a message, e.g. `examples.peephole:peephole(3, 5)`."""
-    return f"{target}({arguments})"
 
 
 def cell_from_rows(rows: int, hidden_size: int) -> str | None:

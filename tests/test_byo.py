@@ -16,6 +16,7 @@ import pytest
 from adapters import BUILTINS, AdapterError, default_name, resolve
 from benchmarks.conformance import Subject, gradients, round_trip, skip_reason
 from tasks import TASKS
+from tasks.counting import RunningSum, StateReset
 
 ROOT = Path(__file__).resolve().parent.parent
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -78,7 +79,7 @@ def test_malformed_specs_say_what_is_wrong(spec: str, message: str) -> None:
 
 TORCH_BAD = [
     ("torch:no_such_pkg_xyz.rnn:lstm", "module 'no_such_pkg_xyz' not found"),
-    ("torch:tests.byo_factories:missing", "module 'tests.byo_factories' has no attribute 'missing' (it has: "),
+    ("torch:tests.byo_factories:missing", "no attribute 'missing' (callables defined there: canonical_gru"),
     ("torch:tests.byo_factories:NOT_CALLABLE", "tests.byo_factories:NOT_CALLABLE is a int, not a callable factory"),
     ("torch:tests.byo_factories:no_arguments", "calling tests.byo_factories:no_arguments(3, 5) raised TypeError"),
     ("torch:tests.byo_factories:not_a_module", "returned str, not a torch.nn.Module"),
@@ -233,3 +234,31 @@ def test_an_example_row_and_an_entry_point_row_join_the_matrix(
     assert "test_conformance[peephole-forward_parity]" in out
     assert "test_check[minimal-count_steps-carry_state]" in out
     assert "test_check[torch-lstm-" not in out
+
+
+# --- carry_state says which way the state went wrong -------------------------------------------
+
+
+class _HalvesState(RunningSum):
+    """Carries its state back, but halves it: the count is passed on and still lost."""
+
+    def predict(self, x: np.ndarray, state=None):
+        return super().predict(x, None if state is None else np.asarray(state) / 2)
+
+
+@pytest.mark.parametrize(
+    ("predictor", "says"),
+    [
+        (StateReset(per_step=True), "it counted from zero ([1.00, 1.00, 2.00] from a zero state): the state your "
+         "forward/predict returns does not continue the sequence, the state handed back in is ignored"),
+        (_HalvesState(per_step=True), "gave [2.50, 2.50, 3.50]; expected [4, 4, 5]: the state your forward/predict "
+         "returns does not continue the sequence (handed back in, it loses the count)"),
+    ],
+)  # fmt: skip
+def test_carry_state_says_whether_the_state_was_ignored_or_garbled(predictor: RunningSum, says: str) -> None:
+    task = TASKS["count_steps"]
+    data = task.generate(np.random.default_rng(0), "smoke")
+    result = task.evaluate("carry_state", predictor, data, "smoke")
+    assert not result.passed
+    assert "feeding [1, 1, 1] then [1, 0, 1] with the returned state gave" in result.detail
+    assert says in result.detail

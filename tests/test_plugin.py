@@ -73,6 +73,7 @@ def test_broken_state_fails_with_a_message_that_names_everything(pytester: pytes
     assert "forgetful failed count_steps.carry_state: passed 0/1 seeds" in out
     assert "seed 0: max_abs_diff_chunked_vs_whole = " in out and "threshold 0.0001, memoryless baseline" in out
     assert "feeding [1, 1, 1] then [1, 0, 1] with the returned state gave [1.00, 1.00, 2.00]; expected [4, 4, 5]" in out
+    assert "the state handed back in is ignored" in out
     assert "forgetful failed count_steps.cold_start" in out
     assert result.ret == 1
     failed = {r["check"] for r in load(results_file)["results"] if r["outcome"] == "failed"}
