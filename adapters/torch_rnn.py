@@ -230,6 +230,11 @@ def _check_forward(out: Any, call: str, batch: int, time: int) -> tuple[torch.Te
     if state is None or not leaves or not all(isinstance(t, torch.Tensor) for t in leaves):
         kinds = ", ".join(sorted({type(t).__name__ for t in leaves}))
         raise AdapterError(f"{call} returned a state of {kinds or 'nothing'}; it must be a tensor or a nest of tensors")
+    if any(batch not in tuple(s.shape) for s in leaves):
+        raise AdapterError(
+            f"{call} returned a state of shape(s) {[tuple(s.shape) for s in leaves]}, without the batch size {batch}: "
+            "is x read as (time, batch, features)? forward must be batch first, like nn.LSTM(batch_first=True)"
+        )
     return y, state
 
 

@@ -99,10 +99,12 @@ def test_a_bad_torch_factory_is_named_at_load(spec: str, message: str) -> None:
 
 
 @needs_torch
-def test_a_time_first_module_passes_the_probe_only_when_shapes_allow_it() -> None:
-    """nn.LSTM without batch_first reads the probe's (2, 4, 3) as time 2, batch 4: the shapes
-    agree by accident of transposition, and the state comes out for batch 4, not 2."""
-    with pytest.raises(AdapterError, match="state"):
+def test_a_time_first_module_is_caught_by_its_state() -> None:
+    """nn.LSTM without batch_first reads the probe's (2, 4, 3) as time 2, batch 4: y's shape agrees
+    by accident, the state's batch of 4 gives it away."""
+    with pytest.raises(
+        AdapterError, match=r"state of shape\(s\) \[\(1, 4, 5\), \(1, 4, 5\)\], without the batch size 2"
+    ):
         resolve("torch:tests.byo_factories:time_first").load()
 
 
