@@ -32,9 +32,9 @@ define example
 endef
 examples: $(STAMP)
 	$(call example,lstm_loop,torch:examples.lstm_loop:lstm_loop,)
-	$(call example,peephole,torch:examples.peephole:peephole,PEEPHOLE_FAILS)
-	$(call example,mingru,torch:examples.mingru:mingru,MINGRU_FAILS)
-	$(call example,keras_cell,keras:examples.keras_cell:keras_cell,KERAS_CELL_FAILS)
+	$(call example,peephole,torch:examples.peephole:peephole,)
+	$(call example,mingru,torch:examples.mingru:mingru,--fails sine_rollout.one_step adjacent_sum.held_out)
+	$(call example,keras_cell,keras:examples.keras_cell:keras_cell,)
 	$(call example,forgets_state,torch:examples.forgets_state:forgets_state,FORGETS_STATE_FAILS)
 
 # Re-make the calibration tables in tasks/README.md and tasks/calibration.csv: torch over 20

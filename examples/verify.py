@@ -42,9 +42,9 @@ def surprises(results: list[dict], fails: set[str], reasons: dict[str, str]) -> 
     out += [
         f"{item} failed, but not because {reason!r}"
         for item, reason in reasons.items()
-        if reason not in text.get(item, "")
+        if outcome.get(item) in BAD and reason not in text.get(item, "")
     ]
-    return out  # fmt: skip
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

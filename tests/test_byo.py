@@ -264,3 +264,29 @@ def test_carry_state_says_whether_the_state_was_ignored_or_garbled(predictor: Ru
     assert not result.passed
     assert "feeding [1, 1, 1] then [1, 0, 1] with the returned state gave" in result.detail
     assert says in result.detail
+
+
+def test_verify_holds_an_example_row_to_its_documented_outcome() -> None:
+    from examples.verify import surprises
+
+    def rec(check: str, outcome: str, detail: str = "") -> dict:
+        return {"task": "count_steps", "check": check, "outcome": outcome, "detail": detail, "reason": ""}
+
+    row = [
+        rec("fit", "passed"),
+        rec("longer", "xfailed"),
+        rec("carry_state", "failed", "the state handed back in is ignored"),
+    ]
+    assert surprises(row, {"count_steps.carry_state"}, {"count_steps.carry_state": "is ignored"}) == []
+    assert surprises(row, set(), {}) == ["count_steps.carry_state failed, expected to pass"]
+    assert surprises(row, {"count_steps.fit", "count_steps.carry_state"}, {}) == [
+        "count_steps.fit passed, expected to fail"
+    ]
+    assert surprises(row, {"count_steps.carry_state"}, {"count_steps.carry_state": "dropped"}) == [
+        "count_steps.carry_state failed, but not because 'dropped'"
+    ]
+    assert surprises(row, {"count_steps.fit"}, {"count_steps.fit": "x"}) == [
+        "count_steps.carry_state failed, expected to pass",
+        "count_steps.fit passed, expected to fail",
+    ]
+    assert surprises([], set(), {}) == ["the results file holds no records"]
