@@ -101,3 +101,19 @@ def lstm_with_extra(input_size: int, hidden_size: int) -> nn.Module:
     module = nn.LSTM(input_size, hidden_size, batch_first=True)
     module.register_parameter("scale", nn.Parameter(torch.ones(hidden_size)))
     return module
+
+
+class _DictState(nn.Module):
+    """An LSTM whose state is a dict nest, {"h": h, "rest": [c]}: predict must hand it out and back as is."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        y, (h, c) = self.rnn(x, None if state is None else (state["h"], state["rest"][0]))
+        return y, {"h": h, "rest": [c]}
+
+
+def dict_state(input_size: int, hidden_size: int) -> nn.Module:
+    return _DictState(input_size, hidden_size)

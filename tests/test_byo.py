@@ -290,3 +290,17 @@ def test_verify_holds_an_example_row_to_its_documented_outcome() -> None:
         "count_steps.fit passed, expected to fail",
     ]
     assert surprises([], set(), {}) == ["the results file holds no records"]
+
+
+@needs_torch
+def test_any_nest_of_tensors_is_a_state() -> None:
+    adapter = resolve("torch:tests.byo_factories:dict_state").load()
+    model = adapter.build(TASKS["count_steps"].spec, seed=0)
+    x = np.random.default_rng(2).integers(0, 2, (2, 7, 1)).astype(np.float32)
+    whole, _ = model.predict(x)
+    first, state = model.predict(x[:, :3])
+    assert set(state) == {"h", "rest"} and isinstance(state["rest"], list)
+    assert type(state["h"]) is np.ndarray and state["h"].shape == (1, 2, TASKS["count_steps"].spec.hidden_size)
+    second, _ = model.predict(x[:, 3:], state)
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=1e-5)
+    assert not adapter.capabilities.weight_io  # wrapped nn.LSTM: its names are rnn.weight_ih_l0, ...
