@@ -1,7 +1,8 @@
 """Broken on purpose: an `nn.GRU` whose forward ignores the state it is given and starts every call
 from zeros (what a wrapper that forgets to pass `hx` on does). Within one call it is a fine GRU,
-so it fits, and the weight conformance on a fresh state would not notice; fed a sequence in
-chunks it loses the count at every cut.
+so it fits count_steps as well as `torch-gru`; fed a sequence in chunks it loses the count at
+every cut, and with `nn.GRU`'s parameter names the weight conformance runs and catches it too
+(forward parity from a random initial state).
 
     pytest benchmarks --adapter torch:examples.forgets_state:forgets_state -k "forgets_state-count_steps"
 

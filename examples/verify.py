@@ -57,12 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.results}: no results file (did the run stop with a usage error?)", file=sys.stderr)
         return 1
     reasons = dict(r.split("=", 1) for r in args.reason)
-    problems = surprises(load(args.results)["results"], set(args.fails) | set(reasons), reasons)
+    fails = set(args.fails) | set(reasons)
+    problems = surprises(load(args.results)["results"], fails, reasons)
     name = args.results.parent.name
     for line in problems:
         print(f"{name}: {line}", file=sys.stderr)
     if not problems:
-        print(f"{name}: as documented ({', '.join(sorted(args.fails)) or 'nothing'} failing)")
+        print(f"{name}: as documented ({', '.join(sorted(fails)) or 'nothing'} failing)")
     return 1 if problems else 0
 
 
