@@ -21,6 +21,12 @@ from adapters.reference import GATES, Weights, weight_shapes
 PROBE_BATCH, PROBE_TIME, PROBE_INPUT, PROBE_HIDDEN = 2, 4, 3, 5
 
 
+def first_line(exc: BaseException) -> str:
+    """`Type: message` of an exception on one line (Keras and TensorFlow errors run to many)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
 def import_target(target: str, what: str) -> Any:
     """`pkg.module:attribute`, imported; an AdapterError naming the module or attribute that is
     missing (a module that exists but fails to import says so with its own error)."""
@@ -32,7 +38,7 @@ def import_target(target: str, what: str) -> Any:
         where = "" if missing == module_name else f" (importing {module_name!r})"
         raise AdapterError(f"{what}: module {missing!r} not found{where}; is it on the Python path?") from None
     except Exception as exc:
-        raise AdapterError(f"{what}: importing {module_name!r} raised {type(exc).__name__}: {exc}") from None
+        raise AdapterError(f"{what}: importing {module_name!r} raised {first_line(exc)}") from None
     try:
         return getattr(module, attr)
     except AttributeError:

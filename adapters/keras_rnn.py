@@ -49,6 +49,7 @@ from adapters.custom import (
     canonical_gradients,
     cell_from_keys,
     cell_from_rows,
+    first_line,
     import_target,
 )
 from adapters.reference import (
@@ -248,11 +249,11 @@ def _make(factory: Factory, target: str, h: int, **kwargs: Any) -> keras.layers.
         layer = factory(h, **kwargs)
     except TypeError as exc:
         raise AdapterError(
-            f"calling {made} raised TypeError: {exc}; a keras factory is factory(units, **layer_kwargs) and "
+            f"calling {made} raised {first_line(exc)}; a keras factory is factory(units, **layer_kwargs) and "
             "passes return_sequences, return_state, stateful and name on to the layer"
         ) from None
     except Exception as exc:
-        raise AdapterError(f"calling {made} raised {type(exc).__name__}: {exc}") from None
+        raise AdapterError(f"calling {made} raised {first_line(exc)}") from None
     if not isinstance(layer, keras.layers.Layer):
         raise AdapterError(f"{made} returned {type(layer).__name__}, not a keras.layers.Layer")
     return layer
@@ -262,7 +263,7 @@ def _run(layer: keras.layers.Layer, call: str, x: np.ndarray, **kwargs: Any) -> 
     try:
         out = layer(x, **kwargs)
     except Exception as exc:
-        raise AdapterError(f"{call} raised {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        raise AdapterError(f"{call} raised {first_line(exc)}") from None
     if not isinstance(out, list | tuple) or len(out) < 2:
         raise AdapterError(
             f"{call} returned {_shapes([out] if not isinstance(out, list | tuple) else out)}: one tensor, where "
@@ -338,7 +339,7 @@ def _weight_access(layer: keras.layers.Layer, input_size: int, hidden_size: int)
         try:
             exported = layer.export_weights()
         except Exception as exc:
-            return None, None, f"its export_weights() raised {type(exc).__name__}: {exc}"
+            return None, None, f"its export_weights() raised {first_line(exc)}"
         kind, problem = cell_from_keys(exported, input_size, hidden_size)
         return (kind, "export", "") if kind else (None, None, f"its {problem}")
     names = ", ".join(v.path for v in trainable) or "none"

@@ -42,6 +42,7 @@ from adapters.custom import (
     canonical_gradients,
     cell_from_keys,
     cell_from_rows,
+    first_line,
     import_target,
 )
 from adapters.reference import (
@@ -249,10 +250,10 @@ def probe_module(factory: Factory, target: str) -> ModuleInfo:
             module = factory(i, h)
         except TypeError as exc:
             raise AdapterError(
-                f"calling {made} raised TypeError: {exc}; a torch factory is factory(input_size, hidden_size)"
+                f"calling {made} raised {first_line(exc)}; a torch factory is factory(input_size, hidden_size)"
             ) from None
         except Exception as exc:
-            raise AdapterError(f"calling {made} raised {type(exc).__name__}: {exc}") from None
+            raise AdapterError(f"calling {made} raised {first_line(exc)}") from None
         if not isinstance(module, nn.Module):
             raise AdapterError(f"{made} returned {type(module).__name__}, not a torch.nn.Module")
         if not any(p.requires_grad for p in module.parameters()):
@@ -267,13 +268,13 @@ def probe_module(factory: Factory, target: str) -> ModuleInfo:
             try:
                 out = run()
             except Exception as exc:
-                raise AdapterError(f"{call} raised {type(exc).__name__}: {exc}") from None
+                raise AdapterError(f"{call} raised {first_line(exc)}") from None
             _, state = _check_forward(out, call, b, t)
         call = f"{made}.forward(x of shape {(b, 1, i)}, state) with the state forward(x) returned"
         try:
             out = module(x[:, :1], state)
         except Exception as exc:
-            raise AdapterError(f"the state is not accepted back: {call} raised {type(exc).__name__}: {exc}") from None
+            raise AdapterError(f"the state is not accepted back: {call} raised {first_line(exc)}") from None
         _, again = _check_forward(out, call, b, 1)
         leaves, spec = pytree.tree_flatten(state)
         if pytree.tree_structure(again) != spec or [a.shape for a in pytree.tree_leaves(again)] != [
@@ -335,7 +336,7 @@ def _weight_access(module: nn.Module, input_size: int, hidden_size: int) -> tupl
         try:
             exported = cast(Any, module).export_weights()
         except Exception as exc:
-            return None, None, f"its export_weights() raised {type(exc).__name__}: {exc}"
+            return None, None, f"its export_weights() raised {first_line(exc)}"
         cell, problem = cell_from_keys(exported, input_size, hidden_size)
         return ("export", cell, "") if cell else (None, None, f"its {problem}")
     return (
