@@ -11,6 +11,7 @@ This module imports no ML framework; adapters import theirs when a cell first ne
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from adapters import BUILTINS, AdapterError, entry_points, resolve
+from benchmarks import speed
 from benchmarks.conformance import CHECKS, Conformance
 from benchmarks.expectations import expected_failure
 from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, Cell, CellSkipped, Matrix, Trained
@@ -27,6 +29,9 @@ from tasks import TASKS, TIERS
 
 ROOT = Path(__file__).resolve().parent
 MATRIX = pytest.StashKey[Matrix]()
+#: Seconds one behaviour cell (its training included) may take before it is that cell's error;
+#: generous, to catch a hang rather than a slow run. `--cell-timeout` overrides, 0 turns it off.
+CELL_TIMEOUT = {"smoke": 600, "standard": 1800, "full": 7200}
 
 
 def _positive_int(text: str) -> int:
@@ -36,6 +41,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {value}")
     return value
 
 
@@ -86,10 +101,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(factory(input_size, hidden_size) -> nn.Module), [name=]keras:pkg.module:factory (factory(units, "
         "**layer_kwargs) -> Keras RNN layer) or [name=]pkg.module:AdapterClass",
     )
+    group.addoption(
+        "--cell-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="seconds a behaviour cell (training included) may run before it is that cell's error "
+        f"(default by tier: {', '.join(f'{t} {s}' for t, s in CELL_TIMEOUT.items())}; 0 = no limit)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): keep a task's checks on one pytest-xdist worker")
+    _check_report_dir(config)
     adapters = dict(BUILTINS)
     try:
         installed = entry_points()
@@ -121,11 +145,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             Conformance(adapter, check.name) for adapter in metafunc.config.stash[MATRIX].adapters for check in CHECKS
         ]
         metafunc.parametrize("conformance", [pytest.param(item, id=item.id) for item in items])
+    if "speed" in metafunc.fixturenames:
+        timed = speed.items(list(metafunc.config.stash[MATRIX].adapters), metafunc.config.getoption("tier"))
+        metafunc.parametrize("speed", [pytest.param(item, id=item.id) for item in timed])
     if "cell" not in metafunc.fixturenames:
         return
     params = []
+    timeout = metafunc.config.getoption("cell_timeout")
+    if timeout is None:
+        timeout = CELL_TIMEOUT[metafunc.config.getoption("tier")]
     for cell in metafunc.config.stash[MATRIX].cells():
         marks = [pytest.mark.xdist_group(cell.group)]
+        if timeout:
+            marks.append(pytest.mark.timeout(timeout, method="signal"))
         reason = expected_failure(cell.adapter, cell.task, cell.check, metafunc.config.getoption("tier"))
         if reason:
             # raises=: only a failed check is the expected failure; a crash stays an error.
@@ -137,6 +169,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     cells = [cell for cell in map(_cell_of, session.items) if cell is not None]
     session.config.stash[MATRIX].expect(cells)
+
+
+def _check_report_dir(config: pytest.Config) -> None:
+    """A report dir that cannot be written is a usage error now, not a traceback after the run."""
+    path = Path(config.getoption("report_dir"))
+    path = path if path.is_absolute() else ROOT / path
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise pytest.UsageError(f"--report-dir {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise pytest.UsageError(f"--report-dir {path}: cannot write in {existing} (permission denied)")
 
 
 def _cell_of(item: pytest.Item) -> Cell | None:
@@ -175,6 +218,7 @@ class ResultCollector:
         self.config = config
         self.matrix = config.stash[MATRIX]
         self.records: list[dict[str, Any]] = []
+        self.write_error = ""
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -226,7 +270,11 @@ class ResultCollector:
             "run": run_metadata(self.matrix.tier, self.matrix.seeds, self.config.getoption("min_pass_rate"), ROOT),
             "results": sorted(self.records, key=lambda r: (r["adapter"], r["task"], r["check"], r["seed"])),
         }
-        write_json_atomic(self.results_path, payload)
+        try:
+            write_json_atomic(self.results_path, payload)
+        except OSError as exc:
+            self.write_error = f"could not write {self.results_path}: {exc}"
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
     @property
     def results_path(self) -> Path:
@@ -238,14 +286,22 @@ class ResultCollector:
             return
         tr = terminalreporter
         tr.write_sep("=", f"rnn-behaviour: tier {self.matrix.tier}, {self.matrix.seeds} seed(s)")
-        tr.write_line(table.pivot(self.records))
-        tr.write_line(table.LEGEND)
+        if any(r["task"] != table.SPEED for r in self.records):
+            tr.write_line(table.pivot(self.records))
+            tr.write_line(table.LEGEND)
         for lesson in table.lessons(self.records):
             tr.write_line("")
             tr.write_line(lesson)
+        timings = table.speed_table(self.records)
+        if timings:
+            tr.write_line("")
+            tr.write_line(timings)
         for name in table.better_than_expected(self.records):
             tr.write_line(f"better than expected (XPASS): {name}")
-        tr.write_line(f"results: {self.results_path}")
+        if self.write_error:
+            tr.write_line(f"rnn-behaviour: {self.write_error}", red=True)
+        else:
+            tr.write_line(f"results: {self.results_path}")
 
 
 def _reason(report: pytest.TestReport) -> str:

@@ -115,6 +115,8 @@ class Matrix:
             if key not in self._trained:
                 try:
                     self._trained[key] = self._fit(adapter, task, seed)
+                except pytest.fail.Exception as exc:  # pytest-timeout's --cell-timeout, in signal mode
+                    self._trained[key] = TrainingFailed(f"{cell.adapter} on {task.id} (seed {seed}): {exc}")
                 except Exception as exc:
                     where = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                     self._trained[key] = TrainingFailed(f"{cell.adapter} on {task.id} (seed {seed}): {where}")

@@ -40,8 +40,13 @@ def cell_text(records: list[dict[str, Any]]) -> str:
     return text
 
 
+#: The task name of speed records (benchmarks/speed.py): timings, not gates, tabulated apart.
+SPEED = "speed"
+
+
 def pivot(records: Iterable[dict[str, Any]], tablefmt: str = "simple") -> str:
-    """The adapter x check table of a run's records."""
+    """The adapter x check table of a run's records (speed records have their own table)."""
+    records = [r for r in records if r["task"] != SPEED]
     cells: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     adapters: list[str] = []
     gates: dict[tuple[str, str], str] = {}
@@ -115,3 +120,22 @@ def better_than_expected(records: Iterable[dict[str, Any]]) -> list[str]:
         if rec.get("cell_outcome") == "xpassed" and name not in seen:
             seen.append(name)
     return seen
+
+
+def speed_table(records: Iterable[dict[str, Any]], tablefmt: str = "simple") -> str:
+    """Median time and FLOP rate per speed item: one row per (operation, shape), one column per
+    adapter; empty when the run timed nothing."""
+    rows: dict[str, dict[str, str]] = defaultdict(dict)
+    adapters: list[str] = []
+    for rec in records:
+        if rec["task"] != SPEED or rec.get("value") is None:
+            continue
+        if rec["adapter"] not in adapters:
+            adapters.append(rec["adapter"])
+        rate = (rec.get("extras") or {}).get("flops_per_s")
+        text = f"{rec['value'] * 1e3:.3g} ms"
+        rows[rec["check"]][rec["adapter"]] = text + (f" {rate / 1e9:.3g} GFLOP/s" if rate else "")
+    if not rows:
+        return ""
+    body = [[check, *(cells.get(a, "") for a in adapters)] for check, cells in rows.items()]
+    return tabulate(body, headers=["speed (median)", *adapters], tablefmt=tablefmt, disable_numparse=True)

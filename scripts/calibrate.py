@@ -101,14 +101,17 @@ def merged_cells(payloads: list[dict[str, Any]]) -> dict[tuple[str, str, str, st
 
 
 def write_csv(payloads: list[dict[str, Any]], path: Path) -> None:
-    """The records behind the table, one row per (adapter, task, check, seed): the evidence."""
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    """The records behind the table, one row per (adapter, task, check, seed): the evidence.
+    Written beside the target and renamed over it, so the file read in is never half-written."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(CSV_FIELDS)
         for _, recs in sorted(merged_cells([same_as_standard(p) for p in payloads]).items()):
             for rec in sorted(recs, key=lambda r: r["seed"]):
                 row = {**rec, "passed": current_verdict(rec), "threshold": current_threshold(rec)}
                 writer.writerow(["" if row.get(f) is None else row[f] for f in CSV_FIELDS])
+    partial.replace(path)
 
 
 def current_threshold(rec: dict[str, Any]) -> float:
@@ -182,9 +185,43 @@ def tier_tables(payloads: list[dict[str, Any]]) -> str:
     return "\n\n".join(sections)
 
 
+def load_csv(path: Path) -> list[dict[str, Any]]:
+    """A `calibration.csv` read back as results payloads (one per tier), so a new run of a few
+    cells can be merged into the committed evidence: `table tasks/calibration.csv new.json`."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read ({exc})") from None
+    if not rows or set(CSV_FIELDS) - set(rows[0]):
+        raise ResultsError(f"{path}: not a calibration file (needs the columns {', '.join(CSV_FIELDS)})")
+    by_tier: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        task = TASKS.get(row["task"])
+        if task is None or row["check"] not in {c.name for c in task.checks}:
+            continue  # a task or check that no longer exists
+        check = task.check(row["check"])
+        passed = row["passed"] == "True"
+        by_tier[row["tier"]].append(
+            {
+                **row,
+                "seed": int(row["seed"]),
+                "value": float(row["value"]) if row["value"] else None,
+                "threshold": float(row["threshold"]),
+                "passed": passed,
+                "epochs": int(row["epochs"]) if row["epochs"] else None,
+                "train_seconds": float(row["train_seconds"]) if row["train_seconds"] else None,
+                "metric": check.metric,
+                "higher_is_better": check.higher_is_better,
+                "outcome": "passed" if passed else "failed",
+            }
+        )
+    return [{"run": {"tier": tier}, "results": records} for tier, records in by_tier.items()]
+
+
 def table(args: argparse.Namespace) -> int:
     try:
-        payloads = [load(path) for path in args.results]
+        payloads = [p for path in args.results for p in (load_csv(path) if path.suffix == ".csv" else [load(path)])]
     except ResultsError as exc:
         print(f"calibrate: {exc}", file=sys.stderr)
         return 2
@@ -205,6 +242,58 @@ def table(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The flake rate is judged on the built-in adapters the gates are calibrated for.
+FLAKE_ADAPTERS = ("keras-gru", "keras-lstm", "torch-gru", "torch-lstm")
+
+
+def flake_table(payloads: list[dict[str, Any]], seeds: int) -> str:
+    """Pass rate of every gated cell (expected failures left out) of the LSTM/GRU built-ins over
+    seeds 0..seeds-1, per tier, and the overall rate against the 99% target."""
+    lines = []
+    for tier in sorted({p["run"]["tier"] for p in payloads}, key=lambda t: (t != "smoke", t)):
+        cells = merged_cells([same_as_standard(p) for p in payloads if p["run"]["tier"] == tier])
+        rows, total, passed, counts = [], 0, 0, set()
+        for (_, adapter, task, check), recs in sorted(cells.items()):
+            if adapter not in FLAKE_ADAPTERS or expected_failure(adapter, task, check, tier):
+                continue
+            recs = [r for r in recs if r["seed"] < seeds]
+            counts.add(len(recs))
+            k = sum(current_verdict(r) for r in recs)
+            total, passed = total + len(recs), passed + k
+            if k < len(recs):
+                rows.append(f"| {tier} | {adapter} | {task}.{check} | {k}/{len(recs)} |")
+        if not total:
+            continue
+        rate = passed / total
+        verdict = "meets" if rate >= 0.99 else "misses"
+        runs = "-".join(str(n) for n in sorted({min(counts), max(counts)}))
+        lines.append(
+            f"Tier {tier}: {passed}/{total} gated cell-seeds pass ({rate:.1%}; {verdict} the 99% target): "
+            f"{runs} seeds per cell (at most seeds 0..{seeds - 1}) of {', '.join(FLAKE_ADAPTERS)}."
+        )
+        lines += ["", "| tier | adapter | check | passing |", "| --- | --- | --- | --- |", *rows] if rows else []
+        lines.append("")
+    return "\n".join(lines).strip()
+
+
+def flake(args: argparse.Namespace) -> int:
+    try:
+        payloads = [p for path in args.results for p in (load_csv(path) if path.suffix == ".csv" else [load(path)])]
+    except ResultsError as exc:
+        print(f"calibrate: {exc}", file=sys.stderr)
+        return 2
+    text = flake_table(payloads, args.seeds)
+    print(text)
+    if args.out:
+        args.out.write_text(
+            "# Flake rate\n\nMade by `python scripts/calibrate.py flake tasks/calibration.csv --out "
+            "tasks/FLAKE_RATE.md` from the calibration records; only the gated cells that missed on some "
+            "seed are listed.\n\n" + text + "\n",
+            encoding="utf-8",
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="calibrate", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -216,10 +305,17 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--workers", type=int, default=0, help="pytest-xdist workers (default: serial)")
     p_run.add_argument("--out", type=Path, required=True)
     p_run.set_defaults(func=run)
-    p_table = sub.add_parser("table", help="tabulate results files; --readme writes between its markers")
+    p_table = sub.add_parser(
+        "table", help="tabulate results files (or a calibration.csv first); --readme writes between its markers"
+    )
     p_table.add_argument("results", nargs="+", type=Path)
     p_table.add_argument("--readme", type=Path)
     p_table.set_defaults(func=table)
+    p_flake = sub.add_parser("flake", help="pass rate of the gated LSTM/GRU cells over seeds 0..N-1, per tier")
+    p_flake.add_argument("results", nargs="+", type=Path)
+    p_flake.add_argument("--seeds", type=int, default=10)
+    p_flake.add_argument("--out", type=Path)
+    p_flake.set_defaults(func=flake)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

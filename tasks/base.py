@@ -203,6 +203,12 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
 
 
+def nan_max(*values: float) -> float:
+    """The largest value, NaN if any is NaN (Python's `max` skips a NaN that does not come first,
+    which would let a model that outputs NaN look perfect)."""
+    return float(np.max(np.asarray(values, np.float64)))
+
+
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(probabilities, axis=-1) == np.asarray(labels)))
 

@@ -31,6 +31,7 @@ from tasks.base import (
     Task,
     TaskError,
     mse,
+    nan_max,
     tiered,
 )
 
@@ -277,7 +278,7 @@ class CountSteps(Task):
         step_se = ((model.predict(long.x)[0].astype(np.float64) - long.y) ** 2).mean(axis=(0, 2))
         curve = (np.cumsum(step_se) / np.arange(1, MAX_LENGTH + 1)).tolist()
         span = curve[:TRAIN_LENGTH] if gate.name == "shorter" else curve[TRAIN_LENGTH:]
-        value = float(max(span))
+        value = nan_max(*span)
         first = 1 if gate.name == "shorter" else TRAIN_LENGTH + 1
         worst = first + int(np.argmax(span))
         return CheckResult(
@@ -303,7 +304,7 @@ class CountSteps(Task):
                 out, state = model.predict(part, state)
                 pieces.append(out)
             chunked = np.concatenate(pieces, axis=1)
-            max_diff = max(max_diff, float(np.max(np.abs(chunked.astype(np.float64) - whole))))
+            max_diff = nan_max(max_diff, float(np.max(np.abs(chunked.astype(np.float64) - whole))))
             sq_err += float(np.sum((chunked.astype(np.float64) - y) ** 2))
             count += y.size
         chunked_mse = sq_err / count
@@ -328,8 +329,8 @@ class CountSteps(Task):
                 expected = total + np.cumsum(chunk)
                 total = float(expected[-1])
                 err = float(np.max(np.abs(np.ravel(out) - expected)))
-                worst = max(worst, err)
-                if err > 0.5 and not note:
+                worst = nan_max(worst, err)
+                if not err <= 0.5 and not note:
                     fed = " then ".join(str(list(c)) for c in chunks[: i + 1])
                     how = "with the returned state" if i else "from the zero state"
                     note = f"feeding {fed} {how} gave {_fmt(out)}; expected {[int(v) for v in expected]}"

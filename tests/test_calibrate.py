@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from tests.test_results import _payload as _bare_payload
 from tests.test_results import _record
 
@@ -37,3 +39,32 @@ def test_a_later_file_replaces_the_cell_and_a_changed_gate_is_rejudged() -> None
     text = calibrate.calibration_table([_payload([_record(seed=0), _record(seed=1), *old]), _payload(new)])
     assert "| count_steps | fit | test_mse_len20 <= 0.05 | 0/2 (0.5, 0.5) |" in text
     assert "| sine_rollout | rollout | test_mse_len20 <= 0.25 | 2/2 (0.2, 0.2) |" in text
+
+
+def test_the_committed_csv_reads_back_into_the_same_table(tmp_path: Path) -> None:
+    records = [_record(tier="standard", seed=s, value=0.01 * (s + 1)) for s in range(3)]
+    records += [
+        _record(tier="standard", check="longer", metric="max_mse_len21_40", seed=s, value=9.0, passed=False)
+        for s in range(2)
+    ]
+    payloads = [_payload(records)]
+    csv_path = tmp_path / "calibration.csv"
+    calibrate.write_csv(payloads, csv_path)
+    assert calibrate.calibration_table(calibrate.load_csv(csv_path)) == calibrate.calibration_table(payloads)
+
+
+def test_a_file_that_is_not_a_calibration_csv_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "other.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(calibrate.ResultsError, match="not a calibration file"):
+        calibrate.load_csv(bad)
+
+
+def test_flake_rate_counts_gated_cells_and_lists_the_misses() -> None:
+    records = [_record(tier="standard", seed=s, value=0.01, passed=s != 3) for s in range(12)]
+    records += [_record(tier="standard", check="longer", seed=s, value=9.0, passed=False) for s in range(10)]
+    records += [_record(tier="standard", adapter="torch-rnn", seed=s, value=9.0, passed=False) for s in range(10)]
+    text = calibrate.flake_table([_payload(records)], seeds=10)
+    # The expected failure (longer) and the adapter outside the target (torch-rnn) do not count.
+    assert "Tier standard: 9/10 gated cell-seeds pass (90.0%; misses the 99% target): 10 seeds per cell" in text
+    assert "| standard | torch-lstm | count_steps.fit | 9/10 |" in text

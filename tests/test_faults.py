@@ -1,0 +1,101 @@
+"""Fault isolation (DESIGN §9): a NaN loss, a forward that raises, a training that hangs and a
+framework that will not import each become that cell's failure, error or skip with the reason;
+the rest of the matrix runs and the results file is still written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters import AdapterRef
+from benchmarks.matrix import Cell, CellSkipped, Matrix
+from reports.results import load
+from tasks import TASKS
+from tests.test_plugin import run_matrix
+
+ORACLE = ("--adapter", "oracle=tests.fakes:CountingOracle")
+
+
+def test_a_loss_that_goes_nan_fails_its_checks_and_says_so(pytester: pytest.Pytester) -> None:
+    result, results_file = run_matrix(
+        pytester,
+        "--tier",
+        "smoke",
+        "--adapter",
+        "nan=tests.faulty:NaNLoss",
+        *ORACLE,
+        "-k",
+        "(nan- and count_) or oracle-count_last",
+    )
+    result.assert_outcomes(passed=1, failed=5, xfailed=2, xpassed=1)
+    out = result.stdout.str()
+    assert "nan failed count_steps.fit: passed 0/1 seeds" in out
+    assert "seed 0: test_mse_len20 = nan" in out and "3 epochs, stopped on non_finite_loss" in out
+    records = load(results_file)["results"]
+    assert {r["outcome"] for r in records if r["adapter"] == "nan"} == {"failed", "xfailed"}
+    assert all(r["value"] is None and r["loss_history"][-1] is None for r in records if r["adapter"] == "nan")
+    assert {r["outcome"] for r in records if r["adapter"] == "oracle"} == {"passed", "xpassed"}
+
+
+def test_a_forward_that_raises_is_that_cells_error(pytester: pytest.Pytester) -> None:
+    result, results_file = run_matrix(
+        pytester,
+        "--tier",
+        "smoke",
+        "--adapter",
+        "raising=tests.faulty:RaisingForward",
+        *ORACLE,
+        "-k",
+        "(raising- or oracle-) and count_last",
+    )
+    # pytest counts an exception in the test body as failed; the results file calls it an error.
+    result.assert_outcomes(passed=1, failed=2, xpassed=1)
+    records = load(results_file)["results"]
+    raising = [r for r in records if r["adapter"] == "raising"]
+    assert [r["outcome"] for r in raising] == ["error", "error"]
+    assert all("RuntimeError: boom in forward" in r["reason"] for r in raising)
+
+
+def test_a_training_that_hangs_times_out_once_and_the_run_goes_on(pytester: pytest.Pytester) -> None:
+    result, results_file = run_matrix(
+        pytester, "--tier", "smoke", "--adapter", "hang=tests.faulty:Hanging", *ORACLE, "--cell-timeout", "1",
+        "-k", "(hang- or oracle-) and count_last",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, xpassed=1, errors=2)
+    records = load(results_file)["results"]
+    hang = [r for r in records if r["adapter"] == "hang"]
+    assert [r["outcome"] for r in hang] == ["error", "error"]
+    # The second check reports the cached failure instead of training (and hanging) again.
+    assert all("hang on count_last (seed 0): Timeout (>1.0s)" in r["reason"] for r in hang)
+
+
+def test_an_adapter_whose_framework_does_not_import_skips_with_the_reason() -> None:
+    ghost = AdapterRef("ghost-lstm", "tests.ghost_framework:Adapter")
+    matrix = Matrix(tier="smoke", seeds=1, adapters={"ghost-lstm": ghost}, tasks=TASKS)
+    with pytest.raises(CellSkipped, match=r"ghost-lstm: its framework is not installed .*No module named"):
+        matrix.train(Cell("ghost-lstm", "count_steps", "fit"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--cell-timeout", "-1"), "argument --cell-timeout: must be >= 0 seconds, got -1.0"),
+        (("--cell-timeout", "soon"), "argument --cell-timeout: must be a number of seconds >= 0, got 'soon'"),
+    ],
+)
+def test_bad_timeouts_are_usage_errors(pytester: pytest.Pytester, args: tuple[str, ...], message: str) -> None:
+    result, _ = run_matrix(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
+
+
+def test_a_report_dir_under_a_file_is_a_usage_error(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    result = pytester.runpytest_subprocess(
+        str(Path(__file__).resolve().parent.parent / "benchmarks" / "test_behaviour.py"),
+        "--report-dir", str(blocker / "report"), *ORACLE, "-k", "oracle-count_last",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"--report-dir {blocker / 'report'}: {blocker} is a file, not a directory" in result.stderr.str()

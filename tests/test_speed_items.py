@@ -1,0 +1,58 @@
+"""The speed items: ids, FLOP counts, records and the speed table, with a fake adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.speed import SpeedItem, flops, items
+from reports.results import load
+from reports.table import pivot, speed_table
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_items_cover_every_op_and_tier_shape() -> None:
+    smoke = items(["torch-lstm"], "smoke")
+    assert [i.id for i in smoke] == [
+        "torch-lstm-forward-H32",
+        "torch-lstm-train_step-H32",
+        "torch-lstm-stream_step-H32",
+    ]
+    assert {i.hidden for i in items(["torch-lstm"], "standard")} == {32, 256}
+    assert SpeedItem("keras-gru", "forward", 256).check == "forward-B32-T100-H256"
+
+
+def test_flops_follow_the_brief() -> None:
+    assert flops("lstm", "forward", 32) == 8 * 32**2 * 32 * 100
+    assert flops("gru", "train_step", 32) == 3 * 6 * 32**2 * 32 * 100
+    assert flops("rnn", "stream_step", 256) == 2 * 256**2 * 32
+    assert flops(None, "forward", 32) is None
+
+
+def test_speed_items_time_a_fake_adapter_and_report_the_median(pytester: pytest.Pytester) -> None:
+    report_dir = pytester.path / "report"
+    result = pytester.runpytest_subprocess(
+        str(ROOT / "benchmarks" / "test_speed.py"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+        "--tier", "smoke", "--report-dir", str(report_dir), "--adapter", "oracle=tests.fakes:CountingOracle",
+        "-k", "oracle-", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2, skipped=1)
+    out = result.stdout.str()
+    assert "speed (median)" in out and "forward-B32-T100-H32" in out
+    records = {r["check"]: r for r in load(report_dir / "results.json")["results"]}
+    assert records["forward-B32-T100-H32"]["value"] > 0
+    assert records["forward-B32-T100-H32"]["outcome"] == "passed"
+    assert records["train_step-B32-T100-H32"]["outcome"] == "skipped"
+    assert "has no make_train_step" in records["train_step-B32-T100-H32"]["reason"]
+
+
+def test_speed_records_stay_out_of_the_pivot() -> None:
+    from tests.test_results import _record
+
+    timing = _record(task="speed", check="forward-B32-T100-H32", metric="median_s", value=0.002, threshold=0.0)
+    timing["extras"] = {"flops_per_s": 4e9}
+    assert "forward-B32" not in pivot([_record(), timing])
+    assert "2 ms 4 GFLOP/s" in speed_table([_record(), timing])
+    assert speed_table([_record()]) == ""
