@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pytest arguments, e.g. make bench ARGS="--tier smoke -k torch-lstm"
 ARGS ?=
 
-.PHONY: test bench smoke calibrate lint clean
+.PHONY: test bench smoke examples calibrate lint clean
 
 $(STAMP): requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,28 @@ bench: $(STAMP)
 smoke: $(STAMP)
 	$(PY) -m pytest benchmarks --tier smoke $(ARGS)
 
+# The bring-your-own-RNN examples: each one's smoke row, checked against what examples/README.md
+# says about it (examples/verify.py: exactly the documented items fail, for the documented reason).
+EXAMPLES := reports/examples
+FORGETS_STATE := --reason "count_steps.carry_state=the state handed back in is ignored" \
+	--reason "conformance.streaming=the state passed in is dropped" \
+	--reason "conformance.forward_parity=the initial state passed in is ignored" \
+	--fails count_steps.cold_start alphabet_stateful.from_a alphabet_stateful.cold_start \
+	moving_average_stateful.stateful sine_rollout.rollout sine_rollout.beats_persistence \
+	streams.online_equals_offline conformance.transplant conformance.gate_order conformance.gradients \
+	conformance.bad_input conformance.trained_transplant
+define example
+	rm -f $(EXAMPLES)/$(1)/results.json
+	-$(PY) -m pytest benchmarks --tier smoke -q --adapter $(2) -k "$(1)-" --report-dir $(EXAMPLES)/$(1) $(ARGS)
+	$(PY) -m examples.verify $(EXAMPLES)/$(1)/results.json $(3)
+endef
+examples: $(STAMP)
+	$(call example,lstm_loop,torch:examples.lstm_loop:lstm_loop,)
+	$(call example,peephole,torch:examples.peephole:peephole,)
+	$(call example,mingru,torch:examples.mingru:mingru,--fails sine_rollout.one_step adjacent_sum.held_out)
+	$(call example,keras_cell,keras:examples.keras_cell:keras_cell,)
+	$(call example,forgets_state,torch:examples.forgets_state:forgets_state,$(FORGETS_STATE))
+
 # Re-make the calibration tables in tasks/README.md and tasks/calibration.csv: torch over 20
 # seeds, keras over 20 (counting) and 10 (the rest), the smoke tier over 5 (LSTM/GRU). Hours on
 # 2 cores; `scripts/calibrate.py run --tasks ... --adapters ...` re-runs a part of it.
@@ -36,7 +58,7 @@ calibrate: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff mypy
-	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy adapters tasks reports benchmarks conftest.py
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy adapters tasks reports benchmarks examples conftest.py
 
 clean:
-	rm -rf $(VENV) reports/latest .pytest_cache
+	rm -rf $(VENV) reports/latest reports/examples .pytest_cache

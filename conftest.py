@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from adapters import BUILTINS, AdapterError, resolve
+from adapters import BUILTINS, AdapterError, entry_points, resolve
 from benchmarks import speed
 from benchmarks.conformance import CHECKS, Conformance
 from benchmarks.expectations import expected_failure
@@ -97,7 +97,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="SPEC",
-        help="add an implementation next to the built-ins (repeatable): [name=]pkg.module:AdapterClass",
+        help="add an implementation next to the built-ins (repeatable): [name=]torch:pkg.module:factory "
+        "(factory(input_size, hidden_size) -> nn.Module), [name=]keras:pkg.module:factory (factory(units, "
+        "**layer_kwargs) -> Keras RNN layer) or [name=]pkg.module:AdapterClass",
     )
     group.addoption(
         "--cell-timeout",
@@ -113,12 +115,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): keep a task's checks on one pytest-xdist worker")
     _check_report_dir(config)
     adapters = dict(BUILTINS)
-    for spec in config.getoption("adapter"):
+    try:
+        installed = entry_points()
+    except AdapterError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    given = [(f"--adapter {spec}", spec) for spec in config.getoption("adapter")]
+    for origin, spec in [*((f"entry point {ref.name} ({ref.spec})", ref) for ref in installed.values()), *given]:
         try:
-            ref = resolve(spec)
+            ref = resolve(spec) if isinstance(spec, str) else spec
+            if ref.name in adapters and adapters[ref.name] is not ref:
+                raise AdapterError(f"adapter name {ref.name!r} is given twice; name one of them with name=")
             ref.load()
         except (AdapterError, ImportError) as exc:
-            raise pytest.UsageError(f"--adapter {spec}: {exc}") from None
+            raise pytest.UsageError(f"{origin}: {exc}") from None
         adapters[ref.name] = ref
     config.stash[MATRIX] = Matrix(
         tier=config.getoption("tier"), seeds=config.getoption("seeds"), adapters=adapters, tasks=TASKS

@@ -1,8 +1,15 @@
 """Adapter registry: built-ins by name, loaded lazily so a missing framework only skips its rows.
 
 `BUILTINS` maps each built-in name to `"module:Class"` plus its arguments; nothing here imports a
-framework. `load(name)` imports on demand; `resolve(spec)` also takes `[name=]pkg.module:Class`
-for an adapter a user brings with `--adapter`.
+framework. `resolve(spec)` reads what `--adapter` takes:
+
+    [name=]torch:pkg.module:factory   factory(input_size, hidden_size) -> torch.nn.Module
+    [name=]keras:pkg.module:factory   factory(units, **layer_kwargs) -> a Keras RNN layer
+    [name=]pkg.module:AdapterClass    anything else, implementing the Adapter protocol
+
+A factory is wrapped by its framework's adapter (the built-ins are such factories too: `torch-lstm`
+is `torch:adapters.torch_rnn:lstm`, `keras-lstm` is `keras:keras.layers:LSTM`). `entry_points()`
+reads the same grammar from installed packages' `rnn_behaviour.adapters` entry points.
 """
 
 from __future__ import annotations
@@ -11,34 +18,44 @@ import difflib
 import importlib
 import re
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 from adapters.base import Adapter, AdapterError, Capabilities, FitLog, Model
+from adapters.custom import import_target
+
+#: Framework prefix of a factory spec -> the adapter class that wraps the factory.
+FRAMEWORKS: dict[str, str] = {"torch": "adapters.torch_rnn:TorchAdapter", "keras": "adapters.keras_rnn:KerasAdapter"}
+ENTRY_POINT_GROUP = "rnn_behaviour.adapters"
+#: Factory names that say nothing about the implementation: the row is named after the module.
+GENERIC_NAMES = frozenset({"factory", "build", "make", "create", "model", "layer", "module", "adapter", "main"})
+PROTOCOL = ("name", "build", "versions", "compute_path", "capabilities")
 
 
 @dataclass(frozen=True)
 class AdapterRef:
-    """A named, not-yet-imported adapter: `target` is "module:attribute"."""
+    """A named, not-yet-imported adapter: `target` is "module:attribute", called with `kwargs`."""
 
     name: str
     target: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     builtin: bool = True
-
-    @property
-    def framework(self) -> str:
-        return self.name.split("-", 1)[0] if self.builtin else "user"
+    framework: str = "user"
+    spec: str = ""
 
     def load(self) -> Adapter:
         """Import and instantiate; raises ImportError for a missing framework, AdapterError else."""
-        module_name, _, attr = self.target.partition(":")
-        module = importlib.import_module(module_name)
+        module_name = self.target.partition(":")[0]
+        if self.builtin or self.target in FRAMEWORKS.values():
+            importlib.import_module(module_name)  # a missing framework stays an ImportError (its rows skip)
+        factory = import_target(self.target, f"adapter {self.name!r}")
         try:
-            factory = getattr(module, attr)
-        except AttributeError:
-            raise AdapterError(f"adapter {self.name!r}: module {module_name!r} has no attribute {attr!r}") from None
-        adapter = factory(**self.kwargs)
-        missing = [m for m in ("name", "build", "versions", "compute_path", "capabilities") if not hasattr(adapter, m)]
+            adapter = factory(**self.kwargs)
+        except AdapterError:
+            raise
+        except TypeError as exc:
+            raise AdapterError(f"adapter {self.name!r}: {self.target}() could not be called: {exc}") from None
+        missing = [m for m in PROTOCOL if not hasattr(adapter, m)]
         if missing:
             raise AdapterError(
                 f"adapter {self.name!r} ({self.target}) lacks {', '.join(missing)} of the Adapter protocol"
@@ -48,30 +65,79 @@ class AdapterRef:
         return adapter
 
 
+def _builtin(framework: str, cell: str, factory: str) -> AdapterRef:
+    name = f"{framework}-{cell}"
+    return AdapterRef(name, FRAMEWORKS[framework], {"factory": factory, "name": name}, True, framework, name)
+
+
 BUILTINS: dict[str, AdapterRef] = {
-    f"{framework}-{cell}": AdapterRef(f"{framework}-{cell}", f"adapters.{framework}_rnn:{cls}", {"cell": cell})
-    for framework, cls in (("keras", "KerasAdapter"), ("torch", "TorchAdapter"))
-    for cell in ("lstm", "gru", "rnn")
-}
+    **{f"keras-{cell}": _builtin("keras", cell, f"keras.layers:{cls}") for cell, cls in
+       (("lstm", "LSTM"), ("gru", "GRU"), ("rnn", "SimpleRNN"))},
+    **{f"torch-{cell}": _builtin("torch", cell, f"adapters.torch_rnn:{cell}") for cell in ("lstm", "gru", "rnn")},
+}  # fmt: skip
 
-_SPEC = re.compile(r"^(?:(?P<name>[A-Za-z0-9_.-]+)=)?(?P<module>[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_]\w*)$")
+_NAME = r"[A-Za-z0-9_.-]+"
+_TARGET = r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
+_SPEC = re.compile(rf"^(?:(?P<name>{_NAME})=)?(?:(?P<framework>[A-Za-z_]\w*):)?(?P<target>{_TARGET})$")
+GRAMMAR = "[name=]torch:pkg.module:factory, [name=]keras:pkg.module:factory or [name=]pkg.module:AdapterClass"
 
 
-def resolve(spec: str) -> AdapterRef:
-    """A built-in name, or `[name=]pkg.module:AdapterClass` for one the user brings."""
+def default_name(target: str) -> str:
+    """The row's name when the spec gives none: the factory's (class's) name, or the module's last
+    part when that name is a generic one (`build`, `factory`, ...)."""
+    module_name, _, attr = target.partition(":")
+    return module_name.rsplit(".", 1)[-1] if attr.lower() in GENERIC_NAMES else attr
+
+
+def resolve(spec: str, name: str | None = None) -> AdapterRef:
+    """A built-in name or a spec in the grammar above (`name` is the default row name, e.g. an
+    entry point's). Raises AdapterError naming what is wrong with the spec; nothing is imported."""
     if spec in BUILTINS:
         return BUILTINS[spec]
     match = _SPEC.match(spec)
     if match is None:
         close = difflib.get_close_matches(spec, BUILTINS, n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise AdapterError(f"unknown adapter {spec!r}: {hint}use a built-in ({', '.join(BUILTINS)}) or {GRAMMAR}")
+    framework, target = match["framework"], match["target"]
+    if framework is not None and framework not in FRAMEWORKS:
         raise AdapterError(
-            f"unknown adapter {spec!r}: {hint}use a built-in ({', '.join(BUILTINS)}) or [name=]pkg.module:AdapterClass"
+            f"unknown framework prefix {framework!r} in {spec!r}: valid prefixes are "
+            f"{', '.join(f'{f}:' for f in FRAMEWORKS)} (or none, for pkg.module:AdapterClass)"
         )
-    name = match["name"] or match["attr"]
+    name = match["name"] or name or default_name(target)
     if name in BUILTINS:
         raise AdapterError(f"adapter name {name!r} is taken by a built-in; give yours another with name=")
-    return AdapterRef(name, f"{match['module']}:{match['attr']}", builtin=False)
+    if framework is None:
+        return AdapterRef(name, target, builtin=False, spec=spec)
+    return AdapterRef(name, FRAMEWORKS[framework], {"factory": target, "name": name}, False, framework, spec)
 
 
-__all__ = ["BUILTINS", "Adapter", "AdapterError", "AdapterRef", "Capabilities", "FitLog", "Model", "resolve"]
+def entry_points() -> dict[str, AdapterRef]:
+    """Adapters that installed packages register in the `rnn_behaviour.adapters` entry-point group:
+    the entry point's name is the row's, its value a spec in the `--adapter` grammar."""
+    out: dict[str, AdapterRef] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep.dist, "name", None) or "an installed package"
+        try:
+            ref = resolve(ep.value.strip(), name=ep.name)
+        except AdapterError as exc:
+            raise AdapterError(f"entry point {ep.name!r} of {dist} ({ENTRY_POINT_GROUP}): {exc}") from None
+        out[ref.name] = ref
+    return out
+
+
+__all__ = [
+    "BUILTINS",
+    "ENTRY_POINT_GROUP",
+    "FRAMEWORKS",
+    "Adapter",
+    "AdapterError",
+    "AdapterRef",
+    "Capabilities",
+    "FitLog",
+    "Model",
+    "default_name",
+    "entry_points",
+    "resolve",
+]

@@ -1,5 +1,12 @@
-"""Keras 3 adapters (TensorFlow backend): `keras.layers.LSTM`, `GRU` and `SimpleRNN`.
+"""Keras 3 adapters (TensorFlow backend): any layer factory `factory(units, **layer_kwargs)` that
+returns a recurrent layer taking `return_sequences`, `return_state` and `stateful` like
+`keras.layers.LSTM`.
 
+The built-ins `keras-lstm`, `keras-gru`, `keras-rnn` are the factories `keras.layers.LSTM`, `GRU`
+and `SimpleRNN` themselves; `--adapter keras:pkg.module:factory` puts a user's layer (e.g. a custom
+cell in `keras.layers.RNN`) through the same model, training loop and state handling. The factory
+is called as `factory(hidden_size, return_sequences=..., return_state=..., name=...)` (and
+`stateful=True` for stateful training); the number of state tensors is discovered at load.
 The model is [per-step Dense] -> RNN(return_state=True) -> Dense head, built functionally with
 the initial state as inputs, so `predict(x, state)` can continue a sequence. Training runs a
 whole epoch of GradientTape steps inside one `tf.function` (measured here: ~0.10 s/epoch on the
@@ -10,11 +17,13 @@ initialisation included. Predict is a traced `tf.function` too: Keras is never t
 from __future__ import annotations
 
 import os
+import random
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -32,7 +41,19 @@ from adapters.base import (
     stream_chunks,
     train_loop,
 )
+from adapters.custom import (
+    PROBE_BATCH,
+    PROBE_HIDDEN,
+    PROBE_INPUT,
+    PROBE_TIME,
+    canonical_gradients,
+    cell_from_keys,
+    cell_from_rows,
+    first_line,
+    import_target,
+)
 from adapters.reference import (
+    N_STATES,
     Weights,
     check_state,
     check_weights,
@@ -46,19 +67,15 @@ from tasks.base import Budget, ModelSpec, Split
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"the keras adapters need KERAS_BACKEND=tensorflow, not {keras.backend.backend()!r}")
 
-CELLS: dict[str, tuple[type[keras.layers.Layer], int]] = {
-    "lstm": (keras.layers.LSTM, 2),
-    "gru": (keras.layers.GRU, 1),
-    "rnn": (keras.layers.SimpleRNN, 1),
-}
+Factory = Callable[..., keras.layers.Layer]
 HEAD_ACTIVATION = {"linear": None, "softmax": "softmax", "tanh": "tanh"}
 
 
 class KerasModel:
-    def __init__(self, spec: ModelSpec, cell: str, seed: int) -> None:
+    def __init__(self, spec: ModelSpec, factory: Factory, n_states: int, seed: int) -> None:
         keras.utils.set_random_seed(seed)
         self.spec = spec
-        self.layer_cls, self.n_states = CELLS[cell]
+        self.factory, self.n_states = factory, n_states
         self.proj = keras.layers.Dense(spec.input_projection, name="proj") if spec.input_projection else None
         self.rnn = self._rnn(spec.return_sequences, name="rnn", return_state=True)
         self.head = keras.layers.Dense(spec.output_size, activation=HEAD_ACTIVATION[spec.head], name="head")
@@ -69,7 +86,7 @@ class KerasModel:
         self._forward = tf.function(self._call, reduce_retracing=True)
 
     def _rnn(self, return_sequences: bool, name: str, **kwargs: Any) -> keras.layers.Layer:
-        return self.layer_cls(self.spec.hidden_size, return_sequences=return_sequences, name=name, **kwargs)
+        return self.factory(self.spec.hidden_size, return_sequences=return_sequences, name=name, **kwargs)
 
     def _model(self, rnn: keras.layers.Layer) -> keras.Model:
         """[proj] -> rnn -> head with the initial state as inputs and the final state as outputs."""
@@ -190,11 +207,154 @@ class KerasModel:
         return y.numpy(), (out if self.n_states > 1 else out[0])
 
 
-# --- conformance: a bare layer and whole-model weights in the canonical layout ----------------
-# (adapters/reference.py documents the layout; benchmarks/conformance.py checks it)
+# --- loading: the probe that makes a bad layer a usage error before anything trains ------------
 
 #: Keras's gate blocks, named canonically: LSTM i,f,c,o (c is g); GRU z,r,h (h is n).
 KERAS_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "g", "o"), "gru": ("z", "r", "n"), "rnn": ("h",)}
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What the load-time probe learned: the number of state tensors, and how weight conformance
+    can reach the layer's weights (`access` "standard" cell variables, canonical "export", or
+    None and `why_not`)."""
+
+    n_states: int
+    cell: str | None
+    access: str | None
+    why_not: str
+
+
+def _shapes(values: Any) -> list[tuple[int, ...]]:
+    return [tuple(getattr(v, "shape", ())) for v in values]
+
+
+def probe_layer(factory: Factory, target: str) -> LayerInfo:
+    """Build the layer once at the probe's sizes and run it eagerly: the factory's signature, the
+    output and state shapes, the state handed back and the keyword arguments the model needs are
+    checked here, each failure one AdapterError saying what was expected and what came back.
+    Python's and NumPy's global RNG state is left as it was."""
+    i, h, b, t = PROBE_INPUT, PROBE_HIDDEN, PROBE_BATCH, PROBE_TIME
+    kept = random.getstate(), np.random.get_state()
+    try:
+        return _probe(factory, target, i, h, b, t)
+    finally:
+        random.setstate(kept[0])
+        np.random.set_state(kept[1])
+
+
+def _make(factory: Factory, target: str, h: int, **kwargs: Any) -> keras.layers.Layer:
+    made = f"{target}({h}, {', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    try:
+        layer = factory(h, **kwargs)
+    except TypeError as exc:
+        raise AdapterError(
+            f"calling {made} raised {first_line(exc)}; a keras factory is factory(units, **layer_kwargs) and "
+            "passes return_sequences, return_state, stateful and name on to the layer"
+        ) from None
+    except Exception as exc:
+        raise AdapterError(f"calling {made} raised {first_line(exc)}") from None
+    if not isinstance(layer, keras.layers.Layer):
+        raise AdapterError(f"{made} returned {type(layer).__name__}, not a keras.layers.Layer")
+    return layer
+
+
+def _run(layer: keras.layers.Layer, call: str, x: np.ndarray, **kwargs: Any) -> list[Any]:
+    try:
+        out = layer(x, **kwargs)
+    except Exception as exc:
+        raise AdapterError(f"{call} raised {first_line(exc)}") from None
+    if not isinstance(out, list | tuple) or len(out) < 2:
+        raise AdapterError(
+            f"{call} returned {_shapes([out] if not isinstance(out, list | tuple) else out)}: one tensor, where "
+            "return_state=True asks for [y, *states]"
+        )
+    return list(out)
+
+
+def _probe(factory: Factory, target: str, i: int, h: int, b: int, t: int) -> LayerInfo:
+    x = np.random.default_rng(0).normal(size=(b, t, i)).astype(np.float32)
+    layer = _make(factory, target, h, return_sequences=True, return_state=True)
+    call = f"{target}({h}, return_sequences=True, return_state=True) on x of shape {(b, t, i)}"
+    y, *states = _run(layer, call, x)
+    if tuple(y.shape) != (b, t, h):
+        raise AdapterError(f"{call} returned y of shape {tuple(y.shape)}; expected {(b, t, h)} = (batch, time, units)")
+    if any(tuple(s.shape) != (b, h) for s in states):
+        raise AdapterError(
+            f"{call} returned states of shapes {_shapes(states)}; expected each {(b, h)} = (batch, units)"
+        )
+    again = _run(layer, f"the state is not accepted back: {call[: call.index(' on x')]} with initial_state=", x[:, :1],
+                 initial_state=states)  # fmt: skip
+    if _shapes(again[1:]) != _shapes(states):
+        raise AdapterError(
+            f"fed its own state back, {target}'s layer returned states of shapes {_shapes(again[1:])}, not "
+            f"{_shapes(states)}"
+        )
+    last = _make(factory, target, h, return_sequences=False, return_state=True)
+    call_last = f"{target}({h}, return_sequences=False, return_state=True) on x of shape {(b, t, i)}"
+    y_last = _run(last, call_last, x)[0]
+    if tuple(y_last.shape) != (b, h):
+        raise AdapterError(f"{call_last} returned y of shape {tuple(y_last.shape)}; expected {(b, h)} (last step only)")
+    _make(factory, target, h, return_sequences=True, stateful=True, name="probe_stateful")
+    cell, access, why_not = _weight_access(layer, i, h)
+    if cell is not None and len(states) != N_STATES[cell]:
+        n = N_STATES[cell]
+        why_not = f"its weights read as {cell.upper()} weights, but it has {len(states)} state tensor(s), not {n}"
+        cell, access = None, None
+    return LayerInfo(len(states), cell, access, why_not)
+
+
+def _weight_access(layer: keras.layers.Layer, input_size: int, hidden_size: int) -> tuple[str | None, str | None, str]:
+    cell = getattr(layer, "cell", None)
+    variables = [getattr(cell, name, None) for name in ("kernel", "recurrent_kernel", "bias")]
+    trainable = layer.trainable_weights
+    if all(v is not None for v in variables):
+        kernel, recurrent, bias = (tuple(getattr(v, "shape", ())) for v in variables)
+        rows = kernel[-1]
+        kind = cell_from_rows(rows, hidden_size)
+        extra = [v.path for v in trainable if not any(v is w for w in variables)]
+        if extra:
+            return (
+                None,
+                None,
+                (
+                    f"its cell has Keras's kernel/recurrent_kernel/bias but also {', '.join(extra)}: not a plain "
+                    "LSTM/GRU/RNN cell, so the reference equations do not apply"
+                ),
+            )
+        bias_ok = bias == ((2, rows) if kind == "gru" else (rows,))
+        if kind == "gru" and bias == (rows,):
+            return None, None, "it is a reset-before GRU (reset_after=False): the canonical layout is reset-after"
+        if kind is None or kernel != (input_size, rows) or recurrent != (hidden_size, rows) or not bias_ok:
+            return (
+                None,
+                None,
+                (
+                    f"its cell's kernel {kernel}, recurrent_kernel {recurrent}, bias {bias} (input {input_size}, units "
+                    f"{hidden_size}) are not those of a Keras LSTM (4 gates), GRU (3, reset_after) or SimpleRNN"
+                ),
+            )
+        return kind, "standard", ""
+    if callable(getattr(layer, "export_weights", None)) and callable(getattr(layer, "import_weights", None)):
+        try:
+            exported = layer.export_weights()
+        except Exception as exc:
+            return None, None, f"its export_weights() raised {first_line(exc)}"
+        kind, problem = cell_from_keys(exported, input_size, hidden_size)
+        return (kind, "export", "") if kind else (None, None, f"its {problem}")
+    names = ", ".join(v.path for v in trainable) or "none"
+    return (
+        None,
+        None,
+        (
+            f"its layer has neither a cell with Keras's kernel/recurrent_kernel/bias (its weights: {names}) nor "
+            "export_weights()/import_weights() in the canonical layout of adapters/reference.py"
+        ),
+    )
+
+
+# --- conformance: a bare layer and whole-model weights in the canonical layout ----------------
+# (adapters/reference.py documents the layout; benchmarks/conformance.py checks it)
 
 
 def _canonical(cell: str, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray) -> Weights:
@@ -211,22 +371,35 @@ def _keras_arrays(cell: str, weights: Mapping[str, np.ndarray]) -> list[np.ndarr
     return [np.asarray(a, np.float32) for a in (kernel, recurrent, bias)]
 
 
-def _rnn_cell(layer: keras.layers.Layer) -> str:
-    cell = next(c for c, (cls, _) in CELLS.items() if type(layer) is cls)
-    if cell == "gru" and not layer.cell.reset_after:
-        raise AdapterError("a Keras GRU with reset_after=False has no canonical layout (it is the reset-before form)")
-    return cell
+def _cell_variables(layer: keras.layers.Layer) -> list[Any]:
+    return [layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias]
+
+
+def export_weights(layer: keras.layers.Layer, cell: str, access: str) -> Weights:
+    """A layer's recurrent weights in the canonical layout (`access` from `probe_layer`)."""
+    if access == "export":
+        return {k: np.asarray(v) for k, v in layer.export_weights().items()}
+    return _canonical(cell, *(np.asarray(v.numpy()) for v in _cell_variables(layer)))
+
+
+def import_weights(layer: keras.layers.Layer, cell: str, access: str, weights: Mapping[str, np.ndarray]) -> None:
+    if access == "export":
+        layer.import_weights(dict(weights))
+        return
+    for variable, value in zip(_cell_variables(layer), _keras_arrays(cell, weights), strict=True):
+        variable.assign(value)
 
 
 class KerasLayer:
-    """A bare `keras.layers.LSTM`/`GRU`/`SimpleRNN` (float32, CPU) behind the conformance `Layer`
-    API; forward runs as one traced `tf.function`, as the models do."""
+    """A bare layer from the factory (float32, CPU) behind the conformance `Layer` API; forward
+    runs as one traced `tf.function`, as the models do."""
 
-    def __init__(self, cell: str, input_size: int, hidden_size: int, seed: int) -> None:
+    def __init__(self, factory: Factory, info: LayerInfo, input_size: int, hidden_size: int, seed: int) -> None:
+        assert info.cell is not None and info.access is not None
         keras.utils.set_random_seed(seed)
-        self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size
-        layer_cls, self.n_states = CELLS[cell]
-        self.layer = layer_cls(hidden_size, return_sequences=True, return_state=True)
+        self.cell, self.access = info.cell, info.access
+        self.input_size, self.hidden_size, self.n_states = input_size, hidden_size, info.n_states
+        self.layer = factory(hidden_size, return_sequences=True, return_state=True)
         self.layer.build((None, None, input_size))
         state_spec = [tf.TensorSpec((None, hidden_size), tf.float32)] * self.n_states
         self._forward = tf.function(
@@ -247,56 +420,55 @@ class KerasLayer:
 
     def gradients(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Weights]:
         xt, states = self._inputs(x, state)
-        variables = [self.layer.cell.kernel, self.layer.cell.recurrent_kernel, self.layer.cell.bias]
+        variables = _cell_variables(self.layer) if self.access == "standard" else list(self.layer.trainable_variables)
         with tf.GradientTape() as tape:
             tape.watch(xt)
             total = tf.reduce_sum(self.layer(xt, initial_state=states)[0])
         dx, *dw = tape.gradient(total, [xt, *variables])
-        return dx.numpy(), _canonical(self.cell, *(g.numpy() for g in dw))
+        if self.access == "standard":
+            return dx.numpy(), _canonical(self.cell, *(g.numpy() for g in dw))
+        grads = {
+            str(k): np.zeros(tuple(v.shape)) if g is None else g.numpy()
+            for k, (v, g) in enumerate(zip(variables, dw, strict=True))
+        }
+        read = lambda: {str(k): v.numpy() for k, v in enumerate(variables)}  # noqa: E731
+        dw_canonical = canonical_gradients(
+            self.cell, self.input_size, self.hidden_size, grads, self.import_weights, read, self.export_weights()
+        )
+        return dx.numpy(), dw_canonical
 
     def export_weights(self) -> Weights:
-        return _canonical(self.cell, *self.layer.get_weights())
+        return export_weights(self.layer, self.cell, self.access)
 
     def import_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         checked = check_weights(self.cell, self.input_size, self.hidden_size, weights)
-        self.layer.set_weights(_keras_arrays(self.cell, checked))
-
-
-def export_model_weights(model: KerasModel) -> Weights:
-    """[proj] -> rnn -> head of a `KerasModel` in the canonical layout (kernels as (in, out))."""
-    layers = {layer.name: layer for layer in model.keras_model.layers}
-    out = {}
-    for name in ("proj", "head"):
-        if name in layers:
-            kernel, bias = layers[name].get_weights()
-            out[f"{name}.kernel"], out[f"{name}.bias"] = kernel, bias
-    cell = _rnn_cell(layers["rnn"])
-    out.update({f"rnn.{k}": v for k, v in _canonical(cell, *layers["rnn"].get_weights()).items()})
-    return out
-
-
-def import_model_weights(model: KerasModel, weights: Mapping[str, np.ndarray]) -> None:
-    shapes = {k: v.shape for k, v in export_model_weights(model).items()}
-    weights = match_shapes(shapes, weights, "model weights")
-    layers = {layer.name: layer for layer in model.keras_model.layers}
-    cell = _rnn_cell(layers["rnn"])
-    rnn = {k.removeprefix("rnn."): v for k, v in weights.items() if k.startswith("rnn.")}
-    layers["rnn"].set_weights(_keras_arrays(cell, rnn))
-    for name in ("proj", "head"):
-        if name in layers:
-            layers[name].set_weights([np.asarray(weights[f"{name}.{part}"], np.float32) for part in ("kernel", "bias")])
+        import_weights(self.layer, self.cell, self.access, checked)
 
 
 class KerasAdapter:
-    framework = "keras"
-    capabilities = Capabilities(stateful_training=True, variable_length=False, weight_io=True, gpu=False)
+    """Wraps a layer factory: the built-ins pass `keras.layers:LSTM` (etc.), `--adapter
+    keras:pkg.module:factory` a user's. The factory is probed at load (`probe_layer`)."""
 
-    def __init__(self, cell: str) -> None:
-        self.cell = cell
-        self.name = f"keras-{cell}"
+    framework = "keras"
+
+    def __init__(self, factory: str | Factory, name: str | None = None) -> None:
+        if isinstance(factory, str):
+            self.target = factory
+            self.factory: Factory = import_target(factory, f"keras factory {factory}")
+        else:
+            self.target, self.factory = getattr(factory, "__qualname__", repr(factory)), factory
+        if not callable(self.factory):
+            raise AdapterError(f"{self.target} is a {type(self.factory).__name__}, not a callable factory")
+        self.name = name or self.target
+        self.info = probe_layer(self.factory, self.target)
+        self.cell = self.info.cell
+        weight_io = self.info.access is not None
+        self.capabilities = Capabilities(stateful_training=True, variable_length=False, weight_io=weight_io, gpu=False)
+        #: Why a capability is missing, for the skip reason of the checks that need it.
+        self.capability_notes = {} if weight_io else {"weight_io": self.info.why_not}
 
     def build(self, spec: ModelSpec, seed: int) -> KerasModel:
-        return KerasModel(spec, self.cell, seed)
+        return KerasModel(spec, self.factory, self.info.n_states, seed)
 
     def versions(self) -> dict[str, str]:
         return {"keras": keras.__version__, "tensorflow": tf.__version__}
@@ -309,12 +481,33 @@ class KerasAdapter:
             "cudnn": "False",
         }
 
+    def _weights(self) -> tuple[str, str]:
+        if self.cell is None or self.info.access is None:
+            raise AdapterError(f"{self.name}: no weight import/export: {self.info.why_not}")
+        return self.cell, self.info.access
+
     def build_layer(self, input_size: int, hidden_size: int, seed: int) -> KerasLayer:
-        """A bare layer of this cell for conformance, weights in the canonical layout."""
-        return KerasLayer(self.cell, input_size, hidden_size, seed)
+        """A bare layer for conformance, weights in the canonical layout."""
+        self._weights()
+        return KerasLayer(self.factory, self.info, input_size, hidden_size, seed)
 
     def export_model(self, model: KerasModel) -> Weights:
-        return export_model_weights(model)
+        """[proj] -> rnn -> head of a `KerasModel` in the canonical layout (kernels as (in, out))."""
+        cell, access = self._weights()
+        out = {}
+        for name, layer in (("proj", model.proj), ("head", model.head)):
+            if layer is not None:
+                kernel, bias = layer.get_weights()
+                out[f"{name}.kernel"], out[f"{name}.bias"] = kernel, bias
+        out.update({f"rnn.{k}": v for k, v in export_weights(model.rnn, cell, access).items()})
+        return out
 
     def import_model(self, model: KerasModel, weights: Mapping[str, np.ndarray]) -> None:
-        import_model_weights(model, weights)
+        cell, access = self._weights()
+        shapes = {k: v.shape for k, v in self.export_model(model).items()}
+        weights = match_shapes(shapes, weights, "model weights")
+        rnn_weights = {k.removeprefix("rnn."): v for k, v in weights.items() if k.startswith("rnn.")}
+        import_weights(model.rnn, cell, access, rnn_weights)
+        for name, layer in (("proj", model.proj), ("head", model.head)):
+            if layer is not None:
+                layer.set_weights([np.asarray(weights[f"{name}.{part}"], np.float32) for part in ("kernel", "bias")])

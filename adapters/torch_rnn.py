@@ -1,7 +1,12 @@
-"""PyTorch adapters: `torch.nn.LSTM`, `GRU` and `RNN` (tanh), batch-first, float32, CPU.
+"""PyTorch adapters: any module `factory(input_size, hidden_size) -> nn.Module` with `nn.LSTM`'s
+batch-first convention `forward(x, state=None) -> (y, state)`, float32, CPU.
 
-The model is [per-step Linear] -> RNN -> Linear head (softmax heads train on logits with
-cross-entropy and return probabilities). Initialisation is PyTorch's own default: the suite
+The built-ins `torch-lstm`, `torch-gru`, `torch-rnn` are the factories `lstm`, `gru`, `rnn` below
+(`torch.nn.LSTM`/`GRU`/`RNN`, batch-first); `--adapter torch:pkg.module:factory` puts a user's
+module through the same model, training loop and state handling. The model is [per-step Linear]
+-> module -> Linear head (softmax heads train on logits with cross-entropy and return
+probabilities). The module's state is whatever it returns (any nest of tensors): predict hands
+it out as the same nest of NumPy arrays and back. Initialisation is the module's own: the suite
 compares implementations as their users get them.
 """
 
@@ -9,14 +14,17 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
+import torch.utils._pytree as pytree
 from torch import nn
 
 from adapters.base import (
+    AdapterError,
     Capabilities,
     FitLog,
     StopFn,
@@ -26,7 +34,19 @@ from adapters.base import (
     stream_chunks,
     train_loop,
 )
+from adapters.custom import (
+    PROBE_BATCH,
+    PROBE_HIDDEN,
+    PROBE_INPUT,
+    PROBE_TIME,
+    canonical_gradients,
+    cell_from_keys,
+    cell_from_rows,
+    first_line,
+    import_target,
+)
 from adapters.reference import (
+    N_STATES,
     Weights,
     check_state,
     check_weights,
@@ -37,15 +57,30 @@ from adapters.reference import (
 )
 from tasks.base import Budget, ModelSpec, Split
 
-CELLS: dict[str, type[nn.Module]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+Factory = Callable[[int, int], nn.Module]
 
 #: Intra-op threads. The suite's models are small, where one thread is fastest and a second one
 #: only fights other processes for the cores (measured: 20x slower under contention).
 torch.set_num_threads(int(os.environ.get("RNN_BEHAVIOUR_THREADS", "1")))
 
 
+def lstm(input_size: int, hidden_size: int) -> nn.Module:
+    """The `torch-lstm` built-in: `nn.LSTM`, batch-first."""
+    return nn.LSTM(input_size, hidden_size, batch_first=True)
+
+
+def gru(input_size: int, hidden_size: int) -> nn.Module:
+    """The `torch-gru` built-in: `nn.GRU` (reset-after), batch-first."""
+    return nn.GRU(input_size, hidden_size, batch_first=True)
+
+
+def rnn(input_size: int, hidden_size: int) -> nn.Module:
+    """The `torch-rnn` built-in: `nn.RNN` (tanh), batch-first."""
+    return nn.RNN(input_size, hidden_size, batch_first=True)
+
+
 class _Net(nn.Module):
-    def __init__(self, spec: ModelSpec, cell: type[nn.Module]) -> None:
+    def __init__(self, spec: ModelSpec, factory: Factory) -> None:
         super().__init__()
         self.spec = spec
         width = spec.input_size
@@ -53,7 +88,7 @@ class _Net(nn.Module):
         if spec.input_projection:
             self.proj = nn.Linear(width, spec.input_projection)
             width = spec.input_projection
-        self.rnn = cell(width, spec.hidden_size, batch_first=True)
+        self.rnn = factory(width, spec.hidden_size)
         self.head = nn.Linear(spec.hidden_size, spec.output_size)
 
     def forward(self, x: torch.Tensor, state: Any = None, last_only: bool | None = None) -> tuple[torch.Tensor, Any]:
@@ -69,30 +104,29 @@ class _Net(nn.Module):
 
 
 def _to_torch_state(state: Any) -> Any:
+    """The module's state from predict's NumPy nest (same structure, arrays -> tensors)."""
     if state is None:
         return None
-    if isinstance(state, tuple):
-        return tuple(torch.from_numpy(np.ascontiguousarray(s)) for s in state)
-    return torch.from_numpy(np.ascontiguousarray(state))
+    return pytree.tree_map(
+        lambda a: torch.from_numpy(np.ascontiguousarray(a)) if isinstance(a, np.ndarray) else a, state
+    )
 
 
 def _to_numpy_state(state: Any) -> Any:
-    if isinstance(state, tuple):
-        return tuple(s.detach().numpy().copy() for s in state)
-    return state.detach().numpy().copy()
+    return pytree.tree_map(lambda s: s.detach().numpy().copy() if isinstance(s, torch.Tensor) else s, state)
 
 
 def _detach(state: Any) -> Any:
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+    return pytree.tree_map(lambda s: s.detach() if isinstance(s, torch.Tensor) else s, state)
 
 
 class TorchModel:
-    def __init__(self, spec: ModelSpec, cell: type[nn.Module], seed: int) -> None:
+    def __init__(self, spec: ModelSpec, factory: Factory, seed: int) -> None:
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
         self.spec = spec
-        self.net = _Net(spec, cell)
+        self.net = _Net(spec, factory)
         self.rng = np.random.default_rng(seed)
         self.n_params = sum(p.numel() for p in self.net.parameters())
 
@@ -156,11 +190,168 @@ class TorchModel:
         return out.numpy().copy(), _to_numpy_state(new_state)
 
 
-# --- conformance: a bare layer and whole-model weights in the canonical layout ----------------
-# (adapters/reference.py documents the layout; benchmarks/conformance.py checks it)
+# --- loading: the probe that makes a bad module a usage error before anything trains -----------
 
+#: PyTorch's own parameter names of a one-layer recurrent module (nn.LSTM / GRU / RNN).
+STANDARD_NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 #: PyTorch's gate blocks, named canonically: LSTM i,f,g,o; GRU r,z,n.
 TORCH_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ("h",)}
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """What the load-time probe learned: how weight conformance can reach the module's weights
+    (`access` "standard" names, canonical "export", or None and `why_not`), its cell, and its
+    state's nest with the rank of each tensor in it."""
+
+    cell: str | None
+    access: str | None
+    why_not: str
+    state_spec: Any
+    state_ranks: tuple[int, ...]
+
+
+def _shape(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    return str(tuple(shape)) if shape is not None else f"a {type(value).__name__}"
+
+
+def _check_forward(out: Any, call: str, batch: int, time: int) -> tuple[torch.Tensor, Any]:
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        got = f"a {type(out).__name__}" + (f" of {len(out)}" if isinstance(out, tuple | list) else "")
+        raise AdapterError(f"{call} returned {got}; forward must return (y, state) like nn.LSTM")
+    y, state = out
+    expected = (batch, time, PROBE_HIDDEN)
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != expected:
+        raise AdapterError(
+            f"{call} returned y of shape {_shape(y)}; expected {expected} = (batch, time, hidden_size), "
+            "batch first like nn.LSTM(batch_first=True)"
+        )
+    leaves = pytree.tree_leaves(state)
+    if state is None or not leaves or not all(isinstance(t, torch.Tensor) for t in leaves):
+        kinds = ", ".join(sorted({type(t).__name__ for t in leaves}))
+        raise AdapterError(f"{call} returned a state of {kinds or 'nothing'}; it must be a tensor or a nest of tensors")
+    if any(batch not in tuple(s.shape) for s in leaves):
+        raise AdapterError(
+            f"{call} returned a state of shape(s) {[tuple(s.shape) for s in leaves]}, without the batch size {batch}: "
+            "is x read as (time, batch, features)? forward must be batch first, like nn.LSTM(batch_first=True)"
+        )
+    return y, state
+
+
+def probe_module(factory: Factory, target: str) -> ModuleInfo:
+    """Build the module once at the probe's sizes and run it: the factory's signature, the
+    forward's output shape and the state handed back are checked here, each failure one
+    AdapterError that says what was expected and what came back. Global RNG state is left as it was."""
+    i, h, b, t = PROBE_INPUT, PROBE_HIDDEN, PROBE_BATCH, PROBE_TIME
+    made = f"{target}({i}, {h})"
+    with torch.random.fork_rng():
+        try:
+            module = factory(i, h)
+        except TypeError as exc:
+            raise AdapterError(
+                f"calling {made} raised {first_line(exc)}; a torch factory is factory(input_size, hidden_size)"
+            ) from None
+        except Exception as exc:
+            raise AdapterError(f"calling {made} raised {first_line(exc)}") from None
+        if not isinstance(module, nn.Module):
+            raise AdapterError(f"{made} returned {type(module).__name__}, not a torch.nn.Module")
+        if not any(p.requires_grad for p in module.parameters()):
+            raise AdapterError(f"{made} has no trainable parameters")
+        x = torch.randn(b, t, i)
+        x_text = f"x of shape {(b, t, i)}"
+        calls = [
+            (f"{made}.forward({x_text})", lambda: module(x)),
+            (f"{made}.forward({x_text}, None)", lambda: module(x, None)),
+        ]
+        for call, run in calls:
+            try:
+                out = run()
+            except Exception as exc:
+                raise AdapterError(f"{call} raised {first_line(exc)}") from None
+            _, state = _check_forward(out, call, b, t)
+        call = f"{made}.forward(x of shape {(b, 1, i)}, state) with the state forward(x) returned"
+        try:
+            out = module(x[:, :1], state)
+        except Exception as exc:
+            raise AdapterError(f"the state is not accepted back: {call} raised {first_line(exc)}") from None
+        _, again = _check_forward(out, call, b, 1)
+        leaves, spec = pytree.tree_flatten(state)
+        if pytree.tree_structure(again) != spec or [a.shape for a in pytree.tree_leaves(again)] != [
+            s.shape for s in leaves
+        ]:
+            raise AdapterError(
+                f"{call} returned a state of another structure or shape ({_describe(again)}) than the one given "
+                f"({_describe(state)}); the state must keep its form from call to call"
+            )
+        access, cell, why_not = _weight_access(module, i, h)
+        ranks = tuple(s.dim() for s in leaves)
+        if access is not None and cell is not None:
+            layout = [(1, b, h), (b, h)]
+            if len(leaves) != N_STATES[cell] or any(tuple(s.shape) not in layout for s in leaves):
+                access, why_not = (
+                    None,
+                    (
+                        f"its weights read as a{'n' if cell in ('lstm', 'rnn') else ''} {cell.upper()}, but its state "
+                        f"({_describe(state)}) is not {'(h, c)' if N_STATES[cell] == 2 else 'h'} as (1, batch, hidden) "
+                        "or (batch, hidden) tensors like nn.LSTM's"
+                    ),
+                )
+        return ModuleInfo(cell if access else None, access, why_not, spec, ranks)
+
+
+def _describe(state: Any) -> str:
+    leaves = pytree.tree_leaves(state)
+    return f"{type(state).__name__} of {len(leaves)} tensor(s) of shape(s) {[tuple(s.shape) for s in leaves]}"
+
+
+def _weight_access(module: nn.Module, input_size: int, hidden_size: int) -> tuple[str | None, str | None, str]:
+    names = {name: tuple(p.shape) for name, p in module.named_parameters()}
+    if set(STANDARD_NAMES) <= set(names):
+        rows = names["weight_ih_l0"][0]
+        cell = cell_from_rows(rows, hidden_size)
+        expected: dict[str, tuple[int, ...]] = {"weight_ih_l0": (rows, input_size), "weight_hh_l0": (rows, hidden_size)}
+        expected |= {"bias_ih_l0": (rows,), "bias_hh_l0": (rows,)}
+        extra = sorted(set(names) - set(STANDARD_NAMES))
+        if extra:
+            return (
+                None,
+                None,
+                (
+                    f"it has PyTorch's standard parameter names but also {', '.join(extra)}: not a plain LSTM/GRU/RNN "
+                    "cell, so the reference equations do not apply"
+                ),
+            )
+        if cell is None or any(names[k] != s for k, s in expected.items()):
+            return (
+                None,
+                None,
+                (
+                    f"its standard parameters have shapes {names} for input {input_size}, hidden {hidden_size}; "
+                    "weight_ih_l0 must be (4H|3H|H, input) for an LSTM|GRU|RNN"
+                ),
+            )
+        return "standard", cell, ""
+    if callable(getattr(module, "export_weights", None)) and callable(getattr(module, "import_weights", None)):
+        try:
+            exported = cast(Any, module).export_weights()
+        except Exception as exc:
+            return None, None, f"its export_weights() raised {first_line(exc)}"
+        cell, problem = cell_from_keys(exported, input_size, hidden_size)
+        return ("export", cell, "") if cell else (None, None, f"its {problem}")
+    return (
+        None,
+        None,
+        (
+            f"its module has neither PyTorch's standard parameter names ({', '.join(STANDARD_NAMES)}; it has "
+            f"{', '.join(names) or 'none'}) nor export_weights()/import_weights() in the canonical layout of "
+            "adapters/reference.py"
+        ),
+    )
+
+
+# --- conformance: a bare layer and whole-model weights in the canonical layout ----------------
+# (adapters/reference.py documents the layout; benchmarks/conformance.py checks it)
 
 
 def _canonical(cell: str, params: Mapping[str, np.ndarray], gradient: bool = False) -> Weights:
@@ -196,27 +387,46 @@ def _load_rnn(module: nn.Module, cell: str, weights: Mapping[str, np.ndarray]) -
             p.copy_(torch.from_numpy(np.ascontiguousarray(values[name], np.float32)))
 
 
-class TorchLayer:
-    """A bare `nn.LSTM`/`GRU`/`RNN` (batch-first, float32, CPU) behind the conformance `Layer` API."""
+def export_weights(module: nn.Module, cell: str, access: str) -> Weights:
+    """A module's recurrent weights in the canonical layout (`access` from `probe_module`)."""
+    if access == "export":
+        return {k: np.asarray(v) for k, v in cast(Any, module).export_weights().items()}
+    return _canonical(cell, _numpy_params(module))
 
-    def __init__(self, cell: str, input_size: int, hidden_size: int, seed: int) -> None:
-        torch.manual_seed(seed)
-        self.cell, self.input_size, self.hidden_size = cell, input_size, hidden_size
-        self.module = CELLS[cell](input_size, hidden_size, batch_first=True)
+
+def import_weights(module: nn.Module, cell: str, access: str, weights: Mapping[str, np.ndarray]) -> None:
+    if access == "export":
+        cast(Any, module).import_weights(dict(weights))
+    else:
+        _load_rnn(module, cell, weights)
+
+
+class TorchLayer:
+    """A bare module (batch-first, float32, CPU) behind the conformance `Layer` API: canonical
+    state `(h, c)`/`h` in and out, converted to and from the module's own nest."""
+
+    def __init__(self, module: nn.Module, info: ModuleInfo, input_size: int, hidden_size: int) -> None:
+        assert info.cell is not None and info.access is not None
+        self.module, self.info = module, info
+        self.cell, self.access = info.cell, info.access
+        self.input_size, self.hidden_size = input_size, hidden_size
 
     def _inputs(self, x: np.ndarray, state: Any) -> tuple[torch.Tensor, Any]:
         xt = torch.from_numpy(check_input(x, self.input_size).copy())
         if state is None:
             return xt, None
         arrays = check_state(self.cell, state, len(xt), self.hidden_size)
-        tensors = tuple(torch.from_numpy(np.asarray(a, np.float32)[None].copy()) for a in arrays)
-        return xt, (tensors if self.cell == "lstm" else tensors[0])
+        tensors = [
+            torch.from_numpy(np.asarray(a, np.float32).reshape((1, *a.shape) if rank == 3 else a.shape).copy())
+            for a, rank in zip(arrays, self.info.state_ranks, strict=True)
+        ]
+        return xt, pytree.tree_unflatten(tensors, self.info.state_spec)
 
     def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         xt, st = self._inputs(x, state)
         with torch.no_grad():
             y, final = self.module(xt, st)
-        arrays = [s[0].numpy().copy() for s in (final if isinstance(final, tuple) else (final,))]
+        arrays = [s.reshape(len(xt), self.hidden_size).numpy().copy() for s in pytree.tree_leaves(final)]
         return y.numpy().copy(), pack_state(self.cell, arrays)
 
     def gradients(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Weights]:
@@ -226,54 +436,47 @@ class TorchLayer:
         y, _ = self.module(xt, st)
         y.sum().backward()
         assert xt.grad is not None
-        return xt.grad.numpy().copy(), _canonical(self.cell, _numpy_params(self.module, grad=True), gradient=True)
+        grads = _numpy_params(self.module, grad=True)
+        if self.access == "standard":
+            return xt.grad.numpy().copy(), _canonical(self.cell, grads, gradient=True)
+        dw = canonical_gradients(
+            self.cell, self.input_size, self.hidden_size, grads, self.import_weights,
+            lambda: _numpy_params(self.module), self.export_weights(),
+        )  # fmt: skip
+        return xt.grad.numpy().copy(), dw
 
     def export_weights(self) -> Weights:
-        return _canonical(self.cell, _numpy_params(self.module))
+        return export_weights(self.module, self.cell, self.access)
 
     def import_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        _load_rnn(self.module, self.cell, check_weights(self.cell, self.input_size, self.hidden_size, weights))
-
-
-def export_model_weights(model: TorchModel) -> Weights:
-    """[proj] -> rnn -> head of a `TorchModel` in the canonical layout (kernels as (in, out))."""
-    net, out = model.net, {}
-    for name in ("proj", "head"):
-        linear = getattr(net, name)
-        if linear is not None:
-            out[f"{name}.kernel"] = linear.weight.detach().numpy().T.copy()
-            out[f"{name}.bias"] = linear.bias.detach().numpy().copy()
-    cell = next(c for c, cls in CELLS.items() if isinstance(net.rnn, cls))
-    out.update({f"rnn.{k}": v for k, v in _canonical(cell, _numpy_params(net.rnn)).items()})
-    return out
-
-
-def import_model_weights(model: TorchModel, weights: Mapping[str, np.ndarray]) -> None:
-    shapes = {k: v.shape for k, v in export_model_weights(model).items()}
-    weights = match_shapes(shapes, weights, "model weights")
-    net = model.net
-    cell = next(c for c, cls in CELLS.items() if isinstance(net.rnn, cls))
-    _load_rnn(net.rnn, cell, {k.removeprefix("rnn."): v for k, v in weights.items() if k.startswith("rnn.")})
-    with torch.no_grad():
-        for name in ("proj", "head"):
-            linear = getattr(net, name)
-            if linear is not None:
-                linear.weight.copy_(
-                    torch.from_numpy(np.ascontiguousarray(np.asarray(weights[f"{name}.kernel"]).T, np.float32))
-                )
-                linear.bias.copy_(torch.from_numpy(np.asarray(weights[f"{name}.bias"], np.float32)))
+        checked = check_weights(self.cell, self.input_size, self.hidden_size, weights)
+        import_weights(self.module, self.cell, self.access, checked)
 
 
 class TorchAdapter:
-    framework = "torch"
-    capabilities = Capabilities(stateful_training=True, variable_length=False, weight_io=True, gpu=False)
+    """Wraps a module factory: the built-ins pass `adapters.torch_rnn:lstm` (etc.), `--adapter
+    torch:pkg.module:factory` a user's. The factory is probed at load (`probe_module`)."""
 
-    def __init__(self, cell: str) -> None:
-        self.cell = cell
-        self.name = f"torch-{cell}"
+    framework = "torch"
+
+    def __init__(self, factory: str | Factory, name: str | None = None) -> None:
+        if isinstance(factory, str):
+            self.target = factory
+            self.factory: Factory = import_target(factory, f"torch factory {factory}")
+        else:
+            self.target, self.factory = getattr(factory, "__qualname__", repr(factory)), factory
+        if not callable(self.factory):
+            raise AdapterError(f"{self.target} is a {type(self.factory).__name__}, not a callable factory")
+        self.name = name or self.target
+        self.info = probe_module(self.factory, self.target)
+        self.cell = self.info.cell
+        weight_io = self.info.access is not None
+        self.capabilities = Capabilities(stateful_training=True, variable_length=False, weight_io=weight_io, gpu=False)
+        #: Why a capability is missing, for the skip reason of the checks that need it.
+        self.capability_notes = {} if weight_io else {"weight_io": self.info.why_not}
 
     def build(self, spec: ModelSpec, seed: int) -> TorchModel:
-        return TorchModel(spec, CELLS[self.cell], seed)
+        return TorchModel(spec, self.factory, seed)
 
     def versions(self) -> dict[str, str]:
         return {"torch": str(torch.__version__)}
@@ -286,12 +489,41 @@ class TorchAdapter:
             "cudnn": "False",
         }
 
+    def _weights(self) -> tuple[str, str]:
+        if self.cell is None or self.info.access is None:
+            raise AdapterError(f"{self.name}: no weight import/export: {self.info.why_not}")
+        return self.cell, self.info.access
+
     def build_layer(self, input_size: int, hidden_size: int, seed: int) -> TorchLayer:
-        """A bare layer of this cell for conformance, weights in the canonical layout."""
-        return TorchLayer(self.cell, input_size, hidden_size, seed)
+        """A bare module for conformance, weights in the canonical layout."""
+        self._weights()
+        torch.manual_seed(seed)
+        return TorchLayer(self.factory(input_size, hidden_size), self.info, input_size, hidden_size)
 
     def export_model(self, model: TorchModel) -> Weights:
-        return export_model_weights(model)
+        """[proj] -> rnn -> head of a `TorchModel` in the canonical layout (kernels as (in, out))."""
+        cell, access = self._weights()
+        net, out = model.net, {}
+        for name in ("proj", "head"):
+            linear = getattr(net, name)
+            if linear is not None:
+                out[f"{name}.kernel"] = linear.weight.detach().numpy().T.copy()
+                out[f"{name}.bias"] = linear.bias.detach().numpy().copy()
+        out.update({f"rnn.{k}": v for k, v in export_weights(net.rnn, cell, access).items()})
+        return out
 
     def import_model(self, model: TorchModel, weights: Mapping[str, np.ndarray]) -> None:
-        import_model_weights(model, weights)
+        cell, access = self._weights()
+        shapes = {k: v.shape for k, v in self.export_model(model).items()}
+        weights = match_shapes(shapes, weights, "model weights")
+        net = model.net
+        rnn_weights = {k.removeprefix("rnn."): v for k, v in weights.items() if k.startswith("rnn.")}
+        import_weights(net.rnn, cell, access, rnn_weights)
+        with torch.no_grad():
+            for name in ("proj", "head"):
+                linear = getattr(net, name)
+                if linear is not None:
+                    linear.weight.copy_(
+                        torch.from_numpy(np.ascontiguousarray(np.asarray(weights[f"{name}.kernel"]).T, np.float32))
+                    )
+                    linear.bias.copy_(torch.from_numpy(np.asarray(weights[f"{name}.bias"], np.float32)))

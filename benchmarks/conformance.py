@@ -174,10 +174,17 @@ def counterpart_name(adapter: Any) -> str | None:
     return f"keras-{cell}" if getattr(adapter, "framework", "") == "torch" else f"torch-{cell}"
 
 
-def skip_reason(check: str, name: str, capabilities: Capabilities) -> str | None:
-    """Why `check` cannot run on this adapter (a missing capability), or None."""
+def skip_reason(
+    check: str, name: str, capabilities: Capabilities, notes: Mapping[str, str] | None = None
+) -> str | None:
+    """Why `check` cannot run on this adapter (a missing capability), or None. `notes` is the
+    adapter's own word on why a capability is missing (`capability_notes`, e.g. a wrapped module
+    with neither standard parameter names nor a canonical export)."""
     needs = CHECKS_BY_NAME[check].needs
+    notes = notes or {}
     if "weight_io" in needs and not capabilities.weight_io:
+        if notes.get("weight_io"):
+            return f"{name}: no weight conformance: {notes['weight_io']}; {check} needs the weights"
         return (
             f"{name} declares no weight import/export in the canonical layout (Capabilities.weight_io is "
             f"False); {check} needs the bare layer and its weights"

@@ -39,7 +39,8 @@ def subject(conformance: Conformance, matrix: Matrix, request: pytest.FixtureReq
         adapter = matrix.adapter(conformance.adapter)
     except CellSkipped as exc:
         pytest.skip(str(exc))
-    reason = skip_reason(conformance.check, conformance.adapter, adapter.capabilities)
+    notes = getattr(adapter, "capability_notes", None)
+    reason = skip_reason(conformance.check, conformance.adapter, adapter.capabilities, notes)
     if reason:
         pytest.skip(reason)
     counterpart = None

@@ -76,6 +76,18 @@ def _as_sequence(chunk: tuple[int, ...]) -> np.ndarray:
     return np.asarray(chunk, np.float32).reshape(1, -1, 1)
 
 
+def _continuation_fault(model: Predictor, chunk: tuple[int, ...], out: np.ndarray, from_zero: np.ndarray) -> str:
+    """Why a chunk fed with the returned state came out wrong: the state dropped (the output is what
+    the zero state gives, or what counting from zero gives), or carried but not continued."""
+    cold = np.ravel(model.predict(_as_sequence(chunk), None)[0])
+    if np.max(np.abs(np.ravel(out) - cold)) <= 1e-4 or np.max(np.abs(np.ravel(out) - from_zero)) <= 0.5:
+        return (
+            f"it counted from zero ({_fmt(cold)} from a zero state): the state your forward/predict returns "
+            "does not continue the sequence, the state handed back in is ignored"
+        )
+    return "the state your forward/predict returns does not continue the sequence (handed back in, it loses the count)"
+
+
 def _fmt(values: np.ndarray) -> str:
     return "[" + ", ".join(f"{v:.2f}" for v in np.ravel(values)) + "]"
 
@@ -323,7 +335,7 @@ class CountSteps(Task):
                     how = "with the returned state" if i else "from the zero state"
                     note = f"feeding {fed} {how} gave {_fmt(out)}; expected {[int(v) for v in expected]}"
                     if i:
-                        note += ": the state your predict returns does not continue the sequence"
+                        note += ": " + _continuation_fault(model, chunk, out, np.cumsum(chunk))
         return worst, note
 
     def _cold_start(self, gate: Check, model: Predictor, data: Data) -> CheckResult:

@@ -73,6 +73,7 @@ def test_broken_state_fails_with_a_message_that_names_everything(pytester: pytes
     assert "forgetful failed count_steps.carry_state: passed 0/1 seeds" in out
     assert "seed 0: max_abs_diff_chunked_vs_whole = " in out and "threshold 0.0001, memoryless baseline" in out
     assert "feeding [1, 1, 1] then [1, 0, 1] with the returned state gave [1.00, 1.00, 2.00]; expected [4, 4, 5]" in out
+    assert "the state handed back in is ignored" in out
     assert "forgetful failed count_steps.cold_start" in out
     assert result.ret == 1
     failed = {r["check"] for r in load(results_file)["results"] if r["outcome"] == "failed"}
@@ -106,7 +107,7 @@ def test_seeds_give_one_record_per_seed_and_k_of_n(pytester: pytest.Pytester) ->
         (("--min-pass-rate", "2"), "argument --min-pass-rate: must be in [0, 1], got 2.0"),
         (("--adapter", "torch-lsmt"), "unknown adapter 'torch-lsmt': did you mean torch-lstm"),
         (("--adapter", "tests.fakes:NotAnAdapter"), "lacks name, build, versions, compute_path, capabilities"),
-        (("--adapter", "nowhere_pkg.mod:Thing"), "No module named 'nowhere_pkg'"),
+        (("--adapter", "nowhere_pkg.mod:Thing"), "module 'nowhere_pkg' not found"),
     ],
 )
 def test_bad_options_are_usage_errors_that_say_why(

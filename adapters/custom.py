@@ -1,0 +1,103 @@
+"""What the framework adapters share to take in an implementation a user brings (framework-free).
+
+`--adapter torch:pkg.module:factory` or `keras:pkg.module:factory` hands a factory to the
+framework's adapter (`adapters/torch_rnn.py`, `adapters/keras_rnn.py`), which probes it once at load
+time with the shapes below, so that a wrong signature, a wrong output shape or a state that is not
+accepted back is a usage error before anything trains. The built-ins go through the same path.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from adapters.base import AdapterError
+from adapters.reference import GATES, Weights, weight_shapes
+
+#: The load-time probe: all different, so a shape that comes back names which size is wrong.
+PROBE_BATCH, PROBE_TIME, PROBE_INPUT, PROBE_HIDDEN = 2, 4, 3, 5
+
+
+def first_line(exc: BaseException) -> str:
+    """`Type: message` of an exception on one line (Keras and TensorFlow errors run to many)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def import_target(target: str, what: str) -> Any:
+    """`pkg.module:attribute`, imported; an AdapterError naming the module or attribute that is
+    missing (a module that exists but fails to import says so with its own error)."""
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module_name
+        where = "" if missing == module_name else f" (importing {module_name!r})"
+        raise AdapterError(f"{what}: module {missing!r} not found{where}; is it on the Python path?") from None
+    except Exception as exc:
+        raise AdapterError(f"{what}: importing {module_name!r} raised {first_line(exc)}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        own = sorted(
+            n for n, v in vars(module).items()
+            if not n.startswith("_") and callable(v) and getattr(v, "__module__", None) == module.__name__
+        )  # fmt: skip
+        raise AdapterError(
+            f"{what}: module {module_name!r} has no attribute {attr!r} (callables defined there: "
+            f"{', '.join(own) or 'none'})"
+        ) from None
+
+
+def cell_from_rows(rows: int, hidden_size: int) -> str | None:
+    """The cell whose stacked gate blocks make `rows` = 4H (LSTM), 3H (GRU) or H (tanh RNN)."""
+    return {4 * hidden_size: "lstm", 3 * hidden_size: "gru", hidden_size: "rnn"}.get(rows)
+
+
+def cell_from_keys(weights: Mapping[str, Any], input_size: int, hidden_size: int) -> tuple[str | None, str]:
+    """The cell of a canonical export, or None and what is wrong with it."""
+    if not isinstance(weights, Mapping):
+        return None, f"export_weights() returned {type(weights).__name__}, not a dict of canonical keys"
+    for cell in GATES:
+        shapes = weight_shapes(cell, input_size, hidden_size)
+        if set(weights) == set(shapes):
+            bad = [f"{k} {np.shape(weights[k])} (expected {s})" for k, s in shapes.items() if np.shape(weights[k]) != s]
+            if bad:
+                return None, f"export_weights() for input {input_size}, hidden {hidden_size}: {'; '.join(bad)}"
+            return cell, ""
+    keys = ", ".join(sorted(weights)) or "none"
+    return None, (
+        f"export_weights() keys ({keys}) are not the canonical layout of an LSTM (W_i, U_i, b_i, ... for gates "
+        "i, f, g, o), a GRU (z, r, n, with bh_*) or an RNN (W_h, U_h, b_h): see adapters/reference.py"
+    )
+
+
+def canonical_gradients(
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    param_grads: Mapping[str, np.ndarray],
+    import_weights: Callable[[Weights], None],
+    read_params: Callable[[], Mapping[str, np.ndarray]],
+    restore: Weights,
+) -> Weights:
+    """d(sum y)/dW in the canonical layout from the gradients of an implementation's own
+    parameters, for an implementation that only offers `import_weights`: import is a linear map A
+    from canonical weights to parameters (blocks copied, transposed, split), so the canonical
+    gradient is Aᵀ g, read one canonical entry at a time as <A e_k, g>. `restore` is imported back."""
+    out: Weights = {}
+    zero = {k: np.zeros(s) for k, s in weight_shapes(cell, input_size, hidden_size).items()}
+    for key, array in zero.items():
+        grad = np.zeros(array.shape)
+        for idx in np.ndindex(array.shape):
+            array[idx] = 1.0
+            import_weights(zero)
+            params = read_params()
+            grad[idx] = sum(float(np.sum(params[name] * g)) for name, g in param_grads.items())
+            array[idx] = 0.0
+        out[key] = grad
+    import_weights(restore)
+    return out

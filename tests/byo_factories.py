@@ -1,0 +1,119 @@
+"""Factories for the bring-your-own-RNN tests: each broken in one way `--adapter` must name at load
+time, plus one module that offers only the canonical export (no standard parameter names).
+Importing this module imports torch; the tests that use it skip without torch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from adapters.reference import from_stacked, to_stacked
+
+NOT_CALLABLE = 42
+
+
+def no_arguments() -> nn.Module:
+    """Wrong signature: takes neither input_size nor hidden_size."""
+    return nn.LSTM(1, 1, batch_first=True)
+
+
+def not_a_module(input_size: int, hidden_size: int) -> Any:
+    return "an LSTM, honestly"
+
+
+def time_first(input_size: int, hidden_size: int) -> nn.Module:
+    """nn.LSTM without batch_first: forward reads (time, batch, features)."""
+    return nn.LSTM(input_size, hidden_size)
+
+
+def doubles_hidden(input_size: int, hidden_size: int) -> nn.Module:
+    """Returns 2 * hidden_size features per step."""
+    return nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=True)
+
+
+class _OnlyY(nn.Module):
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> torch.Tensor:
+        return self.rnn(x, state)[0]
+
+
+def only_y(input_size: int, hidden_size: int) -> nn.Module:
+    """forward returns y alone, no state."""
+    return _OnlyY(input_size, hidden_size)
+
+
+class _RejectsState(nn.GRU):
+    def forward(self, x: torch.Tensor, state: Any = None) -> Any:  # type: ignore[override]
+        if state is not None:
+            raise RuntimeError("this module cannot take a state")
+        return super().forward(x)
+
+
+def rejects_state(input_size: int, hidden_size: int) -> nn.Module:
+    return _RejectsState(input_size, hidden_size, batch_first=True)
+
+
+class CanonicalGRU(nn.Module):
+    """A GRU under its own parameter names that offers the canonical export instead (the layout
+    of adapters/reference.py): weight conformance must run on it and pass."""
+
+    ORDER = ("r", "z", "n")
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.inner = nn.GRU(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        return self.inner(x, state)
+
+    def export_weights(self) -> dict[str, np.ndarray]:
+        p = {k: v.detach().numpy().copy() for k, v in self.inner.named_parameters()}
+        return from_stacked(
+            "gru", self.ORDER, p["weight_ih_l0"].T, p["weight_hh_l0"].T, p["bias_ih_l0"], p["bias_hh_l0"]
+        )
+
+    def import_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        kernel, recurrent, bias, recurrent_bias = to_stacked("gru", self.ORDER, weights)
+        values = {
+            "weight_ih_l0": kernel.T,
+            "weight_hh_l0": recurrent.T,
+            "bias_ih_l0": bias,
+            "bias_hh_l0": recurrent_bias,
+        }
+        with torch.no_grad():
+            for name, p in self.inner.named_parameters():
+                p.copy_(torch.from_numpy(np.ascontiguousarray(values[name], np.float32)))
+
+
+def canonical_gru(input_size: int, hidden_size: int) -> nn.Module:
+    return CanonicalGRU(input_size, hidden_size)
+
+
+def lstm_with_extra(input_size: int, hidden_size: int) -> nn.Module:
+    """nn.LSTM's names plus one more parameter: not a plain cell, weight checks must skip."""
+    module = nn.LSTM(input_size, hidden_size, batch_first=True)
+    module.register_parameter("scale", nn.Parameter(torch.ones(hidden_size)))
+    return module
+
+
+class _DictState(nn.Module):
+    """An LSTM whose state is a dict nest, {"h": h, "rest": [c]}: predict must hand it out and back as is."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        y, (h, c) = self.rnn(x, None if state is None else (state["h"], state["rest"][0]))
+        return y, {"h": h, "rest": [c]}
+
+
+def dict_state(input_size: int, hidden_size: int) -> nn.Module:
+    return _DictState(input_size, hidden_size)
