@@ -31,7 +31,11 @@ def test_flops_follow_the_brief() -> None:
     assert flops(None, "forward", 32) is None
 
 
-def test_speed_items_time_a_fake_adapter_and_report_the_median(pytester: pytest.Pytester) -> None:
+def test_speed_items_time_a_fake_adapter_and_report_the_median(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pytest-benchmark turns timing off in any process that looks like an xdist worker.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     report_dir = pytester.path / "report"
     result = pytester.runpytest_subprocess(
         str(ROOT / "benchmarks" / "test_speed.py"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
