@@ -67,8 +67,24 @@ from tasks.base import Budget, ModelSpec, Split
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"the keras adapters need KERAS_BACKEND=tensorflow, not {keras.backend.backend()!r}")
 
+#: TensorFlow's intra- and inter-op threads, as for PyTorch (adapters/torch_rnn.py): one by default,
+#: so that serial runs and pytest-xdist workers compute alike and workers do not fight for cores.
+THREADS = int(os.environ.get("RNN_BEHAVIOUR_THREADS", "1"))
+try:
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+except RuntimeError:  # TensorFlow already ran something in this process: its threads are set
+    pass
+
 Factory = Callable[..., keras.layers.Layer]
 HEAD_ACTIVATION = {"linear": None, "softmax": "softmax", "tanh": "tanh"}
+
+
+def _loss(budget: Budget) -> tuple[keras.losses.Loss, Any]:
+    """The budget's loss and the dtype of the targets it takes."""
+    if budget.loss == "crossentropy":
+        return keras.losses.SparseCategoricalCrossentropy(), np.int32
+    return keras.losses.MeanSquaredError(), np.float32
 
 
 class KerasModel:
@@ -106,13 +122,26 @@ class KerasModel:
             model = self._last_model
         return model([x, *states], training=False)
 
+    def make_train_step(self, budget: Budget) -> Callable[[np.ndarray, np.ndarray], float]:
+        """One training step on one batch from the zero state, traced once (the speed
+        benchmark's train step: Keras timed compiled, never eager)."""
+        loss_fn, y_dtype = _loss(budget)
+        model = self.keras_model
+        optimizer = keras.optimizers.Adam(learning_rate=budget.learning_rate)
+        optimizer.build(model.trainable_variables)
+
+        @tf.function(reduce_retracing=True)
+        def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model([x, *self._zeros(x)], training=True)[0])
+            optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+            return loss
+
+        return lambda x, y: float(step(tf.constant(x, tf.float32), tf.constant(np.asarray(y, y_dtype))))
+
     def fit(self, train: Split, valid: Split, budget: Budget, stop: StopFn) -> FitLog:
-        if budget.loss == "crossentropy":
-            loss_fn: keras.losses.Loss = keras.losses.SparseCategoricalCrossentropy()
-            y_all = np.asarray(train.y, np.int32)
-        else:
-            loss_fn = keras.losses.MeanSquaredError()
-            y_all = np.asarray(train.y, np.float32)
+        loss_fn, y_dtype = _loss(budget)
+        y_all = np.asarray(train.y, y_dtype)
         x_all = np.asarray(train.x, np.float32)
         optimizer = keras.optimizers.Adam(learning_rate=budget.learning_rate)
         if self.spec.stateful:
@@ -478,6 +507,7 @@ class KerasAdapter:
             "device": "cpu",
             "backend": keras.backend.backend(),
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+            "threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
             "cudnn": "False",
         }
 

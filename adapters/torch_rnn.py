@@ -130,14 +130,10 @@ class TorchModel:
         self.rng = np.random.default_rng(seed)
         self.n_params = sum(p.numel() for p in self.net.parameters())
 
-    def fit(self, train: Split, valid: Split, budget: Budget, stop: StopFn) -> FitLog:
-        x = torch.from_numpy(np.asarray(train.x, np.float32))
-        if budget.loss == "crossentropy":
-            y = torch.from_numpy(np.asarray(train.y, np.int64))
-            loss_fn: nn.Module = nn.CrossEntropyLoss()
-        else:
-            y = torch.from_numpy(np.asarray(train.y, np.float32))
-            loss_fn = nn.MSELoss()
+    def _stepper(self, budget: Budget) -> tuple[Callable[[torch.Tensor, torch.Tensor, Any], tuple[float, Any]], Any]:
+        """One optimizer step (Adam at the budget's rate) on a batch from a state, and the dtype
+        of the targets the budget's loss takes."""
+        loss_fn: nn.Module = nn.CrossEntropyLoss() if budget.loss == "crossentropy" else nn.MSELoss()
         optimizer = torch.optim.Adam(self.net.parameters(), lr=budget.learning_rate)
 
         def step(xb: torch.Tensor, yb: torch.Tensor, state: Any) -> tuple[float, Any]:
@@ -149,6 +145,24 @@ class TorchModel:
             loss.backward()
             optimizer.step()
             return float(loss.detach()), state
+
+        return step, (np.int64 if budget.loss == "crossentropy" else np.float32)
+
+    def make_train_step(self, budget: Budget) -> Callable[[np.ndarray, np.ndarray], float]:
+        """One training step on one batch from the zero state (the speed benchmark's train step)."""
+        step, y_dtype = self._stepper(budget)
+
+        def train_step(x: np.ndarray, y: np.ndarray) -> float:
+            self.net.train()
+            xb = torch.from_numpy(np.asarray(x, np.float32))
+            return step(xb, torch.from_numpy(np.asarray(y, y_dtype)), None)[0]
+
+        return train_step
+
+    def fit(self, train: Split, valid: Split, budget: Budget, stop: StopFn) -> FitLog:
+        step, y_dtype = self._stepper(budget)
+        x = torch.from_numpy(np.asarray(train.x, np.float32))
+        y = torch.from_numpy(np.asarray(train.y, y_dtype))
 
         def run_epoch() -> float:
             self.net.train()
