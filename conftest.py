@@ -102,6 +102,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "**layer_kwargs) -> Keras RNN layer) or [name=]pkg.module:AdapterClass",
     )
     group.addoption(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default="cpu",
+        help="where the adapters' models train and predict: cpu (default), cuda, or auto (cuda when one is "
+        "visible); on a GPU, TF32 is off",
+    )
+    group.addoption(
         "--cell-timeout",
         type=_seconds,
         default=None,
@@ -114,6 +121,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): keep a task's checks on one pytest-xdist worker")
     _check_report_dir(config)
+    # The adapters read it at import, in this process and in every pytest-xdist worker.
+    os.environ["RNN_BEHAVIOUR_DEVICE"] = config.getoption("device")
     adapters = dict(BUILTINS)
     try:
         installed = entry_points()
@@ -287,7 +296,13 @@ class ResultCollector:
             return
         payload = {
             "schema_version": SCHEMA_VERSION,
-            "run": run_metadata(self.matrix.tier, self.matrix.seeds, self.config.getoption("min_pass_rate"), ROOT),
+            "run": run_metadata(
+                self.matrix.tier,
+                self.matrix.seeds,
+                self.config.getoption("min_pass_rate"),
+                ROOT,
+                device=self.config.getoption("device"),
+            ),
             "results": sorted(self.records, key=lambda r: (r["adapter"], r["task"], r["check"], r["seed"])),
         }
         try:

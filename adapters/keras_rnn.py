@@ -70,11 +70,31 @@ if keras.backend.backend() != "tensorflow":
 #: TensorFlow's intra- and inter-op threads, as for PyTorch (adapters/torch_rnn.py): one by default,
 #: so that serial runs and pytest-xdist workers compute alike and workers do not fight for cores.
 THREADS = int(os.environ.get("RNN_BEHAVIOUR_THREADS", "1"))
+#: `--device` (cpu | cuda | auto), as for PyTorch; on a GPU, TF32 is off.
+DEVICE_REQUEST = os.environ.get("RNN_BEHAVIOUR_DEVICE", "cpu")
 try:
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     tf.config.threading.set_inter_op_parallelism_threads(THREADS)
-except RuntimeError:  # TensorFlow already ran something in this process: its threads are set
+    if DEVICE_REQUEST == "cpu":
+        tf.config.set_visible_devices([], "GPU")
+except RuntimeError:  # TensorFlow already ran something in this process: its settings stand
     pass
+GPUS = tf.config.get_visible_devices("GPU")
+if GPUS:
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
+def check_device(request: str = DEVICE_REQUEST) -> str:
+    """The device Keras runs on for `request` ("cpu" or "gpu")."""
+    if request not in ("cpu", "cuda", "auto"):
+        raise AdapterError(f"unknown device {request!r}: choose cpu, cuda or auto")
+    if request == "cuda" and not GPUS:
+        raise AdapterError(
+            "--device cuda, but TensorFlow sees no GPU (the lock installs tensorflow-cpu; a GPU needs "
+            "tensorflow[and-cuda])"
+        )
+    return "gpu" if GPUS and request != "cpu" else "cpu"
+
 
 Factory = Callable[..., keras.layers.Layer]
 HEAD_ACTIVATION = {"linear": None, "softmax": "softmax", "tanh": "tanh"}
@@ -489,10 +509,11 @@ class KerasAdapter:
         if not callable(self.factory):
             raise AdapterError(f"{self.target} is a {type(self.factory).__name__}, not a callable factory")
         self.name = name or self.target
+        self.device = check_device()
         self.info = probe_layer(self.factory, self.target)
         self.cell = self.info.cell
         weight_io = self.info.access is not None
-        self.capabilities = Capabilities(stateful_training=True, variable_length=False, weight_io=weight_io, gpu=False)
+        self.capabilities = Capabilities(stateful_training=True, variable_length=False, weight_io=weight_io, gpu=True)
         #: Why a capability is missing, for the skip reason of the checks that need it.
         self.capability_notes = {} if weight_io else {"weight_io": self.info.why_not}
 
@@ -504,11 +525,12 @@ class KerasAdapter:
 
     def compute_path(self) -> dict[str, str]:
         return {
-            "device": "cpu",
+            "device": self.device,
             "backend": keras.backend.backend(),
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
             "threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
-            "cudnn": "False",
+            "cudnn": str(self.device == "gpu"),
+            "tf32": str(self.device == "gpu" and tf.config.experimental.tensor_float_32_execution_enabled()),
         }
 
     def _weights(self) -> tuple[str, str]:

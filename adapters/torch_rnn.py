@@ -59,6 +59,25 @@ from tasks.base import Budget, ModelSpec, Split
 
 Factory = Callable[[int, int], nn.Module]
 
+#: Where models train and predict: `--device` (cpu | cuda | auto) reaches the adapters through
+#: this variable, so that pytest-xdist workers see it too. Conformance layers stay on the CPU.
+DEVICE_REQUEST = os.environ.get("RNN_BEHAVIOUR_DEVICE", "cpu")
+
+
+def select_device(request: str = DEVICE_REQUEST) -> torch.device:
+    """The torch device for `request`; on a GPU, TF32 is off so results stay comparable with the
+    float64 reference and the CPU."""
+    if request not in ("cpu", "cuda", "auto"):
+        raise AdapterError(f"unknown device {request!r}: choose cpu, cuda or auto")
+    if request == "cpu" or (request == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise AdapterError("--device cuda, but torch sees no CUDA device (torch.cuda.is_available() is False)")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return torch.device("cuda")
+
+
 #: Intra-op threads. The suite's models are small, where one thread is fastest and a second one
 #: only fights other processes for the cores (measured: 20x slower under contention).
 torch.set_num_threads(int(os.environ.get("RNN_BEHAVIOUR_THREADS", "1")))
@@ -103,17 +122,17 @@ class _Net(nn.Module):
         return out, state
 
 
-def _to_torch_state(state: Any) -> Any:
+def _to_torch_state(state: Any, device: torch.device) -> Any:
     """The module's state from predict's NumPy nest (same structure, arrays -> tensors)."""
     if state is None:
         return None
     return pytree.tree_map(
-        lambda a: torch.from_numpy(np.ascontiguousarray(a)) if isinstance(a, np.ndarray) else a, state
+        lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device) if isinstance(a, np.ndarray) else a, state
     )
 
 
 def _to_numpy_state(state: Any) -> Any:
-    return pytree.tree_map(lambda s: s.detach().numpy().copy() if isinstance(s, torch.Tensor) else s, state)
+    return pytree.tree_map(lambda s: s.detach().cpu().numpy().copy() if isinstance(s, torch.Tensor) else s, state)
 
 
 def _detach(state: Any) -> Any:
@@ -121,12 +140,13 @@ def _detach(state: Any) -> Any:
 
 
 class TorchModel:
-    def __init__(self, spec: ModelSpec, factory: Factory, seed: int) -> None:
+    def __init__(self, spec: ModelSpec, factory: Factory, seed: int, device: torch.device | None = None) -> None:
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
         self.spec = spec
-        self.net = _Net(spec, factory)
+        self.device = device or torch.device("cpu")
+        self.net = _Net(spec, factory).to(self.device)
         self.rng = np.random.default_rng(seed)
         self.n_params = sum(p.numel() for p in self.net.parameters())
 
@@ -154,21 +174,21 @@ class TorchModel:
 
         def train_step(x: np.ndarray, y: np.ndarray) -> float:
             self.net.train()
-            xb = torch.from_numpy(np.asarray(x, np.float32))
-            return step(xb, torch.from_numpy(np.asarray(y, y_dtype)), None)[0]
+            xb = torch.from_numpy(np.asarray(x, np.float32)).to(self.device)
+            return step(xb, torch.from_numpy(np.asarray(y, y_dtype)).to(self.device), None)[0]
 
         return train_step
 
     def fit(self, train: Split, valid: Split, budget: Budget, stop: StopFn) -> FitLog:
         step, y_dtype = self._stepper(budget)
-        x = torch.from_numpy(np.asarray(train.x, np.float32))
-        y = torch.from_numpy(np.asarray(train.y, y_dtype))
+        x = torch.from_numpy(np.asarray(train.x, np.float32)).to(self.device)
+        y = torch.from_numpy(np.asarray(train.y, y_dtype)).to(self.device)
 
         def run_epoch() -> float:
             self.net.train()
             losses = []
             for idx in epoch_batches(len(train), budget.batch_size, budget.shuffle, self.rng):
-                index = torch.from_numpy(idx)
+                index = torch.from_numpy(idx).to(self.device)
                 losses.append(step(x[index], y[index], None)[0])
             return float(np.mean(losses))
 
@@ -197,11 +217,11 @@ class TorchModel:
 
     def _predict(self, x: np.ndarray, state: Any, last_only: bool | None) -> tuple[np.ndarray, Any]:
         self.net.eval()
-        xt = torch.from_numpy(check_input(x, self.spec.input_size))
-        out, new_state = self.net(xt, _to_torch_state(state), last_only)
+        xt = torch.from_numpy(check_input(x, self.spec.input_size)).to(self.device)
+        out, new_state = self.net(xt, _to_torch_state(state, self.device), last_only)
         if self.spec.head == "softmax":
             out = torch.softmax(out, dim=-1)
-        return out.numpy().copy(), _to_numpy_state(new_state)
+        return out.cpu().numpy().copy(), _to_numpy_state(new_state)
 
 
 # --- loading: the probe that makes a bad module a usage error before anything trains -----------
@@ -384,7 +404,7 @@ def _numpy_params(module: nn.Module, grad: bool = False) -> dict[str, np.ndarray
     out = {}
     for name, p in module.named_parameters():
         value = p.grad if grad else p
-        out[name] = np.zeros(tuple(p.shape), np.float32) if value is None else value.detach().numpy().copy()
+        out[name] = np.zeros(tuple(p.shape), np.float32) if value is None else value.detach().cpu().numpy().copy()
     return out
 
 
@@ -485,22 +505,25 @@ class TorchAdapter:
         self.info = probe_module(self.factory, self.target)
         self.cell = self.info.cell
         weight_io = self.info.access is not None
-        self.capabilities = Capabilities(stateful_training=True, variable_length=False, weight_io=weight_io, gpu=False)
+        self.device = select_device()
+        self.capabilities = Capabilities(stateful_training=True, variable_length=False, weight_io=weight_io, gpu=True)
         #: Why a capability is missing, for the skip reason of the checks that need it.
         self.capability_notes = {} if weight_io else {"weight_io": self.info.why_not}
 
     def build(self, spec: ModelSpec, seed: int) -> TorchModel:
-        return TorchModel(spec, self.factory, seed)
+        return TorchModel(spec, self.factory, seed, self.device)
 
     def versions(self) -> dict[str, str]:
         return {"torch": str(torch.__version__)}
 
     def compute_path(self) -> dict[str, str]:
+        on_gpu = self.device.type == "cuda"
         return {
-            "device": "cpu",
+            "device": torch.cuda.get_device_name(self.device) if on_gpu else "cpu",
             "threads": str(torch.get_num_threads()),
             "mkldnn": str(torch.backends.mkldnn.is_available()),
-            "cudnn": "False",
+            "cudnn": str(on_gpu and torch.backends.cudnn.is_available()),
+            "tf32": str(on_gpu and torch.backends.cuda.matmul.allow_tf32),
         }
 
     def _weights(self) -> tuple[str, str]:
@@ -521,8 +544,8 @@ class TorchAdapter:
         for name in ("proj", "head"):
             linear = getattr(net, name)
             if linear is not None:
-                out[f"{name}.kernel"] = linear.weight.detach().numpy().T.copy()
-                out[f"{name}.bias"] = linear.bias.detach().numpy().copy()
+                out[f"{name}.kernel"] = linear.weight.detach().cpu().numpy().T.copy()
+                out[f"{name}.bias"] = linear.bias.detach().cpu().numpy().copy()
         out.update({f"rnn.{k}": v for k, v in export_weights(net.rnn, cell, access).items()})
         return out
 

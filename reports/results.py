@@ -44,7 +44,7 @@ class ResultsError(ValueError):
     """A results file is missing, malformed or of another schema; the message says which and why."""
 
 
-def run_metadata(tier: str, seeds: int, min_pass_rate: float, root: Path) -> dict[str, Any]:
+def run_metadata(tier: str, seeds: int, min_pass_rate: float, root: Path, device: str = "cpu") -> dict[str, Any]:
     """What the run was: when, which commit, which tier and seeds, on what machine and versions.
     Versions come from package metadata: nothing is imported."""
     versions = {"python": platform.python_version()}
@@ -57,7 +57,7 @@ def run_metadata(tier: str, seeds: int, min_pass_rate: float, root: Path) -> dic
         "tier": tier,
         "seeds": seeds,
         "min_pass_rate": min_pass_rate,
-        "device": "cpu",
+        "device": device,
         "python": sys.version.split()[0],
         "versions": versions,
         "machine": {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count()},
