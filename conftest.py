@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from adapters import BUILTINS, AdapterError, entry_points, resolve
+from adapters.base import DEVICE_VARIABLE, DEVICES
 from benchmarks import speed
 from benchmarks.conformance import CHECKS, Conformance
 from benchmarks.expectations import expected_failure
@@ -103,7 +104,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--device",
-        choices=("cpu", "cuda", "auto"),
+        choices=DEVICES,
         default="cpu",
         help="where the adapters' models train and predict: cpu (default), cuda, or auto (cuda when one is "
         "visible); on a GPU, TF32 is off",
@@ -122,7 +123,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): keep a task's checks on one pytest-xdist worker")
     _check_report_dir(config)
     # The adapters read it at import, in this process and in every pytest-xdist worker.
-    os.environ["RNN_BEHAVIOUR_DEVICE"] = config.getoption("device")
+    os.environ[DEVICE_VARIABLE] = config.getoption("device")
     adapters = dict(BUILTINS)
     try:
         installed = entry_points()

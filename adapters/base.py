@@ -8,6 +8,7 @@ sequence can be continued from the state it hands back. This module imports no f
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,20 @@ StopFn = Callable[["Model"], bool]
 
 class AdapterError(ValueError):
     """An adapter could not be found, loaded or used as asked; the message says why."""
+
+
+#: `--device` choices. The plugin hands the choice to the adapters (and pytest-xdist workers)
+#: through the environment variable below; each framework's adapter decides what it means there.
+DEVICES = ("cpu", "cuda", "auto")
+DEVICE_VARIABLE = "RNN_BEHAVIOUR_DEVICE"
+
+
+def device_request() -> str:
+    """The `--device` of this run (cpu when none was given), checked."""
+    request = os.environ.get(DEVICE_VARIABLE, "cpu")
+    if request not in DEVICES:
+        raise AdapterError(f"{DEVICE_VARIABLE}={request!r}: choose one of {', '.join(DEVICES)}")
+    return request
 
 
 @dataclass(frozen=True)

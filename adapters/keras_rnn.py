@@ -31,12 +31,14 @@ import numpy as np
 import tensorflow as tf
 
 from adapters.base import (
+    DEVICE_VARIABLE,
     AdapterError,
     Capabilities,
     FitLog,
     StopFn,
     check_input,
     check_stateful,
+    device_request,
     epoch_batches,
     stream_chunks,
     train_loop,
@@ -70,12 +72,10 @@ if keras.backend.backend() != "tensorflow":
 #: TensorFlow's intra- and inter-op threads, as for PyTorch (adapters/torch_rnn.py): one by default,
 #: so that serial runs and pytest-xdist workers compute alike and workers do not fight for cores.
 THREADS = int(os.environ.get("RNN_BEHAVIOUR_THREADS", "1"))
-#: `--device` (cpu | cuda | auto), as for PyTorch; on a GPU, TF32 is off.
-DEVICE_REQUEST = os.environ.get("RNN_BEHAVIOUR_DEVICE", "cpu")
 try:
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     tf.config.threading.set_inter_op_parallelism_threads(THREADS)
-    if DEVICE_REQUEST == "cpu":
+    if os.environ.get(DEVICE_VARIABLE, "cpu") == "cpu":  # `--device cpu`: TensorFlow sees no GPU
         tf.config.set_visible_devices([], "GPU")
 except RuntimeError:  # TensorFlow already ran something in this process: its settings stand
     pass
@@ -84,10 +84,9 @@ if GPUS:
     tf.config.experimental.enable_tensor_float_32_execution(False)
 
 
-def check_device(request: str = DEVICE_REQUEST) -> str:
-    """The device Keras runs on for `request` ("cpu" or "gpu")."""
-    if request not in ("cpu", "cuda", "auto"):
-        raise AdapterError(f"unknown device {request!r}: choose cpu, cuda or auto")
+def check_device() -> str:
+    """Where Keras runs ("cpu" or "gpu") for this run's `--device`; on a GPU, TF32 is off."""
+    request = device_request()
     if request == "cuda" and not GPUS:
         raise AdapterError(
             "--device cuda, but TensorFlow sees no GPU (the lock installs tensorflow-cpu; a GPU needs "

@@ -30,6 +30,7 @@ from adapters.base import (
     StopFn,
     check_input,
     check_stateful,
+    device_request,
     epoch_batches,
     stream_chunks,
     train_loop,
@@ -59,16 +60,12 @@ from tasks.base import Budget, ModelSpec, Split
 
 Factory = Callable[[int, int], nn.Module]
 
-#: Where models train and predict: `--device` (cpu | cuda | auto) reaches the adapters through
-#: this variable, so that pytest-xdist workers see it too. Conformance layers stay on the CPU.
-DEVICE_REQUEST = os.environ.get("RNN_BEHAVIOUR_DEVICE", "cpu")
 
-
-def select_device(request: str = DEVICE_REQUEST) -> torch.device:
-    """The torch device for `request`; on a GPU, TF32 is off so results stay comparable with the
-    float64 reference and the CPU."""
-    if request not in ("cpu", "cuda", "auto"):
-        raise AdapterError(f"unknown device {request!r}: choose cpu, cuda or auto")
+def select_device() -> torch.device:
+    """Where models train and predict for this run's `--device`; on a GPU, TF32 is off so that
+    results stay comparable with the float64 reference and the CPU. Conformance layers stay on
+    the CPU."""
+    request = device_request()
     if request == "cpu" or (request == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():

@@ -237,7 +237,7 @@ def load_csv(path: Path) -> list[dict[str, Any]]:
 
 def table(args: argparse.Namespace) -> int:
     try:
-        payloads = [p for path in args.results for p in (load_csv(path) if path.suffix == ".csv" else [load(path)])]
+        payloads = load_all(args.results)
     except ResultsError as exc:
         print(f"calibrate: {exc}", file=sys.stderr)
         return 2
@@ -292,9 +292,14 @@ def flake_table(payloads: list[dict[str, Any]], seeds: int) -> str:
     return "\n".join(lines).strip()
 
 
+def load_all(paths: list[Path]) -> list[dict[str, Any]]:
+    """Results files and calibration.csv files, in order (later ones replace earlier cells)."""
+    return [p for path in paths for p in (load_csv(path) if path.suffix == ".csv" else [load(path)])]
+
+
 def flake(args: argparse.Namespace) -> int:
     try:
-        payloads = [p for path in args.results for p in (load_csv(path) if path.suffix == ".csv" else [load(path)])]
+        payloads = load_all(args.results)
     except ResultsError as exc:
         print(f"calibrate: {exc}", file=sys.stderr)
         return 2
