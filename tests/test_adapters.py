@@ -153,3 +153,30 @@ def test_a_stateful_task_is_skipped_without_the_capability() -> None:
     matrix = Matrix(tier="smoke", seeds=1, adapters={"oracle": ref}, tasks=TASKS)
     with pytest.raises(CellSkipped, match="oracle does not declare stateful training, which streams needs"):
         matrix.train(Cell("oracle", "streams", "online_equals_offline"))
+
+
+def test_same_seed_same_training_bit_for_bit(adapter: Adapter) -> None:
+    """DESIGN §9: same seed, same machine, same metrics. Two trainings of two epochs from seed 0
+    give the same loss history and the same outputs, to the bit."""
+    task = TASKS["count_steps"]
+    data = task.generate(np.random.default_rng(0), "smoke")
+    train = replace(data.train, x=data.train.x[:96], y=data.train.y[:96])
+    budget = replace(task.budget("smoke"), max_epochs=2)
+    runs = []
+    for _ in range(2):
+        model = adapter.build(task.spec, seed=0)
+        log = model.fit(train, data.valid, budget, stop=lambda m: False)
+        runs.append((log.loss_history, model.predict(data.test.x[:8])[0]))
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_a_train_step_alone_learns(adapter: Adapter) -> None:
+    """`make_train_step` (what the speed benchmark times) runs one optimizer step on one batch."""
+    task = TASKS["count_steps"]
+    data = task.generate(np.random.default_rng(0), "smoke")
+    model = adapter.build(task.spec, seed=0)
+    step = model.make_train_step(task.budget("smoke"))
+    x, y = data.train.x[:32], data.train.y[:32]
+    losses = [step(x, y) for _ in range(5)]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
