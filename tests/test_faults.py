@@ -17,17 +17,13 @@ from tests.test_plugin import run_matrix
 ORACLE = ("--adapter", "oracle=tests.fakes:CountingOracle")
 
 
+def run_smoke(pytester: pytest.Pytester, adapter: str, selection: str, *args: str) -> tuple[pytest.RunResult, Path]:
+    """The smoke tier with `adapter` (NAME=module:Class) next to the exact counting oracle."""
+    return run_matrix(pytester, "--tier", "smoke", "--adapter", adapter, *ORACLE, "-k", selection, *args)
+
+
 def test_a_loss_that_goes_nan_fails_its_checks_and_says_so(pytester: pytest.Pytester) -> None:
-    result, results_file = run_matrix(
-        pytester,
-        "--tier",
-        "smoke",
-        "--adapter",
-        "nan=tests.faulty:NaNLoss",
-        *ORACLE,
-        "-k",
-        "(nan- and count_) or oracle-count_last",
-    )
+    result, results_file = run_smoke(pytester, "nan=tests.faulty:NaNLoss", "(nan- and count_) or oracle-count_last")
     result.assert_outcomes(passed=1, failed=5, xfailed=2, xpassed=1)
     out = result.stdout.str()
     assert "nan failed count_steps.fit: passed 0/1 seeds" in out
@@ -39,15 +35,8 @@ def test_a_loss_that_goes_nan_fails_its_checks_and_says_so(pytester: pytest.Pyte
 
 
 def test_a_forward_that_raises_is_that_cells_error(pytester: pytest.Pytester) -> None:
-    result, results_file = run_matrix(
-        pytester,
-        "--tier",
-        "smoke",
-        "--adapter",
-        "raising=tests.faulty:RaisingForward",
-        *ORACLE,
-        "-k",
-        "(raising- or oracle-) and count_last",
+    result, results_file = run_smoke(
+        pytester, "raising=tests.faulty:RaisingForward", "(raising- or oracle-) and count_last"
     )
     # pytest counts an exception in the test body as failed; the results file calls it an error.
     result.assert_outcomes(passed=1, failed=2, xpassed=1)
@@ -58,10 +47,8 @@ def test_a_forward_that_raises_is_that_cells_error(pytester: pytest.Pytester) ->
 
 
 def test_a_training_that_hangs_times_out_once_and_the_run_goes_on(pytester: pytest.Pytester) -> None:
-    result, results_file = run_matrix(
-        pytester, "--tier", "smoke", "--adapter", "hang=tests.faulty:Hanging", *ORACLE, "--cell-timeout", "1",
-        "-k", "(hang- or oracle-) and count_last",
-    )  # fmt: skip
+    selection = "(hang- or oracle-) and count_last"
+    result, results_file = run_smoke(pytester, "hang=tests.faulty:Hanging", selection, "--cell-timeout", "1")
     result.assert_outcomes(passed=1, xpassed=1, errors=2)
     records = load(results_file)["results"]
     hang = [r for r in records if r["adapter"] == "hang"]
