@@ -31,8 +31,9 @@ TASKS: dict[str, Task] = {
 }
 
 #: Implemented and proven by tests/ (oracle and null controls), but not in the matrix until a
-#: budget that learns it reliably is calibrated: copy memory at T = 10 reached 77% recall in 60
-#: epochs of torch-lstm, short of the 0.99 gate.
+#: budget that learns it reliably is calibrated: at T = 10 the 0.99 recall gate takes ~10^4
+#: optimizer steps per model (keras-lstm 0.993 after 150 epochs; torch-lstm 0.77 after 97), minutes
+#: per cell on a 2-core CPU (tasks/README.md has the measurements).
 PENDING: dict[str, Task] = {task.id: task for task in (CopyMemory(),)}
 
 
