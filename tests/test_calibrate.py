@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reports.results import write_json_atomic
 from tests.test_results import _payload as _bare_payload
 from tests.test_results import _record
 
@@ -75,3 +76,18 @@ def test_unknown_adapter_or_task_names_are_one_line_and_exit_2(capsys: pytest.Ca
     assert "calibrate: unknown adapter 'torch-lsmt': did you mean torch-lstm" in capsys.readouterr().err
     assert calibrate.main(["run", "--tasks", "count_stpes", "--out", "x.json"]) == 2
     assert "unknown task 'count_stpes': did you mean count_steps" in capsys.readouterr().err
+
+
+def test_same_results_compares_outcome_and_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("same_results", ROOT / "scripts" / "same_results.py")
+    assert spec is not None and spec.loader is not None
+    same_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(same_results)
+    a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    records = [_record(seed=s, value=0.01) for s in range(2)]
+    for path, recs in ((a, records), (b, records), (c, [*records[:1], _record(seed=1, value=0.02)])):
+        write_json_atomic(path, _payload(recs))
+    assert same_results.main([str(a), str(b)]) == 0
+    assert "2/2 shared records identical" in capsys.readouterr().out
+    assert same_results.main([str(a), str(c)]) == 1
+    assert "torch-lstm-count_steps-fit-1: passed 0.01 vs passed 0.02" in capsys.readouterr().out
