@@ -340,6 +340,9 @@ class ResultCollector:
             tr.write_line(f"rnn-behaviour: {self.write_error}", red=True)
         else:
             tr.write_line(f"results: {self.results_path}")
+            html = self.results_path.parent / "report.html"
+            if html.exists():
+                tr.write_line(f"report: {html} (and report.md)")
 
 
 def _reason(report: pytest.TestReport) -> str:

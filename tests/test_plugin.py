@@ -55,6 +55,7 @@ def test_oracle_row_passes_and_beats_expectations(pytester: pytest.Pytester) -> 
     out = result.stdout.str()
     assert "test_check[oracle-count_steps-carry_state] PASSED" in out
     assert "rnn-behaviour: tier smoke, 1 seed(s)" in out
+    assert f"report: {results_file.parent / 'report.html'} (and report.md)" in out
     assert "better than expected (XPASS): oracle count_steps.longer" in out
     assert "pass 0/0.0001" in out and "XPASS 0/0.05" in out
     payload = load(results_file)
