@@ -45,7 +45,7 @@ examples: $(STAMP)
 	$(call example,forgets_state,torch:examples.forgets_state:forgets_state,$(FORGETS_STATE))
 
 # Re-make the calibration tables in tasks/README.md and tasks/calibration.csv: torch over 20
-# seeds, keras over 20 (counting) and 10 (the rest), the smoke tier over 5 (LSTM/GRU). Hours on
+# seeds, keras over 20 (counting) and 10 (the rest), the smoke tier over 10 (LSTM/GRU). Hours on
 # 2 cores; `scripts/calibrate.py run --tasks ... --adapters ...` re-runs a part of it.
 CALIBRATION := reports/calibration
 KERAS := keras-lstm,keras-gru,keras-rnn
@@ -53,7 +53,7 @@ calibrate: $(STAMP)
 	$(PY) scripts/calibrate.py run --tier standard --seeds 20 --adapters torch-lstm,torch-gru,torch-rnn --workers 2 --out $(CALIBRATION)/standard-torch.json
 	$(PY) scripts/calibrate.py run --tier standard --seeds 20 --adapters $(KERAS) --tasks count_last,count_steps --workers 2 --out $(CALIBRATION)/standard-count-keras.json
 	$(PY) scripts/calibrate.py run --tier standard --seeds 10 --adapters $(KERAS) --workers 2 --out $(CALIBRATION)/standard-keras.json
-	$(PY) scripts/calibrate.py run --tier smoke --seeds 5 --adapters torch-lstm,torch-gru,keras-lstm,keras-gru --workers 2 --out $(CALIBRATION)/smoke-lstm-gru.json
+	$(PY) scripts/calibrate.py run --tier smoke --seeds 10 --adapters torch-lstm,torch-gru,keras-lstm,keras-gru --workers 2 --out $(CALIBRATION)/smoke-lstm-gru.json
 	$(PY) scripts/calibrate.py table $(CALIBRATION)/standard-torch.json $(CALIBRATION)/standard-keras.json $(CALIBRATION)/standard-count-keras.json $(CALIBRATION)/smoke-lstm-gru.json --readme tasks/README.md
 
 lint: $(STAMP)
