@@ -25,6 +25,7 @@ from benchmarks.conformance import CHECKS, Conformance
 from benchmarks.expectations import expected_failure
 from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, Cell, CellSkipped, Matrix, Trained
 from reports import table, write_reports
+from reports.cli import non_negative
 from reports.results import SCHEMA_VERSION, run_metadata, write_json_atomic
 from tasks import TASKS, TIERS
 
@@ -42,16 +43,6 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {value}")
     return value
 
 
@@ -111,7 +102,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--cell-timeout",
-        type=_seconds,
+        type=non_negative("seconds"),
         default=None,
         metavar="S",
         help="seconds a behaviour cell (training included) may run before it is that cell's error "

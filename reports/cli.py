@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from reports.results import ResultsError, load, write_json_atomic
@@ -17,14 +17,20 @@ from reports.results import ResultsError, load, write_json_atomic
 PROG = "python -m reports"
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
+def non_negative(unit: str = "") -> Callable[[str], float]:
+    """An argparse type for a number >= 0 (of `unit`), with the error naming what came."""
+    of, after = (f" of {unit}", f" {unit}") if unit else ("", "")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number{of} >= 0, got {text!r}") from None
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0{after}, got {value}")
+        return value
+
+    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,14 +48,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("new", metavar="NEW.json")
     c.add_argument(
         "--tolerance",
-        type=_fraction,
+        type=non_negative(),
         default=DEFAULT_TOLERANCE,
         help="a metric regresses when it moves the wrong way by more than this times the larger of "
         f"|threshold| and |base value| (default {DEFAULT_TOLERANCE})",
     )
     c.add_argument(
         "--speed-tolerance",
-        type=_fraction,
+        type=non_negative(),
         default=DEFAULT_SPEED_TOLERANCE,
         help=f"a speed record regresses when slower by more than this fraction (default {DEFAULT_SPEED_TOLERANCE})",
     )
