@@ -63,7 +63,8 @@ EXPECTATIONS: tuple[Expectation, ...] = (
         "adding",
         "mse",
         "a plain tanh RNN does not learn the adding problem in the budget: it stays at the memoryless "
-        "MSE 0.167 at T = 50 (smoke, seed 0, both frameworks) and T = 100 (standard, 0/5 seeds each); "
+        "MSE 0.167 at T = 50 (smoke, seed 0, both frameworks) and T = 100 (standard: torch-rnn 0/20 "
+        "seeds, keras-rnn 0/10); "
         "vanishing gradients (seed 003 §2; Le et al. 2015)",
     ),
 )
