@@ -25,6 +25,7 @@ from benchmarks.conformance import CHECKS, Conformance
 from benchmarks.expectations import expected_failure
 from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, Cell, CellSkipped, Matrix, Trained
 from reports import table, write_reports
+from reports.cells import SPEED_TASK
 from reports.cli import non_negative
 from reports.results import SCHEMA_VERSION, run_metadata, write_json_atomic
 from tasks import TASKS, TIERS
@@ -315,7 +316,7 @@ class ResultCollector:
             return
         tr = terminalreporter
         tr.write_sep("=", f"rnn-behaviour: tier {self.matrix.tier}, {self.matrix.seeds} seed(s)")
-        if any(r["task"] != table.SPEED for r in self.records):
+        if any(r["task"] != SPEED_TASK for r in self.records):
             tr.write_line(table.pivot(self.records))
             tr.write_line(table.LEGEND)
         for lesson in table.lessons(self.records):

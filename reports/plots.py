@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from reports.cells import CellRecords, adapters, cells, extras, median
+from reports.cells import SPEED_TASK, CellRecords, adapters, cells, extras, median
 
 #: The length the counting tasks train on (tasks/counting.py TRAIN_LENGTH; a test keeps them equal).
 TRAIN_LENGTH = 20
@@ -191,7 +191,7 @@ def heatmap(records: list[dict[str, Any]]) -> bytes | None:
     return _png(fig)
 
 
-def speed_bars(records: list[dict[str, Any]], task: str = "speed") -> bytes | None:
+def speed_bars(records: list[dict[str, Any]], task: str = SPEED_TASK) -> bytes | None:
     """Median time per speed check and adapter (lower is better), with the FLOP rate when given."""
     speed = [c for c in cells(records) if c.task == task and c.value is not None]
     if not speed:

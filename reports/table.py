@@ -8,7 +8,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from reports.cells import pass_rate_text
+from reports.cells import SPEED_TASK, adapters, pass_rate_text
 
 #: How each item outcome reads in a cell; XPASS is an implementation beating an expectation.
 LABELS = {
@@ -43,10 +43,6 @@ def cell_text(records: list[dict[str, Any]]) -> str:
     return text
 
 
-#: The task name of speed records (benchmarks/speed.py): timings, not gates, tabulated apart.
-SPEED = "speed"
-
-
 def pivot(records: Iterable[dict[str, Any]], tablefmt: str = "simple") -> str:
     """The adapter x check table of a run's records (speed records have their own table)."""
     headers, rows = pivot_rows(records)
@@ -56,20 +52,18 @@ def pivot(records: Iterable[dict[str, Any]], tablefmt: str = "simple") -> str:
 def pivot_rows(records: Iterable[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """The pivot's headers (task, check, one per adapter) and rows, for any output format;
     speed records are left out (see `speed_table`)."""
-    records = [r for r in records if r["task"] != SPEED]
+    records = [r for r in records if r["task"] != SPEED_TASK]
     cells: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    adapters: list[str] = []
     for rec in records:
         cells[(rec["task"], rec["check"])][rec["adapter"]].append(rec)
-        if rec["adapter"] not in adapters:
-            adapters.append(rec["adapter"])
+    names = adapters(records)
     rows = []
     for (task, check), by_adapter in cells.items():
         version = next(iter(by_adapter.values()))[0]["task_version"]
         row = [f"{task} v{version}", check]
-        row += [cell_text(by_adapter[a]) if a in by_adapter else "" for a in adapters]
+        row += [cell_text(by_adapter[a]) if a in by_adapter else "" for a in names]
         rows.append(row)
-    return ["task", "check", *adapters], rows
+    return ["task", "check", *names], rows
 
 
 #: Side-by-side comparisons the seeds teach: (title, [(label, task, check), ...]).
@@ -131,17 +125,14 @@ def better_than_expected(records: Iterable[dict[str, Any]]) -> list[str]:
 def speed_table(records: Iterable[dict[str, Any]], tablefmt: str = "simple") -> str:
     """Median time and FLOP rate per speed item: one row per (operation, shape), one column per
     adapter; empty when the run timed nothing."""
+    timed = [r for r in records if r["task"] == SPEED_TASK and r.get("value") is not None]
     rows: dict[str, dict[str, str]] = defaultdict(dict)
-    adapters: list[str] = []
-    for rec in records:
-        if rec["task"] != SPEED or rec.get("value") is None:
-            continue
-        if rec["adapter"] not in adapters:
-            adapters.append(rec["adapter"])
+    for rec in timed:
         rate = (rec.get("extras") or {}).get("flops_per_s")
         text = f"{rec['value'] * 1e3:.3g} ms"
         rows[rec["check"]][rec["adapter"]] = text + (f" {rate / 1e9:.3g} GFLOP/s" if rate else "")
     if not rows:
         return ""
-    body = [[check, *(cells.get(a, "") for a in adapters)] for check, cells in rows.items()]
-    return tabulate(body, headers=["speed (median)", *adapters], tablefmt=tablefmt, disable_numparse=True)
+    names = adapters(timed)
+    body = [[check, *(cells.get(a, "") for a in names)] for check, cells in rows.items()]
+    return tabulate(body, headers=["speed (median)", *names], tablefmt=tablefmt, disable_numparse=True)

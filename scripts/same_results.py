@@ -16,8 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from reports.cells import SPEED_TASK  # noqa: E402
 from reports.results import ResultsError, load  # noqa: E402
-from reports.table import SPEED  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"same_results: {exc}", file=sys.stderr)
         return 2
     a, b = (
-        {(r["adapter"], r["task"], r["check"], r["seed"]): r for r in run["results"] if r["task"] != SPEED}
+        {(r["adapter"], r["task"], r["check"], r["seed"]): r for r in run["results"] if r["task"] != SPEED_TASK}
         for run in runs
     )
     shared = sorted(set(a) & set(b))
