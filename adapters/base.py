@@ -31,6 +31,15 @@ DEVICES = ("cpu", "cuda", "auto")
 DEVICE_VARIABLE = "RNN_BEHAVIOUR_DEVICE"
 
 
+def threads() -> int:
+    """Intra-op threads for either framework (`RNN_BEHAVIOUR_THREADS`, default 1): the suite's models
+    are small, one thread was fastest here, and workers then do not fight over the cores."""
+    value = os.environ.get("RNN_BEHAVIOUR_THREADS", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise AdapterError(f"RNN_BEHAVIOUR_THREADS={value!r}: must be a whole number >= 1")
+    return int(value)
+
+
 def device_request() -> str:
     """The `--device` of this run (cpu when none was given), checked."""
     request = os.environ.get(DEVICE_VARIABLE, "cpu")

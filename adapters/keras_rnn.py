@@ -41,6 +41,7 @@ from adapters.base import (
     device_request,
     epoch_batches,
     stream_chunks,
+    threads,
     train_loop,
 )
 from adapters.custom import (
@@ -71,7 +72,7 @@ if keras.backend.backend() != "tensorflow":
 
 #: TensorFlow's intra- and inter-op threads, as for PyTorch (adapters/torch_rnn.py): one by default,
 #: so that serial runs and pytest-xdist workers compute alike and workers do not fight for cores.
-THREADS = int(os.environ.get("RNN_BEHAVIOUR_THREADS", "1"))
+THREADS = threads()
 try:
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     tf.config.threading.set_inter_op_parallelism_threads(THREADS)

@@ -12,7 +12,6 @@ compares implementations as their users get them.
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from adapters.base import (
     device_request,
     epoch_batches,
     stream_chunks,
+    threads,
     train_loop,
 )
 from adapters.custom import (
@@ -77,7 +77,7 @@ def select_device() -> torch.device:
 
 #: Intra-op threads. The suite's models are small, where one thread is fastest and a second one
 #: only fights other processes for the cores (measured: 20x slower under contention).
-torch.set_num_threads(int(os.environ.get("RNN_BEHAVIOUR_THREADS", "1")))
+torch.set_num_threads(threads())
 
 
 def lstm(input_size: int, hidden_size: int) -> nn.Module:
