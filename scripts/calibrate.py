@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapters import BUILTINS  # noqa: E402
 from benchmarks.expectations import expected_failure  # noqa: E402
-from reports.results import ResultsError, load  # noqa: E402
+from reports.results import ResultsError, load, write_text_atomic  # noqa: E402
 from tasks import TASKS  # noqa: E402
 
 START, END = "<!-- calibration:start -->", "<!-- calibration:end -->"
@@ -251,7 +251,7 @@ def table(args: argparse.Namespace) -> int:
         return 2
     head, rest = readme.split(START, 1)
     tail = rest.split(END, 1)[1]
-    args.readme.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    write_text_atomic(args.readme, f"{head}{START}\n{text}\n{END}{tail}")
     evidence = args.readme.parent / "calibration.csv"
     write_csv(payloads, evidence)
     print(f"calibrate: wrote the table into {args.readme} and its records into {evidence}")
@@ -304,14 +304,14 @@ def flake(args: argparse.Namespace) -> int:
         print(f"calibrate: {exc}", file=sys.stderr)
         return 2
     text = flake_table(payloads, args.seeds)
-    print(text)
     if args.out:
-        args.out.write_text(
+        write_text_atomic(
+            args.out,
             "# Flake rate\n\nMade by `python scripts/calibrate.py flake tasks/calibration.csv --out "
             "tasks/FLAKE_RATE.md` from the calibration records; only the gated cells that missed on some "
             "seed are listed.\n\n" + text + "\n",
-            encoding="utf-8",
         )
+    print(text)
     return 0
 
 
