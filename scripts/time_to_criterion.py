@@ -41,15 +41,15 @@ def seed_recipe_seconds(name: str, task_id: str, data: Any) -> tuple[float, Any]
     if adapter.framework == "keras":
         import keras  # the seed's literal recipe: compile + fit, validation data every epoch
 
-        net = model.keras_model
-        inputs = [data.train.x, *(np.zeros((len(data.train), model.spec.hidden_size), np.float32),) * model.n_states]
-        valid = [data.valid.x, *(np.zeros((len(data.valid), model.spec.hidden_size), np.float32),) * model.n_states]
-        zeros_out = [np.zeros((len(data.train), model.spec.hidden_size), np.float32)] * model.n_states
-        zeros_valid = [np.zeros((len(data.valid), model.spec.hidden_size), np.float32)] * model.n_states
-        net.compile(loss=["mse"] + [None] * model.n_states, optimizer=keras.optimizers.Adam(SEED_LR))
+        net, n = model.keras_model, model.n_states
+        # The model takes the initial state as inputs and returns the final one (no loss on it).
+        train, valid = (
+            [np.zeros((len(split), model.spec.hidden_size), np.float32)] * n for split in (data.train, data.valid)
+        )
+        net.compile(loss=["mse"] + [None] * n, optimizer=keras.optimizers.Adam(SEED_LR))
         start = time.perf_counter()
-        net.fit(inputs, [data.train.y, *zeros_out], batch_size=SEED_BATCH, epochs=SEED_EPOCHS, verbose=0,
-                validation_data=(valid, [data.valid.y, *zeros_valid]))  # fmt: skip
+        net.fit([data.train.x, *train], [data.train.y, *train], batch_size=SEED_BATCH, epochs=SEED_EPOCHS, verbose=0,
+                validation_data=([data.valid.x, *valid], [data.valid.y, *valid]))  # fmt: skip
         return time.perf_counter() - start, model
     budget = Budget(max_epochs=SEED_EPOCHS, batch_size=SEED_BATCH, learning_rate=SEED_LR)
     log = model.fit(data.train, data.valid, budget, _never)
