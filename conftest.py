@@ -134,8 +134,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[MATRIX] = Matrix(
         tier=config.getoption("tier"), seeds=config.getoption("seeds"), adapters=adapters, tasks=TASKS
     )
-    if getattr(config.option, "dist", None) == "load":
-        config.option.dist = "loadgroup"
     config.pluginmanager.register(ResultCollector(config), "rnn-behaviour-results")
     if config.option.verbose >= 1 and not hasattr(config, "workerinput"):
         config.stash[MATRIX].progress = _live_line(config)
@@ -173,6 +171,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     cells = [cell for cell in map(_cell_of, session.items) if cell is not None]
     session.config.stash[MATRIX].expect(cells)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `-n N` (and `--dist load` or `loadgroup`), one work unit per (adapter, task), so a
+    task's checks share one trained model, handed out longest first (benchmarks/scheduling.py)."""
+    if config.getvalue("dist") not in ("load", "loadgroup"):
+        return None
+    from benchmarks.scheduling import CellScheduling, read_durations
+
+    # pytest-split's --durations-path (default: .test_durations in the working directory), else ours.
+    durations = Path(getattr(config.option, "durations_path", None) or ROOT / ".test_durations")
+    if not durations.is_file():
+        durations = ROOT / ".test_durations"
+    cells = {cell.id: cell for cell in config.stash[MATRIX].cells()}
+    return CellScheduling(config, log, cells, read_durations(durations))
 
 
 def _live_line(config: pytest.Config) -> Callable[[str], None]:

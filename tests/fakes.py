@@ -6,6 +6,7 @@ plugin take seconds. Select them with `--adapter NAME=tests.fakes:Class -k "NAME
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -81,3 +82,13 @@ class Learner(CountingOracle):
 
     def build(self, spec: ModelSpec, seed: int) -> _FakeModel:
         return _Learning(RunningSum(per_step=spec.return_sequences))
+
+
+class CountingBuilds(CountingOracle):
+    """The oracle, writing a line per model it builds to the file $RNN_BEHAVIOUR_BUILD_LOG: how a
+    test sees how often each task's model was trained, across pytest-xdist workers."""
+
+    def build(self, spec: ModelSpec, seed: int) -> _FakeModel:
+        with open(os.environ["RNN_BEHAVIOUR_BUILD_LOG"], "a") as log:
+            log.write(f"{'count_steps' if spec.return_sequences else 'count_last'} seed {seed} pid {os.getpid()}\n")
+        return super().build(spec, seed)

@@ -127,3 +127,26 @@ def test_progress_lines_show_at_verbose_only(pytester: pytest.Pytester) -> None:
     line = "learner on count_last (seed 0): epoch 1, loss 0.5, "
     assert line not in quiet.stdout.str()
     assert line in loud.stdout.str() and "s, criterion met" in loud.stdout.str()
+
+
+def test_under_xdist_each_tasks_checks_share_one_training(pytester: pytest.Pytester, monkeypatch) -> None:
+    """count_steps has 5 checks, count_last 2: with -n 2 each task's model is built once, on one
+    worker (xdist's own loadgroup split them under pytest 9.2, so both workers trained it)."""
+    log = pytester.path / "builds.log"
+    monkeypatch.setenv("RNN_BEHAVIOUR_BUILD_LOG", str(log))
+    oracle = ["--adapter", "oracle=tests.fakes:CountingBuilds", "-k", "oracle-count"]
+    result, results_file = run_matrix(pytester, "--tier", "smoke", "--seeds", "2", "-n", "2", *oracle)
+    result.assert_outcomes(passed=5, xpassed=2)
+    builds = sorted(line.rsplit(" pid ", 1)[0] for line in log.read_text().splitlines())
+    assert builds == ["count_last seed 0", "count_last seed 1", "count_steps seed 0", "count_steps seed 1"]
+    assert len({r["task"] for r in load(results_file)["results"]}) == 2
+
+
+def test_scheduler_reads_the_cell_from_the_node_id() -> None:
+    from benchmarks.scheduling import bare, param_id
+
+    node = "benchmarks/test_behaviour.py::test_check[torch-lstm-adding-mse]"
+    assert param_id(node) == "torch-lstm-adding-mse"
+    assert param_id(node + "@torch-lstm-adding") == "torch-lstm-adding-mse"  # xdist's suffix, before pytest 9.2
+    assert bare(node + "@torch-lstm-adding") == node and bare(node) == node
+    assert param_id("benchmarks/test_speed.py::test_nothing") == ""

@@ -1,0 +1,100 @@
+"""How pytest-xdist hands out the matrix: a task's checks as one work unit, longest first.
+
+The checks of one (adapter, task) share one trained model, so they must run on one worker, or
+each worker trains it again. xdist's own `--dist loadgroup` did that through the `xdist_group`
+mark, by appending `@group` to each node id; pytest 9.2 made node ids structured and the
+append no longer takes (pytest-dev/pytest-xdist#1386), so every group was silently split and
+trained twice under `-n 2`. This scheduler finds a cell's group from its id instead, on the
+controller, whatever pytest does to node ids.
+
+Units are handed out longest first (by the durations pytest-split stores in `.test_durations`),
+so two workers finish close together instead of one starting a long training at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from xdist.scheduler import LoadScopeScheduling
+
+from benchmarks.matrix import Cell
+
+
+def param_id(nodeid: str) -> str:
+    """The parametrisation id of a node id (`...::test_check[torch-lstm-adding-mse]` gives
+    `torch-lstm-adding-mse`), without the `@group` suffix older xdist appends; "" if none."""
+    if nodeid.rfind("@") > nodeid.rfind("]"):
+        nodeid = nodeid[: nodeid.rfind("@")]
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return ""
+    return nodeid[nodeid.index("[") + 1 : -1]
+
+
+def bare(nodeid: str) -> str:
+    """A node id without the `@group` suffix, as pytest-split stores it."""
+    return nodeid[: nodeid.rfind("@")] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
+
+
+def read_durations(path: Path) -> dict[str, float]:
+    """pytest-split's stored durations ({node id: seconds}); empty if missing or unreadable (the
+    order of the units is then the collection order, which is only slower, never wrong)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
+
+
+class CellScheduling(LoadScopeScheduling):
+    """`LoadScopeScheduling` whose scope of a behaviour cell is its (adapter, task) group; any
+    other item is a unit of its own. `cells` maps a cell's id to the cell."""
+
+    def __init__(
+        self, config: Any, log: Any, cells: Mapping[str, Cell], durations: Mapping[str, float] | None = None
+    ) -> None:
+        super().__init__(config, log)
+        self.cells = dict(cells)
+        self.durations = dict(durations or {})
+        self.median = statistics.median(self.durations.values()) if self.durations else 1.0
+        self._ordered = False
+
+    def _split_scope(self, nodeid: str) -> str:
+        cell = self.cells.get(param_id(nodeid))
+        return f"cell:{cell.group}" if cell is not None else bare(nodeid)
+
+    def _assign_work_unit(self, node: Any) -> None:
+        if not self._ordered:  # the work queue is complete at the first assignment
+            self._ordered = True
+            queue: OrderedDict[str, dict[str, bool]] = self.workqueue
+            units = sorted(queue.items(), key=lambda unit: -self.cost(unit[1]))
+            queue.clear()
+            queue.update(units)
+        super()._assign_work_unit(node)
+
+    def cost(self, unit: Mapping[str, bool]) -> float:
+        """Expected seconds of a unit: the stored durations of its items. A cell never timed (an
+        adapter brought with --adapter) counts as the mean of the same check of the adapters
+        that were; anything else never timed as the median item. sorted() is stable, so equal
+        costs keep the collection order."""
+        return sum(self.item_cost(nodeid) for nodeid in unit)
+
+    def item_cost(self, nodeid: str) -> float:
+        stored = self.durations.get(bare(nodeid))
+        if stored is not None:
+            return stored
+        cell = self.cells.get(param_id(nodeid))
+        if cell is None:
+            return self.median
+        same_check = [
+            seconds
+            for other, seconds in self.durations.items()
+            if param_id(other).endswith(f"-{cell.task}-{cell.check}")
+        ]
+        return statistics.fmean(same_check) if same_check else self.median
