@@ -28,7 +28,7 @@ from reports import table, write_reports
 from reports.cells import SPEED_TASK
 from reports.cli import non_negative
 from reports.results import SCHEMA_VERSION, run_metadata, write_json_atomic
-from tasks import TASKS, TIERS
+from tasks import PENDING, TASKS, TIERS
 
 ROOT = Path(__file__).resolve().parent
 MATRIX = pytest.StashKey[Matrix]()
@@ -102,6 +102,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "visible); on a GPU, TF32 is off",
     )
     group.addoption(
+        "--pending",
+        action="store_true",
+        help=f"also run the tasks that are implemented but not yet calibrated ({', '.join(PENDING)}), to "
+        "calibrate them; their gates are not yet calibrated verdicts",
+    )
+    group.addoption(
         "--cell-timeout",
         type=non_negative("seconds"),
         default=None,
@@ -131,8 +137,9 @@ def pytest_configure(config: pytest.Config) -> None:
         except (AdapterError, ImportError) as exc:
             raise pytest.UsageError(f"{origin}: {exc}") from None
         adapters[ref.name] = ref
+    tasks = {**TASKS, **PENDING} if config.getoption("pending") else TASKS
     config.stash[MATRIX] = Matrix(
-        tier=config.getoption("tier"), seeds=config.getoption("seeds"), adapters=adapters, tasks=TASKS
+        tier=config.getoption("tier"), seeds=config.getoption("seeds"), adapters=adapters, tasks=tasks
     )
     config.pluginmanager.register(ResultCollector(config), "rnn-behaviour-results")
     if config.option.verbose >= 1 and not hasattr(config, "workerinput"):

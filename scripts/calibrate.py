@@ -31,7 +31,10 @@ sys.path.insert(0, str(ROOT))
 from adapters import BUILTINS  # noqa: E402
 from benchmarks.expectations import expected_failure  # noqa: E402
 from reports.results import ResultsError, load, write_text_atomic  # noqa: E402
-from tasks import TASKS  # noqa: E402
+from tasks import PENDING, TASKS  # noqa: E402
+
+#: Every task calibrate knows: the matrix's and those waiting for their calibration.
+KNOWN = {**TASKS, **PENDING}
 
 START, END = "<!-- calibration:start -->", "<!-- calibration:end -->"
 
@@ -47,7 +50,7 @@ def unknown_names(given: str, known: list[str], kind: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    problem = unknown_names(args.adapters, list(BUILTINS), "adapter") or unknown_names(args.tasks, list(TASKS), "task")
+    problem = unknown_names(args.adapters, list(BUILTINS), "adapter") or unknown_names(args.tasks, list(KNOWN), "task")
     if problem:
         print(f"calibrate: {problem}", file=sys.stderr)
         return 2
@@ -66,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
             cmd += ["-k", " and ".join(f"({s})" for s in selection)]
         if args.workers:
             cmd += ["-n", str(args.workers)]
+        if any(t in PENDING for t in args.tasks.split(",")):
+            cmd.append("--pending")
+        if args.device:
+            cmd += ["--device", args.device]
         print("+", " ".join(cmd), flush=True)
         code = subprocess.call(cmd, cwd=ROOT)
         results = Path(tmp) / "results.json"
@@ -84,7 +91,7 @@ def current_verdict(rec: dict[str, Any]) -> bool:
     threshold = current_threshold(rec)
     if threshold == rec["threshold"] or rec["value"] is None:
         return bool(rec["passed"])
-    return TASKS[rec["task"]].check(rec["check"]).passes(rec["value"])
+    return KNOWN[rec["task"]].check(rec["check"]).passes(rec["value"])
 
 
 CSV_FIELDS = (
@@ -131,7 +138,7 @@ def write_csv(payloads: list[dict[str, Any]], path: Path) -> None:
 
 
 def current_threshold(rec: dict[str, Any]) -> float:
-    task = TASKS.get(rec["task"])
+    task = KNOWN.get(rec["task"])
     names = {c.name for c in task.checks} if task else set()
     return task.check(rec["check"]).threshold if task and rec["check"] in names else rec["threshold"]
 
@@ -183,7 +190,7 @@ def same_as_standard(payload: dict[str, Any]) -> dict[str, Any]:
     keep = [
         rec
         for rec in payload["results"]
-        if rec["task"] not in TASKS or TASKS[rec["task"]].budget(tier) != TASKS[rec["task"]].budget("standard")
+        if rec["task"] not in KNOWN or KNOWN[rec["task"]].budget(tier) != KNOWN[rec["task"]].budget("standard")
     ]
     return {**payload, "results": keep}
 
@@ -213,7 +220,7 @@ def load_csv(path: Path) -> list[dict[str, Any]]:
         raise ResultsError(f"{path}: not a calibration file (needs the columns {', '.join(CSV_FIELDS)})")
     by_tier: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        task = TASKS.get(row["task"])
+        task = KNOWN.get(row["task"])
         if task is None or row["check"] not in {c.name for c in task.checks}:
             continue  # a task or check that no longer exists
         check = task.check(row["check"])
@@ -322,8 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--tier", default="standard", choices=("smoke", "standard", "full"))
     p_run.add_argument("--seeds", type=int, default=20)
     p_run.add_argument("--adapters", default="", help="comma-separated adapter names (default: all)")
-    p_run.add_argument("--tasks", default="", help="comma-separated task ids (default: all)")
+    pending = ", ".join(PENDING)
+    p_run.add_argument(
+        "--tasks", default="", help=f"comma-separated task ids (default: all); naming a pending one ({pending}) runs it"
+    )
     p_run.add_argument("--workers", type=int, default=0, help="pytest-xdist workers (default: serial)")
+    p_run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="the matrix's --device (default: cpu)")
     p_run.add_argument("--out", type=Path, required=True)
     p_run.set_defaults(func=run)
     p_table = sub.add_parser(

@@ -78,6 +78,21 @@ def test_unknown_adapter_or_task_names_are_one_line_and_exit_2(capsys: pytest.Ca
     assert "unknown task 'count_stpes': did you mean count_steps" in capsys.readouterr().err
 
 
+def test_a_pending_task_is_run_with_pending_and_the_device_passed_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls = []
+    monkeypatch.setattr(calibrate.subprocess, "call", lambda cmd, cwd: calls.append(cmd) or 4)
+    args = ["run", "--tasks", "copy_memory", "--adapters", "torch-lstm", "--device", "cuda", "--out", "x.json"]
+    assert calibrate.main(args) == 4  # the fake pytest wrote no results
+    assert "calibrate: pytest exited 4 and wrote no results" in capsys.readouterr().err
+    (cmd,) = calls
+    assert "--pending" in cmd and cmd[cmd.index("--device") + 1] == "cuda"
+    assert cmd[cmd.index("-k") + 1] == "(torch-lstm-) and (-copy_memory-)"
+    calibrate.main(["run", "--tasks", "count_steps", "--out", "x.json"])
+    assert "--pending" not in calls[1] and "--device" not in calls[1]
+
+
 def test_same_results_compares_outcome_and_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = importlib.util.spec_from_file_location("same_results", ROOT / "scripts" / "same_results.py")
     assert spec is not None and spec.loader is not None

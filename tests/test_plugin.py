@@ -150,3 +150,11 @@ def test_scheduler_reads_the_cell_from_the_node_id() -> None:
     assert param_id(node + "@torch-lstm-adding") == "torch-lstm-adding-mse"  # xdist's suffix, before pytest 9.2
     assert bare(node + "@torch-lstm-adding") == node and bare(node) == node
     assert param_id("benchmarks/test_speed.py::test_nothing") == ""
+
+
+def test_pending_tasks_run_only_when_asked(pytester: pytest.Pytester) -> None:
+    default, _ = run_matrix(pytester, "--collect-only", "-q", "-k", "torch-lstm")
+    pending, _ = run_matrix(pytester, "--collect-only", "-q", "-k", "torch-lstm", "--pending")
+    assert "copy_memory" not in default.stdout.str()
+    assert "test_check[torch-lstm-copy_memory-accuracy]" in pending.stdout.str()
+    assert "test_check[torch-lstm-count_steps-fit]" in pending.stdout.str()
