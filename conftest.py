@@ -63,7 +63,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--tier",
         choices=TIERS,
         default="standard",
-        help="data size, epochs and lengths of every task: smoke (about a minute), standard (default), full",
+        help="epoch budgets and the long-range tasks' lengths: smoke (CI's quick pass), standard (default), full",
     )
     group.addoption(
         "--seeds",

@@ -405,6 +405,11 @@ def _numpy_params(module: nn.Module, grad: bool = False) -> dict[str, np.ndarray
     return out
 
 
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A tensor's values as a numpy array of its own, from whatever device it is on."""
+    return t.detach().cpu().numpy().copy()
+
+
 def _load_rnn(module: nn.Module, cell: str, weights: Mapping[str, np.ndarray]) -> None:
     kernel, recurrent, bias, recurrent_bias = to_stacked(cell, TORCH_GATES[cell], weights)
     values = {
@@ -433,17 +438,19 @@ def import_weights(module: nn.Module, cell: str, access: str, weights: Mapping[s
 
 
 class TorchLayer:
-    """A bare module (batch-first, float32, CPU) behind the conformance `Layer` API: canonical
-    state `(h, c)`/`h` in and out, converted to and from the module's own nest."""
+    """A bare module (batch-first, float32, on the run's device) behind the conformance `Layer`
+    API: numpy in and out, canonical state `(h, c)`/`h`, converted to and from the module's nest."""
 
-    def __init__(self, module: nn.Module, info: ModuleInfo, input_size: int, hidden_size: int) -> None:
+    def __init__(
+        self, module: nn.Module, info: ModuleInfo, input_size: int, hidden_size: int, device: torch.device
+    ) -> None:
         assert info.cell is not None and info.access is not None
-        self.module, self.info = module, info
+        self.module, self.info, self.device = module.to(device), info, device
         self.cell, self.access = info.cell, info.access
         self.input_size, self.hidden_size = input_size, hidden_size
 
     def _inputs(self, x: np.ndarray, state: Any) -> tuple[torch.Tensor, Any]:
-        xt = torch.from_numpy(check_input(x, self.input_size).copy())
+        xt = torch.from_numpy(check_input(x, self.input_size).copy()).to(self.device)
         if state is None:
             return xt, None
         arrays = check_state(self.cell, state, len(xt), self.hidden_size)
@@ -451,14 +458,14 @@ class TorchLayer:
             torch.from_numpy(np.asarray(a, np.float32).reshape((1, *a.shape) if rank == 3 else a.shape).copy())
             for a, rank in zip(arrays, self.info.state_ranks, strict=True)
         ]
-        return xt, pytree.tree_unflatten(tensors, self.info.state_spec)
+        return xt, pytree.tree_unflatten([t.to(self.device) for t in tensors], self.info.state_spec)
 
     def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         xt, st = self._inputs(x, state)
         with torch.no_grad():
             y, final = self.module(xt, st)
-        arrays = [s.reshape(len(xt), self.hidden_size).numpy().copy() for s in pytree.tree_leaves(final)]
-        return y.numpy().copy(), pack_state(self.cell, arrays)
+        arrays = [_numpy(s).reshape(len(xt), self.hidden_size) for s in pytree.tree_leaves(final)]
+        return _numpy(y), pack_state(self.cell, arrays)
 
     def gradients(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Weights]:
         xt, st = self._inputs(x, state)
@@ -469,12 +476,12 @@ class TorchLayer:
         assert xt.grad is not None
         grads = _numpy_params(self.module, grad=True)
         if self.access == "standard":
-            return xt.grad.numpy().copy(), _canonical(self.cell, grads, gradient=True)
+            return _numpy(xt.grad), _canonical(self.cell, grads, gradient=True)
         dw = canonical_gradients(
             self.cell, self.input_size, self.hidden_size, grads, self.import_weights,
             lambda: _numpy_params(self.module), self.export_weights(),
         )  # fmt: skip
-        return xt.grad.numpy().copy(), dw
+        return _numpy(xt.grad), dw
 
     def export_weights(self) -> Weights:
         return export_weights(self.module, self.cell, self.access)
@@ -532,7 +539,7 @@ class TorchAdapter:
         """A bare module for conformance, weights in the canonical layout."""
         self._weights()
         torch.manual_seed(seed)
-        return TorchLayer(self.factory(input_size, hidden_size), self.info, input_size, hidden_size)
+        return TorchLayer(self.factory(input_size, hidden_size), self.info, input_size, hidden_size, self.device)
 
     def export_model(self, model: TorchModel) -> Weights:
         """[proj] -> rnn -> head of a `TorchModel` in the canonical layout (kernels as (in, out))."""
