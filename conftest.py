@@ -118,7 +118,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "xdist_group(name): keep a task's checks on one pytest-xdist worker")
     _check_report_dir(config)
     # The adapters read it at import, in this process and in every pytest-xdist worker.
     os.environ[DEVICE_VARIABLE] = config.getoption("device")
@@ -164,7 +163,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if timeout is None:
         timeout = CELL_TIMEOUT[metafunc.config.getoption("tier")]
     for cell in metafunc.config.stash[MATRIX].cells():
-        marks = [pytest.mark.xdist_group(cell.group)]
+        marks: list[pytest.MarkDecorator] = []
         if timeout:
             marks.append(pytest.mark.timeout(timeout, method="signal"))
         reason = expected_failure(cell.adapter, cell.task, cell.check, metafunc.config.getoption("tier"))
@@ -185,7 +184,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under `-n N` (and `--dist load` or `loadgroup`), one work unit per (adapter, task), so a
     task's checks share one trained model, handed out longest first (benchmarks/scheduling.py)."""
     if config.getvalue("dist") not in ("load", "loadgroup"):
-        return None
+        return None  # worksteal, loadscope, ...: xdist's own, which split or serialise the tasks
     from benchmarks.scheduling import CellScheduling, read_durations
 
     # pytest-split's --durations-path (default: .test_durations in the working directory), else ours.

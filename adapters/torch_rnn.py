@@ -63,8 +63,8 @@ Factory = Callable[[int, int], nn.Module]
 
 def select_device() -> torch.device:
     """Where models train and predict for this run's `--device`; on a GPU, TF32 is off so that
-    results stay comparable with the float64 reference and the CPU. Conformance layers stay on
-    the CPU."""
+    results stay comparable with the float64 reference and the CPU. Conformance layers run there
+    too."""
     request = device_request()
     if request == "cpu" or (request == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
@@ -426,7 +426,8 @@ def _load_rnn(module: nn.Module, cell: str, weights: Mapping[str, np.ndarray]) -
 def export_weights(module: nn.Module, cell: str, access: str) -> Weights:
     """A module's recurrent weights in the canonical layout (`access` from `probe_module`)."""
     if access == "export":
-        return {k: np.asarray(v) for k, v in cast(Any, module).export_weights().items()}
+        exported = cast(Any, module).export_weights().items()
+        return {k: _numpy(v) if isinstance(v, torch.Tensor) else np.asarray(v) for k, v in exported}
     return _canonical(cell, _numpy_params(module))
 
 

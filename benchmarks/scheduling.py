@@ -8,7 +8,8 @@ trained twice under `-n 2`. This scheduler finds a cell's group from its id inst
 controller, whatever pytest does to node ids.
 
 Units are handed out longest first (by the durations pytest-split stores in `.test_durations`),
-so two workers finish close together instead of one starting a long training at the end.
+so two workers finish close together instead of one starting a long training at the end. (xdist
+gives a worker its next unit once it has two items or fewer left, so a worker may hold two.)
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ def param_id(nodeid: str) -> str:
     `torch-lstm-adding-mse`), without the `@group` suffix older xdist appends; "" if none."""
     if nodeid.rfind("@") > nodeid.rfind("]"):
         nodeid = nodeid[: nodeid.rfind("@")]
-    if not nodeid.endswith("]") or "[" not in nodeid:
+    name = nodeid.rpartition("::")[2]
+    if not name.endswith("]") or "[" not in name:
         return ""
-    return nodeid[nodeid.index("[") + 1 : -1]
+    return name[name.index("[") + 1 : -1]
 
 
 def bare(nodeid: str) -> str:
@@ -82,7 +84,7 @@ class CellScheduling(LoadScopeScheduling):
         """Expected seconds of a unit: the stored durations of its items. A cell never timed (an
         adapter brought with --adapter) counts as the mean of the same check of the adapters
         that were; anything else never timed as the median item. sorted() is stable, so equal
-        costs keep the collection order."""
+        costs keep xdist's order (by item count, with its default --loadscope-reorder)."""
         return sum(self.item_cost(nodeid) for nodeid in unit)
 
     def item_cost(self, nodeid: str) -> float:

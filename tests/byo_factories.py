@@ -74,7 +74,7 @@ class CanonicalGRU(nn.Module):
         return self.inner(x, state)
 
     def export_weights(self) -> dict[str, np.ndarray]:
-        p = {k: v.detach().numpy().copy() for k, v in self.inner.named_parameters()}
+        p = {k: v.detach().cpu().numpy().copy() for k, v in self.inner.named_parameters()}
         return from_stacked(
             "gru", self.ORDER, p["weight_ih_l0"].T, p["weight_hh_l0"].T, p["bias_ih_l0"], p["bias_hh_l0"]
         )

@@ -158,3 +158,47 @@ def test_pending_tasks_run_only_when_asked(pytester: pytest.Pytester) -> None:
     assert "copy_memory" not in default.stdout.str()
     assert "test_check[torch-lstm-copy_memory-accuracy]" in pending.stdout.str()
     assert "test_check[torch-lstm-count_steps-fit]" in pending.stdout.str()
+
+
+class _Config:
+    """What xdist's LoadScopeScheduling reads of a config: two workers, its default reorder."""
+
+    option = type("Option", (), {"loadscopereorder": True})()
+
+    def getvalue(self, name: str) -> list[str]:
+        assert name == "tx"
+        return ["popen", "popen"]
+
+
+class _Node:
+    def __init__(self, name: str) -> None:
+        self.gateway = type("Gateway", (), {"id": name})()
+        self.sent: list[int] = []
+        self.shutting_down = False
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.sent.extend(indices)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def test_scheduler_sends_each_task_whole_and_the_longest_first() -> None:
+    from benchmarks.matrix import Cell
+    from benchmarks.scheduling import CellScheduling
+
+    cells = [Cell(a, t, c) for a in ("x", "new") for t, checks in (("fast", "ab"), ("slow", "a")) for c in checks]
+    ids = [f"benchmarks/test_behaviour.py::test_check[{cell.id}]" for cell in cells]
+    stored = {ids[0]: 1.0, ids[1]: 0.5, ids[2]: 30.0}  # x-fast-a/b, x-slow-a; adapter "new" never timed
+    scheduler = CellScheduling(_Config(), None, {cell.id: cell for cell in cells}, stored)
+    first, second = _Node("gw0"), _Node("gw1")
+    for node in (first, second):
+        scheduler.add_node(node)  # type: ignore[arg-type]
+        scheduler.add_node_collection(node, ids)  # type: ignore[arg-type]
+    scheduler.schedule()
+    # Units by cost: x-slow 30, new-slow 30 (x-slow's time), new-fast 1.5 (x-fast's), x-fast 1.5.
+    sent = [[ids[i].split("[")[1][:-1] for i in node.sent] for node in (first, second)]
+    assert sent[0][0].endswith("-slow-a") and sent[1][0].endswith("-slow-a")
+    assert sorted(sent[0] + sent[1]) == sorted(cell.id for cell in cells)
+    for node in sent:  # a task's checks never split between the workers
+        assert all(sum(cid.startswith(group) for cid in node) in (0, 2) for group in ("x-fast", "new-fast"))
