@@ -243,11 +243,7 @@ def load_csv(path: Path) -> list[dict[str, Any]]:
 
 
 def table(args: argparse.Namespace) -> int:
-    try:
-        payloads = load_all(args.results)
-    except ResultsError as exc:
-        print(f"calibrate: {exc}", file=sys.stderr)
-        return 2
+    payloads = load_all(args.results)
     text = tier_tables(payloads)
     if args.readme is None:
         print(text)
@@ -305,12 +301,7 @@ def load_all(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def flake(args: argparse.Namespace) -> int:
-    try:
-        payloads = load_all(args.results)
-    except ResultsError as exc:
-        print(f"calibrate: {exc}", file=sys.stderr)
-        return 2
-    text = flake_table(payloads, args.seeds)
+    text = flake_table(load_all(args.results), args.seeds)
     if args.out:
         write_text_atomic(
             args.out,
@@ -349,7 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     p_flake.add_argument("--out", type=Path)
     p_flake.set_defaults(func=flake)
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ResultsError as exc:  # a results or calibration file that cannot be read: one line
+        print(f"calibrate: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
