@@ -13,8 +13,10 @@ $(STAMP): requirements.txt constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
 	touch $(STAMP)
 
+# Self-tests on up to 4 workers (most of their time is subprocess runs of the plugin);
+# ARGS="-n 0" runs them in one process, e.g. for --pdb.
 test: $(STAMP)
-	$(PY) -m pytest tests $(ARGS)
+	$(PY) -m pytest tests -n auto --maxprocesses 4 $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks $(ARGS)

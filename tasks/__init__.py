@@ -31,9 +31,9 @@ TASKS: dict[str, Task] = {
 }
 
 #: Implemented and proven by tests/ (oracle and null controls), but not in the matrix until a
-#: budget that learns it reliably is calibrated: at T = 10 the 0.99 recall gate takes ~10^4
-#: optimizer steps per model (keras-lstm 0.993 after 150 epochs; torch-lstm 0.77 after 97), minutes
-#: per cell on a 2-core CPU (tasks/README.md has the measurements).
+#: budget that learns it reliably is calibrated: the 0.99 recall gate takes 10^4-10^5 optimizer
+#: steps per model (at T = 20, seed 0: torch-gru 0.990 after 248 epochs, 7 min of one core;
+#: torch-lstm and the Keras rows short of it), so its calibration waits for a GPU (tasks/README.md).
 PENDING: dict[str, Task] = {task.id: task for task in (CopyMemory(),)}
 
 

@@ -160,8 +160,10 @@ class CopyMemory(Task):
     spec: ModelSpec = ModelSpec(
         input_size=N_CLASSES, output_size=N_CLASSES, hidden_size=64, return_sequences=True, head="softmax"
     )
+    # Not calibrated (tasks.PENDING): the recipe that came closest on a CPU (tasks/README.md),
+    # with epoch caps for the calibration to cut down.
     budgets: Any = field(
-        default_factory=lambda: tiered(15, 30, 60, batch_size=64, learning_rate=3e-3, loss="crossentropy")
+        default_factory=lambda: tiered(300, 600, 1200, batch_size=128, learning_rate=1e-2, loss="crossentropy")
     )
     checks: tuple[Check, ...] = (
         Check(
