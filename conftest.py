@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from adapters import BUILTINS, AdapterError, entry_points, resolve
-from adapters.base import DEVICE_VARIABLE, DEVICES
+from adapters.base import DEVICE_VARIABLE, DEVICES, threads
 from benchmarks import speed
 from benchmarks.conformance import CHECKS, Conformance
 from benchmarks.expectations import expected_failure
@@ -27,7 +27,7 @@ from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, Cell, CellSkipped
 from reports import table, write_reports
 from reports.cells import SPEED_TASK
 from reports.cli import non_negative
-from reports.results import SCHEMA_VERSION, run_metadata, write_json_atomic
+from reports.results import SCHEMA_VERSION, dir_problem, run_metadata, write_json_atomic
 from tasks import PENDING, TASKS, TIERS
 
 ROOT = Path(__file__).resolve().parent
@@ -35,6 +35,8 @@ MATRIX = pytest.StashKey[Matrix]()
 #: Seconds one behaviour cell (its training included) may take before it is that cell's error;
 #: generous, to catch a hang rather than a slow run. `--cell-timeout` overrides, 0 turns it off.
 CELL_TIMEOUT = {"smoke": 600, "standard": 1800, "full": 7200}
+#: The most --cell-timeout takes (a week): the timer of pytest-timeout overflows past about 10^9 s.
+CELL_TIMEOUT_MAX = 7 * 24 * 3600
 
 
 def _positive_int(text: str) -> int:
@@ -83,7 +85,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--report-dir",
         default="reports/latest",
         metavar="DIR",
-        help="where results.json is written (default reports/latest, relative to the repo root)",
+        help="where results.json, report.md and report.html are written (default reports/latest; a relative "
+        "path is from the repository root)",
     )
     group.addoption(
         "--adapter",
@@ -109,7 +112,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--cell-timeout",
-        type=non_negative("seconds"),
+        type=non_negative("seconds", at_most=CELL_TIMEOUT_MAX),
         default=None,
         metavar="S",
         help="seconds a behaviour cell (training included) may run before it is that cell's error "
@@ -123,6 +126,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ[DEVICE_VARIABLE] = config.getoption("device")
     adapters = dict(BUILTINS)
     try:
+        threads()  # a bad RNN_BEHAVIOUR_THREADS: one usage error now, not every cell's error later
         installed = entry_points()
     except AdapterError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -217,11 +221,9 @@ def _check_report_dir(config: pytest.Config) -> None:
     """A report dir that cannot be written is a usage error now, not a traceback after the run."""
     path = Path(config.getoption("report_dir"))
     path = path if path.is_absolute() else ROOT / path
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir():
-        raise pytest.UsageError(f"--report-dir {path}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise pytest.UsageError(f"--report-dir {path}: cannot write in {existing} (permission denied)")
+    problem = dir_problem(path)
+    if problem:
+        raise pytest.UsageError(f"--report-dir {path}: {problem}")
 
 
 def _cell_of(item: pytest.Item) -> Cell | None:

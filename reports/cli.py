@@ -7,6 +7,7 @@ mismatch, usage). Bad input is one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -17,8 +18,9 @@ from reports.results import ResultsError, load, write_json_atomic
 PROG = "python -m reports"
 
 
-def non_negative(unit: str = "") -> Callable[[str], float]:
-    """An argparse type for a number >= 0 (of `unit`), with the error naming what came."""
+def non_negative(unit: str = "", at_most: float = math.inf) -> Callable[[str], float]:
+    """An argparse type for a finite number >= 0 (of `unit`) and <= `at_most`, with the error naming
+    what came."""
     of, after = (f" of {unit}", f" {unit}") if unit else ("", "")
 
     def parse(text: str) -> float:
@@ -28,6 +30,10 @@ def non_negative(unit: str = "") -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"must be a number{of} >= 0, got {text!r}") from None
         if not value >= 0:
             raise argparse.ArgumentTypeError(f"must be >= 0{after}, got {value}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number{of}, got {text!r}")
+        if value > at_most:
+            raise argparse.ArgumentTypeError(f"must be at most {at_most:g}{after}, got {value:g}")
         return value
 
     return parse

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
 import os
 import platform
@@ -84,8 +85,26 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def dir_problem(path: Path) -> str:
+    """Why files cannot be written in the directory `path` (made if missing); "" if they can. For
+    checking an output before the work that fills it, not after."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file, not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write in {existing} (permission denied)"
+    return ""
+
+
+def output_problem(path: Path) -> str:
+    """`dir_problem` for the file `path`."""
+    return f"{path} is a directory" if path.is_dir() else dir_problem(path.parent)
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temp file beside `path`, then rename; on any failure the old file stays as it was."""
+    if path.is_dir():  # else the rename fails naming the temp file
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

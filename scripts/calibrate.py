@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
+import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapters import BUILTINS  # noqa: E402
 from benchmarks.expectations import expected_failure  # noqa: E402
-from reports.results import ResultsError, load, write_text_atomic  # noqa: E402
+from reports.results import ResultsError, load, output_problem, write_bytes_atomic, write_text_atomic  # noqa: E402
 from tasks import PENDING, TASKS  # noqa: E402
 
 #: Every task calibrate knows: the matrix's and those waiting for their calibration.
@@ -51,6 +52,7 @@ def unknown_names(given: str, known: list[str], kind: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     problem = unknown_names(args.adapters, list(BUILTINS), "adapter") or unknown_names(args.tasks, list(KNOWN), "task")
+    problem = problem or (f"--out {args.out}: {why}" if (why := output_problem(args.out)) else "")
     if problem:
         print(f"calibrate: {problem}", file=sys.stderr)
         return 2
@@ -79,8 +81,13 @@ def run(args: argparse.Namespace) -> int:
         if not results.exists():
             print(f"calibrate: pytest exited {code} and wrote no results", file=sys.stderr)
             return code or 1
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(results, args.out)
+        try:
+            write_bytes_atomic(args.out, results.read_bytes())
+        except OSError as exc:  # hours of results are not dropped with the temporary directory
+            kept = Path.cwd() / f"calibrate-{os.getpid()}.json"
+            shutil.copyfile(results, kept)
+            print(f"calibrate: could not write {args.out} ({exc.strerror}); the results are in {kept}", file=sys.stderr)
+            return 2
     print(f"calibrate: wrote {args.out}")
     return 0
 
@@ -344,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ResultsError as exc:  # a results or calibration file that cannot be read: one line
         print(f"calibrate: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a --readme or --out that cannot be read or written: one line too
+        print(f"calibrate: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
 
 

@@ -73,7 +73,7 @@ class Adding(Task):
     """The adding problem (Hochreiter & Schmidhuber 1997; Le et al. 2015): two channels, values
     U(0,1) and a marker with one 1 in each half; the target is the sum of the two marked values.
     Predicting 1 always scores MSE 1/6 ≈ 0.167, the memoryless baseline. T = 50 / 100 / 200 by
-    tier; plain tanh RNNs are expected to fail from T = 100 (vanishing gradients, seed 003 §2)."""
+    tier; plain tanh RNNs are expected to fail at each (vanishing gradients, seed 003 §2)."""
 
     id: str = "adding"
     version: int = 1

@@ -106,3 +106,50 @@ def test_same_results_compares_outcome_and_value(tmp_path: Path, capsys: pytest.
     assert "2/2 shared records identical" in capsys.readouterr().out
     assert same_results.main([str(a), str(c)]) == 1
     assert "torch-lstm-count_steps-fit-1: passed 0.01 vs passed 0.02" in capsys.readouterr().out
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls = []
+    monkeypatch.setattr(calibrate.subprocess, "call", lambda cmd, cwd: calls.append(cmd) or 0)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for out, why in [(tmp_path, "is a directory"), (blocker / "x.json", "is a file, not a directory")]:
+        assert calibrate.main(["run", "--tasks", "count_steps", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"calibrate: --out {out}: ") and why in err and err.count("\n") == 1
+    assert calls == []  # nothing ran
+
+
+def test_results_that_cannot_be_copied_to_out_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fake_pytest(cmd: list[str], cwd: Path) -> int:
+        report_dir = Path(cmd[cmd.index("--report-dir") + 1])
+        write_json_atomic(report_dir / "results.json", _payload([_record(tier="standard")]))
+        return 0
+
+    def full_disk(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(calibrate.subprocess, "call", fake_pytest)
+    monkeypatch.setattr(calibrate, "write_bytes_atomic", full_disk)
+    monkeypatch.chdir(tmp_path)
+    assert calibrate.main(["run", "--tasks", "count_steps", "--out", str(tmp_path / "out.json")]) == 2
+    err = capsys.readouterr().err
+    (kept,) = tmp_path.glob("calibrate-*.json")
+    assert f"could not write {tmp_path / 'out.json'} (No space left on device); the results are in {kept}" in err
+    assert calibrate.load(kept)["results"][0]["check"] == "fit"
+
+
+def test_a_readme_or_flake_out_that_cannot_be_used_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "results.json"
+    write_json_atomic(results, _payload([_record(tier="standard")]))
+    missing = tmp_path / "nosuch.md"
+    assert calibrate.main(["table", str(results), "--readme", str(missing)]) == 2
+    assert capsys.readouterr().err == f"calibrate: {missing}: No such file or directory\n"
+    assert calibrate.main(["flake", str(results), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"calibrate: {tmp_path}: Is a directory\n"

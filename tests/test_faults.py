@@ -69,6 +69,9 @@ def test_an_adapter_whose_framework_does_not_import_skips_with_the_reason() -> N
     [
         (("--cell-timeout", "-1"), "argument --cell-timeout: must be >= 0 seconds, got -1.0"),
         (("--cell-timeout", "soon"), "argument --cell-timeout: must be a number of seconds >= 0, got 'soon'"),
+        # pytest-timeout's timer overflows on these: a usage error, not an INTERNALERROR mid-run
+        (("--cell-timeout", "inf"), "argument --cell-timeout: must be a finite number of seconds, got 'inf'"),
+        (("--cell-timeout", "1e12"), "argument --cell-timeout: must be at most 604800 seconds, got 1e+12"),
     ],
 )
 def test_bad_timeouts_are_usage_errors(pytester: pytest.Pytester, args: tuple[str, ...], message: str) -> None:

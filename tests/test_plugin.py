@@ -120,6 +120,16 @@ def test_bad_options_are_usage_errors_that_say_why(
     assert not results_file.exists()
 
 
+def test_a_bad_thread_count_is_a_usage_error_with_the_built_ins_alone(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RNN_BEHAVIOUR_THREADS", "0")
+    result, results_file = run_matrix(pytester, "-k", "torch-lstm-count_steps-fit")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "RNN_BEHAVIOUR_THREADS='0': must be a whole number >= 1" in result.stderr.str()
+    assert not results_file.exists()
+
+
 def test_progress_lines_show_at_verbose_only(pytester: pytest.Pytester) -> None:
     learner = ["--tier", "smoke", "--adapter", "learner=tests.fakes:Learner", "-k", "learner-count_last-fit"]
     quiet, _ = run_matrix(pytester, *learner)

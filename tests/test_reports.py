@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -404,3 +405,12 @@ def test_the_plugin_writes_reports_and_merge_joins_real_pytest_split_shards(
     checks = ["carry_state", "cold_start", "fit", "longer", "shorter"]
     assert sorted(r["check"] for r in merged["results"]) == checks
     assert [r["outcome"] for r in merged["results"]] == ["failed", "failed", "passed", "xpassed", "passed"]
+
+
+def test_an_exact_model_gets_a_linear_mse_axis_without_warnings(payload: dict[str, Any]) -> None:
+    for rec in payload["results"]:
+        if rec["curve"] and "length" in rec["curve"]:
+            rec["curve"]["mse"] = [0.0] * len(rec["curve"]["length"])  # exact at every length
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns on a log axis with no positive value
+        assert plots.length_curves(payload["results"]).startswith(PNG_MAGIC)
