@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,9 @@ from tasks import PENDING, TASKS, TIERS
 
 ROOT = Path(__file__).resolve().parent
 MATRIX = pytest.StashKey[Matrix]()
+#: pytest-xdist's workerinput key of the run's crash directory (`Matrix.crash_dir`).
+CRASH_DIR = "rnn_behaviour_crash_dir"
+CRASH_DIR_KEY = pytest.StashKey[str]()
 #: Seconds one behaviour cell (its training included) may take before it is that cell's error;
 #: generous, to catch a hang rather than a slow run. `--cell-timeout` overrides, 0 turns it off.
 CELL_TIMEOUT = {"smoke": 600, "standard": 1800, "full": 7200}
@@ -144,6 +149,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[MATRIX] = Matrix(
         tier=config.getoption("tier"), seeds=config.getoption("seeds"), adapters=adapters, tasks=tasks
     )
+    _isolate_crashes(config)
     config.pluginmanager.register(ResultCollector(config), "rnn-behaviour-results")
     if config.option.verbose >= 1 and not hasattr(config, "workerinput"):
         config.stash[MATRIX].progress = _live_line(config)
@@ -217,6 +223,39 @@ def _live_line(config: pytest.Config) -> Callable[[str], None]:
     return write
 
 
+def _isolate_crashes(config: pytest.Config) -> None:
+    """Under pytest-xdist, a worker that dies (a segfault or abort in an adapter's native code) is
+    replaced and its item reported as crashed; the suite makes that the cell's error: a crash
+    directory shared with the workers, so no model that crashed is trained again
+    (`Matrix.crash_dir`), and enough restarts for every model and conformance item to crash once
+    (xdist's default, 4 per worker, would end the run after a few crashes). Serially, a process
+    that dies ends the run: `-n` is the way to run an adapter that may crash."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        crash_dir = workerinput.get(CRASH_DIR)
+        config.stash[MATRIX].crash_dir = Path(crash_dir) if crash_dir else None
+        return
+    if not getattr(config.option, "numprocesses", None):
+        return
+    crash_dir = tempfile.mkdtemp(prefix="rnn-behaviour-crashes-")
+    config.stash[CRASH_DIR_KEY] = crash_dir
+    config.add_cleanup(lambda: shutil.rmtree(crash_dir, ignore_errors=True))
+    if getattr(config.option, "maxworkerrestart", "") is None:
+        matrix = config.stash[MATRIX]
+        models = len({cell.group for cell in matrix.cells()}) * matrix.seeds
+        config.option.maxworkerrestart = str(
+            4 * int(config.option.numprocesses) + models + len(matrix.adapters) * len(CHECKS)
+        )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist, on the controller: hand each worker the run's crash directory."""
+    crash_dir = node.config.stash.get(CRASH_DIR_KEY, None)
+    if crash_dir:
+        node.workerinput[CRASH_DIR] = crash_dir
+
+
 def _check_report_dir(config: pytest.Config) -> None:
     """A report dir that cannot be written is a usage error now, not a traceback after the run."""
     path = Path(config.getoption("report_dir"))
@@ -269,6 +308,23 @@ class ResultCollector:
         props = dict(report.user_properties)
         if CELL_PROPERTY in props:
             self.records.extend(self._records_of(report, props))
+        elif report.when == "???":  # pytest-xdist: the worker died running this item
+            from benchmarks.scheduling import param_id  # imports xdist, which is there if this runs
+
+            cell = self._templates().get(param_id(report.nodeid))
+            if cell is not None:
+                reason = f"{report.longrepr}: the process died (a hard crash, such as a segfault or an abort)"
+                self.records.extend(self._bare_records(cell, "error", reason))
+
+    def _templates(self) -> dict[str, dict[str, Any]]:
+        """{item parameter id: what `_bare_records` takes} for the behaviour and conformance items."""
+        tier, seeds = self.matrix.tier, self.matrix.seeds
+        out = {cell.id: {"template": self.matrix.template(cell), "seeds": seeds} for cell in self.matrix.cells()}
+        for adapter in self.matrix.adapters:
+            for check in CHECKS:
+                item = Conformance(adapter, check.name)
+                out[item.id] = {"template": item.template(tier), "seeds": 1}
+        return out
 
     def _records_of(self, report: pytest.TestReport, props: dict[str, Any]) -> list[dict[str, Any]]:
         """Final records of an item, from its setup (skip or error) or call report."""

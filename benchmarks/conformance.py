@@ -25,6 +25,7 @@ from adapters import Adapter
 from adapters import reference as ref
 from adapters.base import Capabilities
 from adapters.reference import GATES, Layer, LayerAdapter, Weights
+from benchmarks.matrix import new_record
 from tasks import TASKS
 from tasks.base import Budget, ModelSpec, Split
 
@@ -125,6 +126,11 @@ class Conformance:
     @property
     def id(self) -> str:
         return f"{self.adapter}-{self.check}"
+
+    def template(self, tier: str) -> dict[str, Any]:
+        """The item's record before it ran: what a skip, an error or a crash reports."""
+        check = CHECKS_BY_NAME[self.check]
+        return new_record(self.adapter, TASK, self.check, VERSION, tier, check.metric, check.threshold, False)
 
 
 @dataclass

@@ -7,12 +7,15 @@ JSON-able dicts that travel through pytest's `user_properties`, so they survive 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -95,6 +98,10 @@ class Matrix:
     #: Where progress lines of long trainings go (the terminal at -v), and how often.
     progress: Callable[[str], None] | None = None
     progress_every: float = 5.0
+    #: Under pytest-xdist, a directory shared by the workers: a file per model in training, left
+    #: behind if the process dies in it (a segfault or abort in native code), so that the worker
+    #: that takes over the cell's other checks reports the crash instead of crashing again.
+    crash_dir: Path | None = None
 
     def cells(self) -> list[Cell]:
         return [
@@ -141,7 +148,10 @@ class Matrix:
             key = (cell.adapter, cell.task, seed)
             if key not in self._trained:
                 try:
-                    self._trained[key] = self._fit(adapter, task, seed)
+                    with self._crash_marker(cell, seed):
+                        self._trained[key] = self._fit(adapter, task, seed)
+                except TrainingFailed as exc:  # an earlier process crashed in it (_crash_marker)
+                    self._trained[key] = exc
                 except pytest.fail.Exception as exc:  # pytest-timeout's --cell-timeout, in signal mode
                     self._trained[key] = TrainingFailed(f"{cell.adapter} on {task.id} (seed {seed}): {exc}")
                 except Exception as exc:
@@ -152,6 +162,24 @@ class Matrix:
                 raise trained
             out.append(trained)
         return out
+
+    @contextlib.contextmanager
+    def _crash_marker(self, cell: Cell, seed: int) -> Iterator[None]:
+        if self.crash_dir is None:
+            yield
+            return
+        marker = self.crash_dir / f"{cell.adapter}-{cell.task}-{seed}"
+        if marker.exists():
+            raise TrainingFailed(
+                f"{cell.adapter} on {cell.task} (seed {seed}): the process died while training this model "
+                f"({marker.read_text().strip()}): a hard crash, such as a segfault or an abort in native code; "
+                "not trained again"
+            )
+        marker.write_text(f"pid {os.getpid()}, first for check {cell.check}\n")
+        try:
+            yield
+        finally:  # any Python exception, timeouts included, is not a crash: they are cached above
+            marker.unlink(missing_ok=True)
 
     def _fit(self, adapter: Adapter, task: Task, seed: int) -> Trained:
         data = self.data(task, seed)

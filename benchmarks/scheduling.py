@@ -71,6 +71,16 @@ class CellScheduling(LoadScopeScheduling):
         cell = self.cells.get(param_id(nodeid))
         return f"cell:{cell.group}" if cell is not None else bare(nodeid)
 
+    def _reschedule(self, node: Any) -> None:
+        """LoadScopeScheduling's, topped up to two pending items: a worker runs an item only once it
+        knows the next one (or is told to shut down), so a worker handed a unit of one item, which
+        happens after a crash, would otherwise wait for ever."""
+        super()._reschedule(node)
+        while not node.shutting_down and self.workqueue and self._pending_of(self.assigned_work[node]) < 2:
+            self._assign_work_unit(node)
+        if not node.shutting_down and not self.workqueue and self._pending_of(self.assigned_work[node]) < 2:
+            node.shutdown()  # what is left to it runs, and then it stops
+
     def _assign_work_unit(self, node: Any) -> None:
         if not self._ordered:  # the work queue is complete at the first assignment
             self._ordered = True
@@ -79,6 +89,22 @@ class CellScheduling(LoadScopeScheduling):
             queue.clear()
             queue.update(units)
         super()._assign_work_unit(node)
+
+    def remove_node(self, node: Any) -> str | None:
+        """LoadScopeScheduling's, except that the item a crashed worker was running is not run
+        again: xdist reports it as crashed, and LoadScopeScheduling would put it back with the
+        rest of its unit, crash the next worker the same way and report it once per crash. The
+        rest of the unit does run again; a crashed training is not repeated (`Matrix.crash_dir`)."""
+        workload = self.assigned_work.pop(node)
+        pending = [(unit, nodeid) for unit in workload.values() for nodeid, done in unit.items() if not done]
+        if not pending:
+            return None
+        unit, crashitem = pending[0]
+        unit[crashitem] = True
+        self.workqueue.update((scope, unit) for scope, unit in workload.items() if not all(unit.values()))
+        for other in self.assigned_work:
+            self._reschedule(other)
+        return crashitem
 
     def cost(self, unit: Mapping[str, bool]) -> float:
         """Expected seconds of a unit: the stored durations of its items. A cell never timed (an

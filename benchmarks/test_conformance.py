@@ -7,33 +7,25 @@ checks themselves live in `benchmarks/conformance.py`.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from benchmarks.conformance import (
     CHECKS_BY_NAME,
     TASK,
-    VERSION,
     Conformance,
     Subject,
     counterpart_name,
     run,
     skip_reason,
 )
-from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, CellSkipped, Matrix, finite_or_none, new_record
-
-
-def _template(item: Conformance, tier: str) -> dict[str, Any]:
-    check = CHECKS_BY_NAME[item.check]
-    return new_record(item.adapter, TASK, item.check, VERSION, tier, check.metric, check.threshold, False)
+from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, CellSkipped, Matrix, finite_or_none
 
 
 @pytest.fixture
 def subject(conformance: Conformance, matrix: Matrix, request: pytest.FixtureRequest) -> Subject:
     """The loaded adapter (and counterpart); a missing framework or capability skips at setup, so
     the skip and its reason reach the results file."""
-    template = _template(conformance, matrix.tier)
+    template = conformance.template(matrix.tier)
     request.node.user_properties.append((CELL_PROPERTY, {"template": template, "seeds": 1}))
     try:
         adapter = matrix.adapter(conformance.adapter)
@@ -61,7 +53,7 @@ def test_conformance(
     check = CHECKS_BY_NAME[conformance.check]
     outcome = run(conformance.check, subject)
     record = {
-        **_template(conformance, matrix.tier),
+        **conformance.template(matrix.tier),
         "passed": bool(outcome.passed),
         "value": finite_or_none(outcome.value),
         "detail": outcome.detail,

@@ -1,9 +1,10 @@
 """Fake adapters that break in the ways a real implementation can, for the fault-isolation tests:
-a loss that goes NaN, a forward that raises, a training that hangs, a framework that will not
-import. Each must become that cell's failure or error with the reason, and the run go on."""
+a loss that goes NaN, a forward that raises, a training that hangs or kills the process, a
+framework that will not import. Each must become that cell's failure or error with the reason, and the run go on."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -57,3 +58,16 @@ class Hanging(CountingOracle):
 
     def build(self, spec: ModelSpec, seed: int) -> _FakeModel:
         return _Hanging(RunningSum(per_step=spec.return_sequences))
+
+
+class _Aborting(_FakeModel):
+    def fit(self, train: Split, valid: Split, budget: Budget, stop: Any) -> FitLog:
+        os.abort()  # what a segfault in native code does to the process: no Python exception
+
+
+class Aborting(CountingOracle):
+    """Its training kills the process: under pytest-xdist each model crashes one worker, and every
+    check of it is that cell's error."""
+
+    def build(self, spec: ModelSpec, seed: int) -> _FakeModel:
+        return _Aborting(RunningSum(per_step=spec.return_sequences))

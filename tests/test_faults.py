@@ -57,6 +57,23 @@ def test_a_training_that_hangs_times_out_once_and_the_run_goes_on(pytester: pyte
     assert all("hang on count_last (seed 0): Timeout (>1.0s)" in r["reason"] for r in hang)
 
 
+def test_under_xdist_a_training_that_kills_the_process_is_each_of_its_checks_error(pytester: pytest.Pytester) -> None:
+    result, results_file = run_smoke(
+        pytester, "abort=tests.faulty:Aborting", "(abort- or oracle-) and count_", "-n", "2"
+    )
+    # Each of the two models kills one worker, once: the item it was running is reported crashed
+    # (pytest counts it failed) and not run again; the model's other checks are errors without
+    # training again; the oracle's row runs as usual.
+    result.assert_outcomes(passed=5, xpassed=2, failed=2, errors=5)
+    assert result.stdout.str().count("replacing crashed worker") == 2
+    abort = [r for r in load(results_file)["results"] if r["adapter"] == "abort"]
+    assert len(abort) == 7 and {r["outcome"] for r in abort} == {"error"}
+    crashed = [r["task"] for r in abort if "crashed while running" in r["reason"]]
+    assert sorted(crashed) == ["count_last", "count_steps"]
+    others = [r for r in abort if "crashed while running" not in r["reason"]]
+    assert all("the process died while training this model" in r["reason"] for r in others)
+
+
 def test_an_adapter_whose_framework_does_not_import_skips_with_the_reason() -> None:
     ghost = AdapterRef("ghost-lstm", "tests.ghost_framework:Adapter")
     matrix = Matrix(tier="smoke", seeds=1, adapters={"ghost-lstm": ghost}, tasks=TASKS)
