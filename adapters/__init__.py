@@ -16,10 +16,16 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import re
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
+
+# Before anything imports Keras, a user's factory module included: the Keras rows are the
+# TensorFlow backend, and TensorFlow's C++ info lines (oneDNN, ...) would bury the suite's own.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from adapters.base import Adapter, AdapterError, Capabilities, FitLog, Model
 from adapters.custom import import_target

@@ -18,10 +18,6 @@ from __future__ import annotations
 
 import os
 import random
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any

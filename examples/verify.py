@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from reports.results import load
+from reports.results import ResultsError, load
 
 BAD = ("failed", "error")
 
@@ -58,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     reasons = dict(r.split("=", 1) for r in args.reason)
     fails = set(args.fails) | set(reasons)
-    problems = surprises(load(args.results)["results"], fails, reasons)
+    try:
+        records = load(args.results)["results"]
+    except ResultsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    problems = surprises(records, fails, reasons)
     name = args.results.parent.name
     for line in problems:
         print(f"{name}: {line}", file=sys.stderr)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from reports.results import ResultsError, load, write_json_atomic
+from reports.results import ResultsError, dir_problem, load, write_json_atomic
 
 PROG = "python -m reports"
 
@@ -95,12 +95,20 @@ def _error(command: str, message: str) -> None:
     print(f"{PROG} {command}: error: {message}", file=sys.stderr)
 
 
+def _out_dir(path: Path) -> Path:
+    """An output directory that can be written (made if missing), else a one-line error."""
+    problem = dir_problem(path)
+    if problem:
+        raise ResultsError(f"-o {path}: {problem}")
+    return path
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "report":
         from reports import render
 
         payload = load(args.results)
-        out = Path(args.out) if args.out else Path(args.results).parent
+        out = _out_dir(Path(args.out) if args.out else Path(args.results).parent)
         for path in render.write(payload, out):
             print(f"wrote {path}")
         return 0
@@ -114,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "leaderboard":
         from reports import leaderboard
 
-        for path in leaderboard.write(args.runs, Path(args.out)):
+        for path in leaderboard.write(args.runs, _out_dir(Path(args.out))):
             print(f"wrote {path}")
         return 0
     if args.command == "merge":

@@ -31,6 +31,12 @@ class Comparison:
     regressions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     compared: int = 0
+    #: The cells with a regression (a cell can have two: its verdict and its value).
+    regressed_cells: set[str] = field(default_factory=set)
+
+    def regress(self, cell: str, line: str) -> None:
+        self.regressions.append(f"{cell}: {line}")
+        self.regressed_cells.add(cell)
 
     @property
     def regressed(self) -> bool:
@@ -38,6 +44,8 @@ class Comparison:
 
     def text(self) -> str:
         lines = [f"compared {self.compared} cells: {len(self.regressions)} regression(s)"]
+        if self.regressions:
+            lines[0] += f" in {len(self.regressed_cells)} cell(s)"
         lines += [f"REGRESSION {line}" for line in self.regressions]
         lines += [f"note {line}" for line in self.notes]
         return "\n".join(lines)
@@ -90,10 +98,10 @@ def _verdicts(out: Comparison, old: CellRecords | None, cell: CellRecords) -> No
     was, now = (old.verdict if old else None), cell.verdict
     reason = f" ({cell.first['reason']})" if cell.first.get("reason") else ""
     if now in BAD and was in GOOD:
-        out.regressions.append(f"{cell.name}: went from {was} to {now}; {_value_text(old, cell)}{reason}")
+        out.regress(cell.name, f"went from {was} to {now}; {_value_text(old, cell)}{reason}")
     elif now in BAD and was not in BAD:
         before = "not in BASE" if old is None else f"was {was}"
-        out.regressions.append(f"{cell.name}: new failure ({now}, {before}); {_value_text(old, cell)}{reason}")
+        out.regress(cell.name, f"new failure ({now}, {before}); {_value_text(old, cell)}{reason}")
     elif now in BAD:
         out.notes.append(f"{cell.name}: still {now}")
     elif was in BAD:
@@ -114,9 +122,10 @@ def _metric(out: Comparison, old: CellRecords, cell: CellRecords, tolerance: flo
     worse = (a - b) if cell.first["higher_is_better"] else (b - a)
     scale = max(abs(float(cell.first["threshold"])), abs(a))
     if worse > 0 and (scale == 0 or worse > tolerance * scale):
-        out.regressions.append(
-            f"{cell.name}: {cell.first['metric']} moved the wrong way {num(a, 4)} -> {num(b, 4)} "
-            f"(by {num(worse, 3)}, more than {tolerance:g} x {num(scale, 3)}; gate {cell.gate})"
+        out.regress(
+            cell.name,
+            f"{cell.first['metric']} moved the wrong way {num(a, 4)} -> {num(b, 4)} "
+            f"(by {num(worse, 3)}, more than {tolerance:g} x {num(scale, 3)}; gate {cell.gate})",
         )
 
 
@@ -125,8 +134,8 @@ def _speed(out: Comparison, old: CellRecords, cell: CellRecords, tolerance: floa
     if a is None or b is None or a <= 0 or b <= 0:
         return
     slowdown = (a / b if cell.first["higher_is_better"] else b / a) - 1
-    line = f"{cell.name}: {cell.first['metric']} {num(a, 4)} -> {num(b, 4)} ({slowdown:+.0%})"
+    line = f"{cell.first['metric']} {num(a, 4)} -> {num(b, 4)} ({slowdown:+.0%})"
     if slowdown > tolerance:
-        out.regressions.append(f"{line}, slower by more than {tolerance:.0%}")
+        out.regress(cell.name, f"{line}, slower by more than {tolerance:.0%}")
     elif slowdown < -tolerance:
-        out.notes.append(f"{line}, faster")
+        out.notes.append(f"{cell.name}: {line}, faster")

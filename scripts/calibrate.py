@@ -308,7 +308,13 @@ def load_all(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def flake(args: argparse.Namespace) -> int:
+    if args.seeds < 1:
+        print(f"calibrate: --seeds must be >= 1, got {args.seeds}", file=sys.stderr)
+        return 2
     text = flake_table(load_all(args.results), args.seeds)
+    if not text:
+        print(f"calibrate: no gated cell of {', '.join(FLAKE_ADAPTERS)} in these records", file=sys.stderr)
+        return 2
     if args.out:
         write_text_atomic(
             args.out,

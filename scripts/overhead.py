@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--frameworks", default="torch,keras")
     args = parser.parse_args(argv)
+    unknown = [f for f in args.frameworks.split(",") if f not in ("torch", "keras")]
+    if unknown:
+        parser.error(f"unknown framework {unknown[0]!r} (known: torch, keras)")
     data = TASK.generate(np.random.default_rng(0), "standard")
     budget = Budget(max_epochs=args.epochs, batch_size=32, learning_rate=3e-3)
     pairs = {"torch": (bare_torch, adapter("torch-lstm")), "keras": (bare_keras, adapter("keras-lstm"))}

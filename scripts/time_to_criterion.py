@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapters", default="torch-lstm,torch-gru,keras-lstm,keras-gru")
     parser.add_argument("--tasks", default="count_last,count_steps")
     args = parser.parse_args(argv)
+    for given, known, kind in ((args.adapters, BUILTINS, "adapter"), (args.tasks, TASKS, "task")):
+        unknown = [name for name in given.split(",") if name not in known]
+        if unknown:
+            parser.error(f"unknown {kind} {unknown[0]!r} (known: {', '.join(known)})")
     rows = []
     for task_id in args.tasks.split(","):
         task = TASKS[task_id]

@@ -153,3 +153,12 @@ def test_a_readme_or_flake_out_that_cannot_be_used_is_one_line_and_exit_2(
     assert capsys.readouterr().err == f"calibrate: {missing}: No such file or directory\n"
     assert calibrate.main(["flake", str(results), "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"calibrate: {tmp_path}: Is a directory\n"
+
+
+def test_flake_with_nothing_to_rate_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "results.json"
+    write_json_atomic(results, _payload([_record(tier="standard", adapter="torch-rnn")]))  # not rated
+    assert calibrate.main(["flake", str(results)]) == 2
+    assert "calibrate: no gated cell of" in capsys.readouterr().err
+    assert calibrate.main(["flake", str(results), "--seeds", "0"]) == 2
+    assert capsys.readouterr().err == "calibrate: --seeds must be >= 1, got 0\n"

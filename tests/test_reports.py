@@ -171,6 +171,8 @@ def test_compare_flags_a_check_that_went_from_pass_to_fail(payload, tmp_path: Pa
     assert main(["compare", str(FIXTURE), str(_write(tmp_path / "new.json", new))]) == 1
     out = capsys.readouterr().out
     assert "REGRESSION torch-lstm count_steps.carry_state: went from passed to failed" in out
+    # its verdict and its value both regressed: two regressions, one cell
+    assert out.startswith("compared 20 cells: 2 regression(s) in 1 cell(s)\n")
     assert "max_abs_diff_chunked_vs_whole <= 0.0001: 9.537e-07 -> 0.5" in out
     # and the other way round it is a fix, not a regression
     assert main(["compare", str(tmp_path / "new.json"), str(FIXTURE)]) == 0
@@ -414,3 +416,13 @@ def test_an_exact_model_gets_a_linear_mse_axis_without_warnings(payload: dict[st
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib warns on a log axis with no positive value
         assert plots.length_curves(payload["results"]).startswith(PNG_MAGIC)
+
+
+def test_an_output_that_cannot_be_written_is_one_line(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["leaderboard", str(FIXTURE), "-o", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"python -m reports leaderboard: error: -o {blocker}: {blocker} is a file, not a directory\n"
+    assert main(["merge", str(FIXTURE), "-o", str(tmp_path)]) == 2  # not the temp file's name
+    assert capsys.readouterr().err == f"python -m reports merge: error: {tmp_path}: Is a directory\n"
