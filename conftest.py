@@ -227,8 +227,8 @@ def _isolate_crashes(config: pytest.Config) -> None:
     """Under pytest-xdist, a worker that dies (a segfault or abort in an adapter's native code) is
     replaced and its item reported as crashed; the suite makes that the cell's error: a crash
     directory shared with the workers, so no model that crashed is trained again
-    (`Matrix.crash_dir`), and enough restarts for every model and conformance item to crash once
-    (xdist's default, 4 per worker, would end the run after a few crashes). Serially, a process
+    (`Matrix.crash_dir`), and enough restarts for every item to crash once (xdist's default, 4 per
+    worker, would end the run after a few crashes). Serially, a process
     that dies ends the run: `-n` is the way to run an adapter that may crash."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
@@ -241,11 +241,9 @@ def _isolate_crashes(config: pytest.Config) -> None:
     config.stash[CRASH_DIR_KEY] = crash_dir
     config.add_cleanup(lambda: shutil.rmtree(crash_dir, ignore_errors=True))
     if getattr(config.option, "maxworkerrestart", "") is None:
-        matrix = config.stash[MATRIX]
-        models = len({cell.group for cell in matrix.cells()}) * matrix.seeds
-        config.option.maxworkerrestart = str(
-            4 * int(config.option.numprocesses) + models + len(matrix.adapters) * len(CHECKS)
-        )
+        matrix = config.stash[MATRIX]  # an item crashes at most once: it is not run again
+        items = len(matrix.cells()) + len(matrix.adapters) * len(CHECKS)
+        config.option.maxworkerrestart = str(4 * int(config.option.numprocesses) + items)
 
 
 @pytest.hookimpl(optionalhook=True)
