@@ -189,11 +189,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     session.config.stash[MATRIX].expect(cells)
 
 
+def _suite_schedules(config: pytest.Config) -> bool:
+    """Whether `-n` work goes through the suite's scheduler (xdist's `--dist load` or `loadgroup`)."""
+    return config.getvalue("dist") in ("load", "loadgroup")
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under `-n N` (and `--dist load` or `loadgroup`), one work unit per (adapter, task), so a
     task's checks share one trained model, handed out longest first (benchmarks/scheduling.py)."""
-    if config.getvalue("dist") not in ("load", "loadgroup"):
+    if not _suite_schedules(config):
         return None  # worksteal, loadscope, ...: xdist's own, which split or serialise the tasks
     from benchmarks.scheduling import CellScheduling, read_durations
 
@@ -235,8 +240,8 @@ def _isolate_crashes(config: pytest.Config) -> None:
         crash_dir = workerinput.get(CRASH_DIR)
         config.stash[MATRIX].crash_dir = Path(crash_dir) if crash_dir else None
         return
-    if not getattr(config.option, "numprocesses", None):
-        return
+    if not getattr(config.option, "numprocesses", None) or not _suite_schedules(config):
+        return  # other --dist modes may train one model on two workers at once, and re-run crashes
     crash_dir = tempfile.mkdtemp(prefix="rnn-behaviour-crashes-")
     config.stash[CRASH_DIR_KEY] = crash_dir
     config.add_cleanup(lambda: shutil.rmtree(crash_dir, ignore_errors=True))

@@ -74,7 +74,11 @@ class CellScheduling(LoadScopeScheduling):
     def _reschedule(self, node: Any) -> None:
         """LoadScopeScheduling's, topped up to two pending items: a worker runs an item only once it
         knows the next one (or is told to shut down), so a worker handed a unit of one item, which
-        happens after a crash, would otherwise wait for ever."""
+        happens after a crash, would otherwise wait for ever. A replacement worker whose collection
+        has not arrived yet gets nothing (xdist would raise KeyError: pytest-xdist#1189);
+        `schedule()` serves it once the collection is in."""
+        if node not in self.registered_collections:
+            return
         super()._reschedule(node)
         while not node.shutting_down and self.workqueue and self._pending_of(self.assigned_work[node]) < 2:
             self._assign_work_unit(node)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
-import os
 import shutil
 import subprocess
 import sys
@@ -56,38 +55,40 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"calibrate: {problem}", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_behaviour.py"),
-            "--tier", args.tier, "--seeds", str(args.seeds), "--min-pass-rate", "0",
-            "--report-dir", tmp, "-q", "-p", "no:cacheprovider",
-        ]  # fmt: skip
-        selection = []
-        if args.adapters:
-            selection.append(" or ".join(f"{a}-" for a in args.adapters.split(",")))
-        if args.tasks:
-            selection.append(" or ".join(f"-{t}-" for t in args.tasks.split(",")))
-        if selection:
-            cmd += ["-k", " and ".join(f"({s})" for s in selection)]
-        if args.workers:
-            cmd += ["-n", str(args.workers)]
-        if any(t in PENDING for t in args.tasks.split(",")):
-            cmd.append("--pending")
-        if args.device:
-            cmd += ["--device", args.device]
-        print("+", " ".join(cmd), flush=True)
-        code = subprocess.call(cmd, cwd=ROOT)
-        results = Path(tmp) / "results.json"
-        if not results.exists():
-            print(f"calibrate: pytest exited {code} and wrote no results", file=sys.stderr)
-            return code or 1
-        try:
-            write_bytes_atomic(args.out, results.read_bytes())
-        except OSError as exc:  # hours of results are not dropped with the temporary directory
-            kept = Path.cwd() / f"calibrate-{os.getpid()}.json"
-            shutil.copyfile(results, kept)
-            print(f"calibrate: could not write {args.out} ({exc.strerror}); the results are in {kept}", file=sys.stderr)
-            return 2
+    # A directory of our own, removed only once the results are at --out: if writing there fails
+    # after hours of training, the message says where they are.
+    tmp = tempfile.mkdtemp(prefix="calibrate-")
+    cmd = [
+        sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_behaviour.py"),
+        "--tier", args.tier, "--seeds", str(args.seeds), "--min-pass-rate", "0",
+        "--report-dir", tmp, "-q", "-p", "no:cacheprovider",
+    ]  # fmt: skip
+    selection = []
+    if args.adapters:
+        selection.append(" or ".join(f"{a}-" for a in args.adapters.split(",")))
+    if args.tasks:
+        selection.append(" or ".join(f"-{t}-" for t in args.tasks.split(",")))
+    if selection:
+        cmd += ["-k", " and ".join(f"({s})" for s in selection)]
+    if args.workers:
+        cmd += ["-n", str(args.workers)]
+    if any(t in PENDING for t in args.tasks.split(",")):
+        cmd.append("--pending")
+    if args.device:
+        cmd += ["--device", args.device]
+    print("+", " ".join(cmd), flush=True)
+    code = subprocess.call(cmd, cwd=ROOT)
+    results = Path(tmp) / "results.json"
+    if not results.exists():
+        print(f"calibrate: pytest exited {code} and wrote no results", file=sys.stderr)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return code or 1
+    try:
+        write_bytes_atomic(args.out, results.read_bytes())
+    except OSError as exc:
+        print(f"calibrate: could not write {args.out} ({exc.strerror}); the results are in {results}", file=sys.stderr)
+        return 2
+    shutil.rmtree(tmp, ignore_errors=True)
     print(f"calibrate: wrote {args.out}")
     return 0
 

@@ -7,6 +7,7 @@ plugin take seconds. Select them with `--adapter NAME=tests.fakes:Class -k "NAME
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -92,3 +93,17 @@ class CountingBuilds(CountingOracle):
         with open(os.environ["RNN_BEHAVIOUR_BUILD_LOG"], "a") as log:
             log.write(f"{'count_steps' if spec.return_sequences else 'count_last'} seed {seed} pid {os.getpid()}\n")
         return super().build(spec, seed)
+
+
+class _Slow(_FakeModel):
+    def fit(self, train: Split, valid: Split, budget: Budget, stop: Any) -> FitLog:
+        time.sleep(1.0)
+        return super().fit(train, valid, budget, stop)
+
+
+class SlowFit(CountingOracle):
+    """The counting oracle with a training that takes a second, so two workers that split a
+    task's checks (`--dist worksteal`) train the same model at the same time."""
+
+    def build(self, spec: ModelSpec, seed: int) -> _FakeModel:
+        return _Slow(self.predictor(per_step=spec.return_sequences))

@@ -74,6 +74,15 @@ def test_under_xdist_a_training_that_kills_the_process_is_each_of_its_checks_err
     assert all("the process died while training this model" in r["reason"] for r in others)
 
 
+def test_other_dist_modes_train_a_model_on_two_workers_without_calling_it_a_crash(pytester: pytest.Pytester) -> None:
+    # worksteal splits count_steps' five checks over both workers, which train the model at the
+    # same time: the crash markers (kept only for the suite's own scheduler) must not see a crash.
+    args = ("--tier", "smoke", "--adapter", "slow=tests.fakes:SlowFit", "-k", "slow-count_steps", "-n", "2")
+    result, results_file = run_matrix(pytester, *args, "--dist", "worksteal")
+    result.assert_outcomes(passed=4, xpassed=1)
+    assert not any(r["reason"] and "died" in r["reason"] for r in load(results_file)["results"])
+
+
 def test_an_adapter_whose_framework_does_not_import_skips_with_the_reason() -> None:
     ghost = AdapterRef("ghost-lstm", "tests.ghost_framework:Adapter")
     matrix = Matrix(tier="smoke", seeds=1, adapters={"ghost-lstm": ghost}, tasks=TASKS)

@@ -212,3 +212,29 @@ def test_scheduler_sends_each_task_whole_and_the_longest_first() -> None:
     assert sorted(sent[0] + sent[1]) == sorted(cell.id for cell in cells)
     for node in sent:  # a task's checks never split between the workers
         assert all(sum(cid.startswith(group) for cid in node) in (0, 2) for group in ("x-fast", "new-fast"))
+
+
+def test_scheduler_after_a_crash_drops_the_crashed_item_and_waits_for_the_replacements_collection() -> None:
+    from benchmarks.matrix import Cell
+    from benchmarks.scheduling import CellScheduling
+
+    cells = [Cell(a, "t", c) for a in ("x", "y") for c in ("a", "b", "c")]
+    ids = [f"benchmarks/test_behaviour.py::test_check[{cell.id}]" for cell in cells]
+    scheduler = CellScheduling(_Config(), None, {cell.id: cell for cell in cells})
+    first, second = _Node("gw0"), _Node("gw1")
+    for node in (first, second):
+        scheduler.add_node(node)  # type: ignore[arg-type]
+        scheduler.add_node_collection(node, ids)  # type: ignore[arg-type]
+    scheduler.schedule()
+    crashed_unit = [ids[i] for i in first.sent]
+    scheduler.mark_test_complete(first, first.sent[0])  # type: ignore[arg-type]
+    # gw0 dies on its unit's second item; its replacement is added but has not collected yet.
+    replacement = _Node("gw2")
+    scheduler.add_node(replacement)  # type: ignore[arg-type]
+    assert scheduler.remove_node(first) == crashed_unit[1]  # type: ignore[arg-type]
+    assert replacement.sent == []  # no KeyError (pytest-xdist#1189): it waits for its collection
+    scheduler.add_node_collection(replacement, ids)  # type: ignore[arg-type]
+    scheduler.schedule()
+    # The rest of the unit runs again, the crashed item does not (xdist reported it as crashed).
+    rerun = [ids[i] for i in replacement.sent] + [ids[i] for i in second.sent[3:]]
+    assert rerun == crashed_unit[2:]
