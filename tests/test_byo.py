@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from adapters import BUILTINS, AdapterError, default_name, resolve
-from benchmarks.conformance import Subject, gradients, round_trip, skip_reason
+from benchmarks.conformance import Subject, skip_reason
+from benchmarks.conformance.training import gradients
+from benchmarks.conformance.weights import round_trip
 from tasks import TASKS
 from tasks.counting import RunningSum, StateReset
 

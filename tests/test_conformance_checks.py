@@ -16,7 +16,7 @@ import pytest
 from adapters import reference as ref
 from adapters.base import AdapterError, Capabilities, FitLog
 from benchmarks import conformance
-from benchmarks.conformance import SWAP_MARGIN, Outcome, Subject, run
+from benchmarks.conformance import SWAP_MARGIN, Outcome, Subject, robustness, run
 from reports.results import load
 from tasks.base import Budget, ModelSpec, Split
 from tests import fake_layers
@@ -113,19 +113,19 @@ def _clean(x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
 
 
 def test_bad_input_judgement(monkeypatch: pytest.MonkeyPatch) -> None:
-    judged = {name: conformance._judge(name, call, words, behaviour)
-              for name, call, words, behaviour in conformance._bad_cases(_clean, 3)}  # fmt: skip
+    judged = {name: robustness._judge(name, call, words, behaviour)
+              for name, call, words, behaviour in robustness._bad_cases(_clean, 3)}  # fmt: skip
     assert all(ok for ok, _ in judged.values()), judged
 
     def obscure(x: np.ndarray, state: Any = None) -> Any:
         return np.zeros((len(x), 5, 3)) @ np.zeros((4, 2)), None
 
-    ok, note = conformance._judge("wrong features", lambda: obscure(np.zeros((2, 5, 4))), ("feature",), None)
+    ok, note = robustness._judge("wrong features", lambda: obscure(np.zeros((2, 5, 4))), ("feature",), None)
     assert not ok and "does not name the problem (ValueError: matmul" in note
-    ok, note = conformance._judge("wrong state", lambda: (np.zeros(3), None), ("state",), None)
+    ok, note = robustness._judge("wrong state", lambda: (np.zeros(3), None), ("state",), None)
     assert not ok and "accepted silently" in note
-    monkeypatch.setattr(conformance, "HANG_SECONDS", 0.05)
-    ok, note = conformance._judge("NaN", lambda: time.sleep(1), ("nan",), None)
+    monkeypatch.setattr(robustness, "HANG_SECONDS", 0.05)
+    ok, note = robustness._judge("NaN", lambda: time.sleep(1), ("nan",), None)
     assert not ok and "no answer in 0.05 s" in note
 
 

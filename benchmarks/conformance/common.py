@@ -1,0 +1,223 @@
+"""What every family of conformance checks shares: tolerances, the `Subject` a check runs on, its
+`Outcome`, the comparison helpers, Hypothesis exploration and the diagnosis of a wrong output.
+This module imports no framework."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, example, given, settings, target
+from hypothesis import strategies as st
+
+from adapters import Adapter
+from adapters import reference as ref
+from adapters.reference import GATES, Layer, LayerAdapter
+from tasks.base import ModelSpec
+
+#: Bumped with a line in benchmarks/README.md whenever a check or tolerance changes.
+VERSION = 1
+TASK = "conformance"
+
+PARITY_ATOL = 1e-5
+SAME_COMPUTATION_ATOL = 1e-6
+GRADIENT_ATOL = 1e-4
+SWAP_MARGIN = 1e-2
+TRAINED_RTOL = 1e-4
+#: How close "the output is the reference's with <mistake>" must be to name that mistake.
+DIAGNOSIS_ATOL = 1e-4
+HANG_SECONDS = 60.0
+
+INPUT_SIZE, HIDDEN_SIZE = 5, 12
+BATCHES, LENGTHS = (1, 4), (1, 7, 64)
+EXAMPLES = 8
+
+
+@dataclass(frozen=True)
+class ConformanceCheck:
+    name: str
+    metric: str
+    threshold: float
+    needs: tuple[str, ...]
+    description: str
+    run: Callable[[Subject], Outcome]
+
+
+@dataclass
+class Outcome:
+    value: float
+    passed: bool
+    detail: str
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Subject:
+    """What a check runs on: the adapter under test and, for transplants, its counterpart."""
+
+    name: str
+    adapter: Adapter
+    counterpart: Adapter | None = None
+
+    @property
+    def cell(self) -> str:
+        return str(self.adapter.cell)  # type: ignore[attr-defined]
+
+    def layers(self) -> LayerAdapter:
+        return layer_adapter(self.name, self.adapter)
+
+    def layer(self, input_size: int, hidden_size: int, seed: int, weights_seed: int | None = None) -> Layer:
+        """A bare layer, with random canonical weights imported unless `weights_seed` is None."""
+        layer = self.layers().build_layer(input_size, hidden_size, seed)
+        if weights_seed is not None:
+            layer.import_weights(ref.random_weights(self.cell, input_size, hidden_size, rng(weights_seed)))
+        return layer
+
+
+def layer_adapter(name: str, adapter: Any) -> LayerAdapter:
+    missing = [m for m in ("cell", "build_layer", "export_model", "import_model") if not hasattr(adapter, m)]
+    if missing:
+        raise TypeError(f"{name} declares weight_io but lacks {', '.join(missing)} (see adapters/reference.py)")
+    return cast(LayerAdapter, adapter)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def arrays(state: Any) -> list[np.ndarray]:
+    return [np.asarray(s) for s in (state if isinstance(state, tuple | list) else (state,))]
+
+
+def max_abs(a: Any, b: Any) -> float:
+    """Largest |a - b| over arrays or states (tuples of arrays); inf on a shape mismatch or NaN."""
+    pairs = list(zip(arrays(a), arrays(b), strict=False))
+    if len(arrays(a)) != len(arrays(b)) or any(x.shape != y.shape for x, y in pairs):
+        return float("inf")
+    worst = 0.0
+    for x, y in pairs:
+        if x.size:
+            diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
+            worst = max(worst, float("inf") if np.isnan(diff).any() else float(diff.max()))
+    return worst
+
+
+def float32(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, np.float32)
+
+
+def random_state(cell: str, batch: int, hidden: int, generator: np.random.Generator) -> Any:
+    """A float32 canonical state: h in (-1, 1) like a real one, c of either sign and beyond 1."""
+    h = np.tanh(generator.normal(0.0, 1.0, (batch, hidden)))
+    parts = [h, generator.normal(0.0, 1.0, (batch, hidden))] if cell == "lstm" else [h]
+    return ref.pack_state(cell, [float32(p) for p in parts])
+
+
+def take_rows(state: Any, index: Any) -> Any:
+    if state is None:
+        return None
+    parts = [np.ascontiguousarray(s[index]) for s in arrays(state)]
+    return tuple(parts) if isinstance(state, tuple) else parts[0]
+
+
+def fmt(value: float) -> str:
+    return f"{value:.2g}"
+
+
+def steer(value: float, label: str = "") -> None:
+    """Steer Hypothesis towards larger errors (it takes finite observations only)."""
+    target(value if np.isfinite(value) else 1e300, label=label)
+
+
+class Mismatch(AssertionError):
+    """A generated case broke the property; the message says which and how."""
+
+
+def explore(prop: Callable[..., None], strategy: st.SearchStrategy[Any], examples: int = EXAMPLES,
+            explicit: tuple[Any, ...] = ()) -> str | None:  # fmt: skip
+    """Run `prop` on the explicit cases and `examples` generated ones (derandomized, no database);
+    the message of the first failing case, shrunk, else None."""
+    test = given(strategy)(prop)
+    for case in explicit:
+        test = example(case)(test)
+    test = settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        report_multiple_bugs=False,
+        print_blob=False,
+        phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+    )(test)
+    try:
+        test()
+    except Mismatch as exc:
+        return str(exc)
+    return None
+
+
+def diagnose(cell: str, x: np.ndarray, weights: Mapping[str, np.ndarray], state: Any, y: np.ndarray) -> str:
+    """The likely mistake when `y` is not the reference's output on (x, weights, state): the
+    reference with that mistake made gives `y`."""
+
+    def matches(w: Mapping[str, np.ndarray], s: Any = state, reset_after: bool = True) -> bool:
+        return max_abs(y, ref.forward(cell, x, w, s, reset_after=reset_after)[0]) <= DIAGNOSIS_ATOL
+
+    if state is not None and matches(weights, None):
+        return "it is the reference's output from the zero state: the initial state passed in is ignored"
+    if cell == "lstm" and state is not None and matches(weights, (state[1], state[0])):
+        return "it is the reference's output with h and c swapped: the state must be (h, c)"
+    for order in ref.gate_permutations(cell):
+        if matches(ref.permute_gates(cell, weights, order)):
+            return (
+                f"it is the reference's output with the gates permuted ({ref.describe_permutation(cell, order)}): "
+                f"the layer does not read the canonical gate order {', '.join(GATES[cell])} (adapters/reference.py)"
+            )
+    if cell == "gru" and matches(weights, reset_after=False):
+        return (
+            "it is the reset-before GRU (r multiplies h before U_n), not the reset-after form PyTorch uses "
+            "and Keras defaults to (reset_after=True, linear_before_reset)"
+        )
+    if matches({k: (v.T if k.startswith("U_") else v) for k, v in weights.items()}):
+        return "it is the reference's output with every recurrent kernel transposed (h Uᵀ instead of h U)"
+    yr = ref.forward(cell, x, weights, state)[0]
+    first = max_abs(y[:, :1], yr[:, :1])
+    if first <= PARITY_ATOL:
+        return (
+            f"the first step matches (error {fmt(first)}), later ones do not: the recurrence (U, the carried "
+            "state, or the state update) differs"
+        )
+    return "the first step already differs: the input kernels, biases or gate equations differ"
+
+
+class Runner:
+    """What streaming, batch and causality checks run: the bare layer when the adapter has one
+    (random weights and initial state; its last output is its h), else the model built from a
+    plain spec (zero initial state; its outputs are the head's)."""
+
+    def __init__(self, subject: Subject, input_size: int, hidden_size: int, seed: int) -> None:
+        self.cell: str | None = None
+        if subject.adapter.capabilities.weight_io:
+            self.layer: Layer | None = subject.layer(input_size, hidden_size, seed, weights_seed=seed)
+            self.cell, self.kind = subject.cell, "bare layer"
+            self.forward = self.layer.forward
+        else:
+            spec = ModelSpec(input_size=input_size, output_size=3, hidden_size=hidden_size, return_sequences=True)
+            self.layer, self.kind = None, "model (no bare layer: weight_io is off)"
+            self.forward = subject.adapter.build(spec, seed).predict
+        self.input_size, self.hidden_size = input_size, hidden_size
+
+    def initial_state(self, batch: int, generator: np.random.Generator) -> Any:
+        return None if self.cell is None else random_state(self.cell, batch, self.hidden_size, generator)
+
+
+def zeros_like(state: Any) -> Any:
+    if isinstance(state, tuple | list):
+        return type(state)(np.zeros_like(np.asarray(s)) for s in state)
+    return np.zeros_like(np.asarray(state))
