@@ -17,9 +17,7 @@ initialisation included. Predict is a traced `tf.function` too: Keras is never t
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -41,25 +39,13 @@ from adapters.base import (
     train_loop,
 )
 from adapters.custom import (
-    PROBE_BATCH,
-    PROBE_HIDDEN,
-    PROBE_INPUT,
-    PROBE_TIME,
-    canonical_gradients,
-    cell_from_keys,
-    cell_from_rows,
-    first_line,
     import_target,
 )
+from adapters.keras_layer import KerasLayer, export_weights, import_weights
+from adapters.keras_probe import Factory, probe_layer
 from adapters.reference import (
-    N_STATES,
     Weights,
-    check_state,
-    check_weights,
-    from_stacked,
     match_shapes,
-    pack_state,
-    to_stacked,
 )
 from tasks.base import Budget, ModelSpec, Split
 
@@ -92,7 +78,6 @@ def check_device() -> str:
     return "gpu" if GPUS and request != "cpu" else "cpu"
 
 
-Factory = Callable[..., keras.layers.Layer]
 HEAD_ACTIVATION = {"linear": None, "softmax": "softmax", "tanh": "tanh"}
 
 
@@ -250,244 +235,6 @@ class KerasModel:
         y, *new_states = self._forward(tf.constant(x), [tf.constant(s) for s in states], last_only)
         out = tuple(s.numpy() for s in new_states)
         return y.numpy(), (out if self.n_states > 1 else out[0])
-
-
-# --- loading: the probe that makes a bad layer a usage error before anything trains ------------
-
-#: Keras's gate blocks, named canonically: LSTM i,f,c,o (c is g); GRU z,r,h (h is n).
-KERAS_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "g", "o"), "gru": ("z", "r", "n"), "rnn": ("h",)}
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """What the load-time probe learned: the number of state tensors, and how weight conformance
-    can reach the layer's weights (`access` "standard" cell variables, canonical "export", or
-    None and `why_not`)."""
-
-    n_states: int
-    cell: str | None
-    access: str | None
-    why_not: str
-
-
-def _shapes(values: Any) -> list[tuple[int, ...]]:
-    return [tuple(getattr(v, "shape", ())) for v in values]
-
-
-def probe_layer(factory: Factory, target: str) -> LayerInfo:
-    """Build the layer once at the probe's sizes and run it eagerly: the factory's signature, the
-    output and state shapes, the state handed back and the keyword arguments the model needs are
-    checked here, each failure one AdapterError saying what was expected and what came back.
-    Python's and NumPy's global RNG state is left as it was."""
-    i, h, b, t = PROBE_INPUT, PROBE_HIDDEN, PROBE_BATCH, PROBE_TIME
-    kept = random.getstate(), np.random.get_state()
-    try:
-        return _probe(factory, target, i, h, b, t)
-    finally:
-        random.setstate(kept[0])
-        np.random.set_state(kept[1])
-
-
-def _make(factory: Factory, target: str, h: int, **kwargs: Any) -> keras.layers.Layer:
-    made = f"{target}({h}, {', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
-    try:
-        layer = factory(h, **kwargs)
-    except TypeError as exc:
-        raise AdapterError(
-            f"calling {made} raised {first_line(exc)}; a keras factory is factory(units, **layer_kwargs) and "
-            "passes return_sequences, return_state, stateful and name on to the layer"
-        ) from None
-    except Exception as exc:
-        raise AdapterError(f"calling {made} raised {first_line(exc)}") from None
-    if not isinstance(layer, keras.layers.Layer):
-        raise AdapterError(f"{made} returned {type(layer).__name__}, not a keras.layers.Layer")
-    return layer
-
-
-def _run(layer: keras.layers.Layer, call: str, x: np.ndarray, **kwargs: Any) -> list[Any]:
-    try:
-        out = layer(x, **kwargs)
-    except Exception as exc:
-        raise AdapterError(f"{call} raised {first_line(exc)}") from None
-    if not isinstance(out, list | tuple) or len(out) < 2:
-        raise AdapterError(
-            f"{call} returned {_shapes([out] if not isinstance(out, list | tuple) else out)}: one tensor, where "
-            "return_state=True asks for [y, *states]"
-        )
-    return list(out)
-
-
-def _probe(factory: Factory, target: str, i: int, h: int, b: int, t: int) -> LayerInfo:
-    x = np.random.default_rng(0).normal(size=(b, t, i)).astype(np.float32)
-    layer = _make(factory, target, h, return_sequences=True, return_state=True)
-    call = f"{target}({h}, return_sequences=True, return_state=True) on x of shape {(b, t, i)}"
-    y, *states = _run(layer, call, x)
-    if tuple(y.shape) != (b, t, h):
-        raise AdapterError(f"{call} returned y of shape {tuple(y.shape)}; expected {(b, t, h)} = (batch, time, units)")
-    if any(tuple(s.shape) != (b, h) for s in states):
-        raise AdapterError(
-            f"{call} returned states of shapes {_shapes(states)}; expected each {(b, h)} = (batch, units)"
-        )
-    again = _run(layer, f"the state is not accepted back: {call[: call.index(' on x')]} with initial_state=", x[:, :1],
-                 initial_state=states)  # fmt: skip
-    if _shapes(again[1:]) != _shapes(states):
-        raise AdapterError(
-            f"fed its own state back, {target}'s layer returned states of shapes {_shapes(again[1:])}, not "
-            f"{_shapes(states)}"
-        )
-    last = _make(factory, target, h, return_sequences=False, return_state=True)
-    call_last = f"{target}({h}, return_sequences=False, return_state=True) on x of shape {(b, t, i)}"
-    y_last = _run(last, call_last, x)[0]
-    if tuple(y_last.shape) != (b, h):
-        raise AdapterError(f"{call_last} returned y of shape {tuple(y_last.shape)}; expected {(b, h)} (last step only)")
-    _make(factory, target, h, return_sequences=True, stateful=True, name="probe_stateful")
-    cell, access, why_not = _weight_access(layer, i, h)
-    if cell is not None and len(states) != N_STATES[cell]:
-        n = N_STATES[cell]
-        why_not = f"its weights read as {cell.upper()} weights, but it has {len(states)} state tensor(s), not {n}"
-        cell, access = None, None
-    return LayerInfo(len(states), cell, access, why_not)
-
-
-def _weight_access(layer: keras.layers.Layer, input_size: int, hidden_size: int) -> tuple[str | None, str | None, str]:
-    cell = getattr(layer, "cell", None)
-    variables = [getattr(cell, name, None) for name in ("kernel", "recurrent_kernel", "bias")]
-    trainable = layer.trainable_weights
-    if all(v is not None for v in variables):
-        kernel, recurrent, bias = (tuple(getattr(v, "shape", ())) for v in variables)
-        rows = kernel[-1]
-        kind = cell_from_rows(rows, hidden_size)
-        extra = [v.path for v in trainable if not any(v is w for w in variables)]
-        if extra:
-            return (
-                None,
-                None,
-                (
-                    f"its cell has Keras's kernel/recurrent_kernel/bias but also {', '.join(extra)}: not a plain "
-                    "LSTM/GRU/RNN cell, so the reference equations do not apply"
-                ),
-            )
-        bias_ok = bias == ((2, rows) if kind == "gru" else (rows,))
-        if kind == "gru" and bias == (rows,):
-            return None, None, "it is a reset-before GRU (reset_after=False): the canonical layout is reset-after"
-        if kind is None or kernel != (input_size, rows) or recurrent != (hidden_size, rows) or not bias_ok:
-            return (
-                None,
-                None,
-                (
-                    f"its cell's kernel {kernel}, recurrent_kernel {recurrent}, bias {bias} (input {input_size}, units "
-                    f"{hidden_size}) are not those of a Keras LSTM (4 gates), GRU (3, reset_after) or SimpleRNN"
-                ),
-            )
-        return kind, "standard", ""
-    if callable(getattr(layer, "export_weights", None)) and callable(getattr(layer, "import_weights", None)):
-        try:
-            exported = layer.export_weights()
-        except Exception as exc:
-            return None, None, f"its export_weights() raised {first_line(exc)}"
-        kind, problem = cell_from_keys(exported, input_size, hidden_size)
-        return (kind, "export", "") if kind else (None, None, f"its {problem}")
-    names = ", ".join(v.path for v in trainable) or "none"
-    return (
-        None,
-        None,
-        (
-            f"its layer has neither a cell with Keras's kernel/recurrent_kernel/bias (its weights: {names}) nor "
-            "export_weights()/import_weights() in the canonical layout of adapters/reference.py"
-        ),
-    )
-
-
-# --- conformance: a bare layer and whole-model weights in the canonical layout ----------------
-# (adapters/reference.py documents the layout; benchmarks/conformance.py checks it)
-
-
-def _canonical(cell: str, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray) -> Weights:
-    """kernel/recurrent_kernel/bias -> canonical; a reset-after GRU's bias is (2, 3H): [input; recurrent]."""
-    if cell == "gru":
-        return from_stacked(cell, KERAS_GATES[cell], kernel, recurrent, bias[0], bias[1])
-    return from_stacked(cell, KERAS_GATES[cell], kernel, recurrent, bias)
-
-
-def _keras_arrays(cell: str, weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    kernel, recurrent, bias, recurrent_bias = to_stacked(cell, KERAS_GATES[cell], weights)
-    if recurrent_bias is not None:
-        bias = np.stack([bias, recurrent_bias])
-    return [np.asarray(a, np.float32) for a in (kernel, recurrent, bias)]
-
-
-def _cell_variables(layer: keras.layers.Layer) -> list[Any]:
-    return [layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias]
-
-
-def export_weights(layer: keras.layers.Layer, cell: str, access: str) -> Weights:
-    """A layer's recurrent weights in the canonical layout (`access` from `probe_layer`)."""
-    if access == "export":
-        return {k: np.asarray(v) for k, v in layer.export_weights().items()}
-    return _canonical(cell, *(np.asarray(v.numpy()) for v in _cell_variables(layer)))
-
-
-def import_weights(layer: keras.layers.Layer, cell: str, access: str, weights: Mapping[str, np.ndarray]) -> None:
-    if access == "export":
-        layer.import_weights(dict(weights))
-        return
-    for variable, value in zip(_cell_variables(layer), _keras_arrays(cell, weights), strict=True):
-        variable.assign(value)
-
-
-class KerasLayer:
-    """A bare layer from the factory (float32, CPU) behind the conformance `Layer` API; forward
-    runs as one traced `tf.function`, as the models do."""
-
-    def __init__(self, factory: Factory, info: LayerInfo, input_size: int, hidden_size: int, seed: int) -> None:
-        assert info.cell is not None and info.access is not None
-        keras.utils.set_random_seed(seed)
-        self.cell, self.access = info.cell, info.access
-        self.input_size, self.hidden_size, self.n_states = input_size, hidden_size, info.n_states
-        self.layer = factory(hidden_size, return_sequences=True, return_state=True)
-        self.layer.build((None, None, input_size))
-        state_spec = [tf.TensorSpec((None, hidden_size), tf.float32)] * self.n_states
-        self._forward = tf.function(
-            self._call, input_signature=[tf.TensorSpec((None, None, input_size), tf.float32), state_spec]
-        )
-
-    def _call(self, x: tf.Tensor, states: list[tf.Tensor]) -> list[tf.Tensor]:
-        return self.layer(x, initial_state=states)
-
-    def _inputs(self, x: np.ndarray, state: Any) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        x = check_input(x, self.input_size)
-        arrays = check_state(self.cell, state, len(x), self.hidden_size)
-        return tf.constant(x), [tf.constant(np.asarray(a, np.float32)) for a in arrays]
-
-    def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
-        y, *final = self._forward(*self._inputs(x, state))
-        return y.numpy(), pack_state(self.cell, [s.numpy() for s in final])
-
-    def gradients(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Weights]:
-        xt, states = self._inputs(x, state)
-        variables = _cell_variables(self.layer) if self.access == "standard" else list(self.layer.trainable_variables)
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            total = tf.reduce_sum(self.layer(xt, initial_state=states)[0])
-        dx, *dw = tape.gradient(total, [xt, *variables])
-        if self.access == "standard":
-            return dx.numpy(), _canonical(self.cell, *(g.numpy() for g in dw))
-        grads = {
-            str(k): np.zeros(tuple(v.shape)) if g is None else g.numpy()
-            for k, (v, g) in enumerate(zip(variables, dw, strict=True))
-        }
-        read = lambda: {str(k): v.numpy() for k, v in enumerate(variables)}  # noqa: E731
-        dw_canonical = canonical_gradients(
-            self.cell, self.input_size, self.hidden_size, grads, self.import_weights, read, self.export_weights()
-        )
-        return dx.numpy(), dw_canonical
-
-    def export_weights(self) -> Weights:
-        return export_weights(self.layer, self.cell, self.access)
-
-    def import_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        checked = check_weights(self.cell, self.input_size, self.hidden_size, weights)
-        import_weights(self.layer, self.cell, self.access, checked)
 
 
 class KerasAdapter:

@@ -1,0 +1,138 @@
+"""Conformance's view of a torch module: a bare layer (NumPy in and out, canonical state) and whole-model
+weights in the canonical layout of adapters/reference.py."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+import numpy as np
+import torch
+import torch.utils._pytree as pytree
+from torch import nn
+
+from adapters.base import (
+    check_input,
+)
+from adapters.custom import (
+    canonical_gradients,
+)
+from adapters.reference import (
+    Weights,
+    check_state,
+    check_weights,
+    from_stacked,
+    pack_state,
+    to_stacked,
+)
+from adapters.torch_probe import TORCH_GATES, ModuleInfo
+
+# --- conformance: a bare layer and whole-model weights in the canonical layout ----------------
+# (adapters/reference.py documents the layout; benchmarks/conformance.py checks it)
+
+
+def _canonical(cell: str, params: Mapping[str, np.ndarray], gradient: bool = False) -> Weights:
+    """weight_ih/weight_hh/bias_ih/bias_hh -> canonical. LSTM/RNN have one canonical bias, the sum
+    of the two (its gradient is either one's)."""
+    bias, recurrent_bias = params["bias_ih_l0"], params["bias_hh_l0"]
+    if cell != "gru":
+        summed = bias if gradient else bias + recurrent_bias
+        return from_stacked(cell, TORCH_GATES[cell], params["weight_ih_l0"].T, params["weight_hh_l0"].T, summed)
+    return from_stacked(
+        cell, TORCH_GATES[cell], params["weight_ih_l0"].T, params["weight_hh_l0"].T, bias, recurrent_bias
+    )
+
+
+def _numpy_params(module: nn.Module, grad: bool = False) -> dict[str, np.ndarray]:
+    out = {}
+    for name, p in module.named_parameters():
+        value = p.grad if grad else p
+        out[name] = np.zeros(tuple(p.shape), np.float32) if value is None else value.detach().cpu().numpy().copy()
+    return out
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A tensor's values as a numpy array of its own, from whatever device it is on."""
+    return t.detach().cpu().numpy().copy()
+
+
+def _load_rnn(module: nn.Module, cell: str, weights: Mapping[str, np.ndarray]) -> None:
+    kernel, recurrent, bias, recurrent_bias = to_stacked(cell, TORCH_GATES[cell], weights)
+    values = {
+        "weight_ih_l0": kernel.T,
+        "weight_hh_l0": recurrent.T,
+        "bias_ih_l0": bias,
+        "bias_hh_l0": np.zeros_like(bias) if recurrent_bias is None else recurrent_bias,
+    }
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            p.copy_(torch.from_numpy(np.ascontiguousarray(values[name], np.float32)))
+
+
+def export_weights(module: nn.Module, cell: str, access: str) -> Weights:
+    """A module's recurrent weights in the canonical layout (`access` from `probe_module`)."""
+    if access == "export":
+        exported = cast(Any, module).export_weights().items()
+        return {k: _numpy(v) if isinstance(v, torch.Tensor) else np.asarray(v) for k, v in exported}
+    return _canonical(cell, _numpy_params(module))
+
+
+def import_weights(module: nn.Module, cell: str, access: str, weights: Mapping[str, np.ndarray]) -> None:
+    if access == "export":
+        cast(Any, module).import_weights(dict(weights))
+    else:
+        _load_rnn(module, cell, weights)
+
+
+class TorchLayer:
+    """A bare module (batch-first, float32, on the run's device) behind the conformance `Layer`
+    API: numpy in and out, canonical state `(h, c)`/`h`, converted to and from the module's nest."""
+
+    def __init__(
+        self, module: nn.Module, info: ModuleInfo, input_size: int, hidden_size: int, device: torch.device
+    ) -> None:
+        assert info.cell is not None and info.access is not None
+        self.module, self.info, self.device = module.to(device), info, device
+        self.cell, self.access = info.cell, info.access
+        self.input_size, self.hidden_size = input_size, hidden_size
+
+    def _inputs(self, x: np.ndarray, state: Any) -> tuple[torch.Tensor, Any]:
+        xt = torch.from_numpy(check_input(x, self.input_size).copy()).to(self.device)
+        if state is None:
+            return xt, None
+        arrays = check_state(self.cell, state, len(xt), self.hidden_size)
+        tensors = [
+            torch.from_numpy(np.asarray(a, np.float32).reshape((1, *a.shape) if rank == 3 else a.shape).copy())
+            for a, rank in zip(arrays, self.info.state_ranks, strict=True)
+        ]
+        return xt, pytree.tree_unflatten([t.to(self.device) for t in tensors], self.info.state_spec)
+
+    def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        xt, st = self._inputs(x, state)
+        with torch.no_grad():
+            y, final = self.module(xt, st)
+        arrays = [_numpy(s).reshape(len(xt), self.hidden_size) for s in pytree.tree_leaves(final)]
+        return _numpy(y), pack_state(self.cell, arrays)
+
+    def gradients(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Weights]:
+        xt, st = self._inputs(x, state)
+        xt.requires_grad_(True)
+        self.module.zero_grad(set_to_none=True)
+        y, _ = self.module(xt, st)
+        y.sum().backward()
+        assert xt.grad is not None
+        grads = _numpy_params(self.module, grad=True)
+        if self.access == "standard":
+            return _numpy(xt.grad), _canonical(self.cell, grads, gradient=True)
+        dw = canonical_gradients(
+            self.cell, self.input_size, self.hidden_size, grads, self.import_weights,
+            lambda: _numpy_params(self.module), self.export_weights(),
+        )  # fmt: skip
+        return _numpy(xt.grad), dw
+
+    def export_weights(self) -> Weights:
+        return export_weights(self.module, self.cell, self.access)
+
+    def import_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        checked = check_weights(self.cell, self.input_size, self.hidden_size, weights)
+        import_weights(self.module, self.cell, self.access, checked)

@@ -1,0 +1,189 @@
+"""The load-time probe of a torch module: a bad factory, forward or state is a usage error before
+anything trains, and what it learns (cell, weight access, the state's nest) drives conformance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import torch
+import torch.utils._pytree as pytree
+from torch import nn
+
+from adapters.base import (
+    AdapterError,
+)
+from adapters.custom import (
+    PROBE_BATCH,
+    PROBE_HIDDEN,
+    PROBE_INPUT,
+    PROBE_TIME,
+    cell_from_keys,
+    cell_from_rows,
+    first_line,
+)
+from adapters.reference import (
+    N_STATES,
+)
+
+Factory = Callable[[int, int], nn.Module]
+
+# --- loading: the probe that makes a bad module a usage error before anything trains -----------
+
+#: PyTorch's own parameter names of a one-layer recurrent module (nn.LSTM / GRU / RNN).
+STANDARD_NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+#: PyTorch's gate blocks, named canonically: LSTM i,f,g,o; GRU r,z,n.
+TORCH_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ("h",)}
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """What the load-time probe learned: how weight conformance can reach the module's weights
+    (`access` "standard" names, canonical "export", or None and `why_not`), its cell, and its
+    state's nest with the rank of each tensor in it."""
+
+    cell: str | None
+    access: str | None
+    why_not: str
+    state_spec: Any
+    state_ranks: tuple[int, ...]
+
+
+def _shape(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    return str(tuple(shape)) if shape is not None else f"a {type(value).__name__}"
+
+
+def _check_forward(out: Any, call: str, batch: int, time: int) -> tuple[torch.Tensor, Any]:
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        got = f"a {type(out).__name__}" + (f" of {len(out)}" if isinstance(out, tuple | list) else "")
+        raise AdapterError(f"{call} returned {got}; forward must return (y, state) like nn.LSTM")
+    y, state = out
+    expected = (batch, time, PROBE_HIDDEN)
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != expected:
+        raise AdapterError(
+            f"{call} returned y of shape {_shape(y)}; expected {expected} = (batch, time, hidden_size), "
+            "batch first like nn.LSTM(batch_first=True)"
+        )
+    leaves = pytree.tree_leaves(state)
+    if state is None or not leaves or not all(isinstance(t, torch.Tensor) for t in leaves):
+        kinds = ", ".join(sorted({type(t).__name__ for t in leaves}))
+        raise AdapterError(f"{call} returned a state of {kinds or 'nothing'}; it must be a tensor or a nest of tensors")
+    if any(batch not in tuple(s.shape) for s in leaves):
+        raise AdapterError(
+            f"{call} returned a state of shape(s) {[tuple(s.shape) for s in leaves]}, without the batch size {batch}: "
+            "is x read as (time, batch, features)? forward must be batch first, like nn.LSTM(batch_first=True)"
+        )
+    return y, state
+
+
+def probe_module(factory: Factory, target: str) -> ModuleInfo:
+    """Build the module once at the probe's sizes and run it: the factory's signature, the
+    forward's output shape and the state handed back are checked here, each failure one
+    AdapterError that says what was expected and what came back. Global RNG state is left as it was."""
+    i, h, b, t = PROBE_INPUT, PROBE_HIDDEN, PROBE_BATCH, PROBE_TIME
+    made = f"{target}({i}, {h})"
+    with torch.random.fork_rng():
+        try:
+            module = factory(i, h)
+        except TypeError as exc:
+            raise AdapterError(
+                f"calling {made} raised {first_line(exc)}; a torch factory is factory(input_size, hidden_size)"
+            ) from None
+        except Exception as exc:
+            raise AdapterError(f"calling {made} raised {first_line(exc)}") from None
+        if not isinstance(module, nn.Module):
+            raise AdapterError(f"{made} returned {type(module).__name__}, not a torch.nn.Module")
+        if not any(p.requires_grad for p in module.parameters()):
+            raise AdapterError(f"{made} has no trainable parameters")
+        x = torch.randn(b, t, i)
+        x_text = f"x of shape {(b, t, i)}"
+        calls = [
+            (f"{made}.forward({x_text})", lambda: module(x)),
+            (f"{made}.forward({x_text}, None)", lambda: module(x, None)),
+        ]
+        for call, run in calls:
+            try:
+                out = run()
+            except Exception as exc:
+                raise AdapterError(f"{call} raised {first_line(exc)}") from None
+            _, state = _check_forward(out, call, b, t)
+        call = f"{made}.forward(x of shape {(b, 1, i)}, state) with the state forward(x) returned"
+        try:
+            out = module(x[:, :1], state)
+        except Exception as exc:
+            raise AdapterError(f"the state is not accepted back: {call} raised {first_line(exc)}") from None
+        _, again = _check_forward(out, call, b, 1)
+        leaves, spec = pytree.tree_flatten(state)
+        if pytree.tree_structure(again) != spec or [a.shape for a in pytree.tree_leaves(again)] != [
+            s.shape for s in leaves
+        ]:
+            raise AdapterError(
+                f"{call} returned a state of another structure or shape ({_describe(again)}) than the one given "
+                f"({_describe(state)}); the state must keep its form from call to call"
+            )
+        access, cell, why_not = _weight_access(module, i, h)
+        ranks = tuple(s.dim() for s in leaves)
+        if access is not None and cell is not None:
+            layout = [(1, b, h), (b, h)]
+            if len(leaves) != N_STATES[cell] or any(tuple(s.shape) not in layout for s in leaves):
+                access, why_not = (
+                    None,
+                    (
+                        f"its weights read as a{'n' if cell in ('lstm', 'rnn') else ''} {cell.upper()}, but its state "
+                        f"({_describe(state)}) is not {'(h, c)' if N_STATES[cell] == 2 else 'h'} as (1, batch, hidden) "
+                        "or (batch, hidden) tensors like nn.LSTM's"
+                    ),
+                )
+        return ModuleInfo(cell if access else None, access, why_not, spec, ranks)
+
+
+def _describe(state: Any) -> str:
+    leaves = pytree.tree_leaves(state)
+    return f"{type(state).__name__} of {len(leaves)} tensor(s) of shape(s) {[tuple(s.shape) for s in leaves]}"
+
+
+def _weight_access(module: nn.Module, input_size: int, hidden_size: int) -> tuple[str | None, str | None, str]:
+    names = {name: tuple(p.shape) for name, p in module.named_parameters()}
+    if set(STANDARD_NAMES) <= set(names):
+        rows = names["weight_ih_l0"][0]
+        cell = cell_from_rows(rows, hidden_size)
+        expected: dict[str, tuple[int, ...]] = {"weight_ih_l0": (rows, input_size), "weight_hh_l0": (rows, hidden_size)}
+        expected |= {"bias_ih_l0": (rows,), "bias_hh_l0": (rows,)}
+        extra = sorted(set(names) - set(STANDARD_NAMES))
+        if extra:
+            return (
+                None,
+                None,
+                (
+                    f"it has PyTorch's standard parameter names but also {', '.join(extra)}: not a plain LSTM/GRU/RNN "
+                    "cell, so the reference equations do not apply"
+                ),
+            )
+        if cell is None or any(names[k] != s for k, s in expected.items()):
+            return (
+                None,
+                None,
+                (
+                    f"its standard parameters have shapes {names} for input {input_size}, hidden {hidden_size}; "
+                    "weight_ih_l0 must be (4H|3H|H, input) for an LSTM|GRU|RNN"
+                ),
+            )
+        return "standard", cell, ""
+    if callable(getattr(module, "export_weights", None)) and callable(getattr(module, "import_weights", None)):
+        try:
+            exported = cast(Any, module).export_weights()
+        except Exception as exc:
+            return None, None, f"its export_weights() raised {first_line(exc)}"
+        cell, problem = cell_from_keys(exported, input_size, hidden_size)
+        return ("export", cell, "") if cell else (None, None, f"its {problem}")
+    return (
+        None,
+        None,
+        (
+            f"its module has neither PyTorch's standard parameter names ({', '.join(STANDARD_NAMES)}; it has "
+            f"{', '.join(names) or 'none'}) nor export_weights()/import_weights() in the canonical layout of "
+            "adapters/reference.py"
+        ),
+    )
