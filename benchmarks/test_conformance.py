@@ -32,7 +32,7 @@ def subject(conformance: Conformance, matrix: Matrix, request: pytest.FixtureReq
     except CellSkipped as exc:
         pytest.skip(str(exc))
     notes = getattr(adapter, "capability_notes", None)
-    reason = skip_reason(conformance.check, conformance.adapter, adapter.capabilities, notes)
+    reason = skip_reason(conformance.check, conformance.adapter, adapter.capabilities, notes, adapter)
     if reason:
         pytest.skip(reason)
     counterpart = None

@@ -13,12 +13,13 @@ derandomized: the same cases every run. This package imports no framework.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import Capabilities
-from benchmarks.conformance import robustness, state, training, weights
+from adapters.base import DEVICE_VARIABLE, Capabilities
+from benchmarks.conformance import device, robustness, state, training, weights
 from benchmarks.conformance.common import (
     GATES,
     SWAP_MARGIN,
@@ -33,9 +34,9 @@ from benchmarks.matrix import new_record
 #: The registry, in report order.
 ORDER = (
     "forward_parity", "round_trip", "transplant", "gate_order", "streaming", "batch_independence", "causality",
-    "variable_length", "gradients", "determinism", "bad_input", "trained_transplant",
+    "variable_length", "gradients", "determinism", "bad_input", "trained_transplant", "device_parity",
 )  # fmt: skip
-_ALL = {c.name: c for family in (weights, state, training, robustness) for c in family.CHECKS}
+_ALL = {c.name: c for family in (weights, state, training, robustness, device) for c in family.CHECKS}
 assert set(_ALL) == set(ORDER), sorted(set(_ALL) ^ set(ORDER))
 CHECKS: tuple[ConformanceCheck, ...] = tuple(_ALL[name] for name in ORDER)
 CHECKS_BY_NAME = {check.name: check for check in CHECKS}
@@ -73,7 +74,7 @@ def counterpart_name(adapter: Any) -> str | None:
 
 
 def skip_reason(
-    check: str, name: str, capabilities: Capabilities, notes: Mapping[str, str] | None = None
+    check: str, name: str, capabilities: Capabilities, notes: Mapping[str, str] | None = None, adapter: Any = None
 ) -> str | None:
     """Why `check` cannot run on this adapter (a missing capability), or None. `notes` is the
     adapter's own word on why a capability is missing (`capability_notes`, e.g. a wrapped module
@@ -92,6 +93,8 @@ def skip_reason(
             f"{name} declares no variable-length support (Capabilities.variable_length is False): no "
             "padding/masking to check"
         )
+    if "gpu" in needs:
+        return device.skip_reason(adapter, os.environ.get(DEVICE_VARIABLE, "cpu"))
     return None
 
 
