@@ -101,8 +101,9 @@ def device_parity(subject: Subject) -> Outcome:
     worst_key = max(errors, key=lambda k: errors[k])
     worst = errors[worst_key]
     bad = sorted(k for k, e in errors.items() if e > DEVICE_ATOL)
+    gpu_name = torch.cuda.get_device_name(gpu) if gpu.type == "cuda" else "no GPU"
     detail = (
-        f"{gpu} ({torch.cuda.get_device_name(gpu) if gpu.type == 'cuda' else 'no GPU'}) vs CPU, same weights, {len(CASES)} shapes up to T=64: "
+        f"{gpu} ({gpu_name}) vs CPU, same weights, {len(CASES)} shapes up to T=64: "
         f"outputs, final state and gradients of x, the initial state and every parameter agree within "
         f"{fmt(worst)} (worst: {worst_key}); kernels: {'cuDNN' if cudnn else 'not cuDNN'} "
         f"({', '.join(k[:60] for k in kernels[:3])}{', ...' if len(kernels) > 3 else ''})"
