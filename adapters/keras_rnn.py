@@ -292,7 +292,9 @@ class KerasAdapter:
     ) -> KerasStack:
         """Layers from the factory stacked and/or wrapped in `Bidirectional` (adapters/keras_stack.py)."""
         self._weights()
-        return KerasStack(self.factory, self.target, self.info, input_size, hidden_size, num_layers, bidirectional, seed)
+        return KerasStack(
+            self.factory, self.target, self.info, input_size, hidden_size, num_layers, bidirectional, seed
+        )
 
     def export_model(self, model: KerasModel) -> Weights:
         """[proj] -> rnn -> head of a `KerasModel` in the canonical layout (kernels as (in, out))."""

@@ -69,7 +69,9 @@ def random_stack_weights(
     """`reference.random_weights` for every layer and direction (its own draw each)."""
     n = 2 if bidirectional else 1
     return {
-        suffix(layer, direction): ref.random_weights(cell, input_size if layer == 0 else n * hidden_size, hidden_size, rng)
+        suffix(layer, direction): ref.random_weights(
+            cell, input_size if layer == 0 else n * hidden_size, hidden_size, rng
+        )
         for layer, direction, _ in units(num_layers, bidirectional)
     }
 

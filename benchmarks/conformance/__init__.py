@@ -5,10 +5,12 @@ other framework) that returns an `Outcome`: the largest error measured, pass or 
 that says what was measured and, on failure, what is most likely wrong. The checks live in one
 module per family (`weights`, `state`, `training`, `precision`, `stacks`, `robustness`; helpers
 in `common`); `CHECKS` here is the one registry the plugin parametrises from
-(`test_conformance[torch-gru-forward_parity]`), in report order. Checks that need the bare layer and its weights (`Capabilities.weight_io`) or
-masking (`variable_length`) are skipped with the reason on adapters without them; the rest run on
-every adapter. Generated shapes, chunk cuts, permutations and positions come from Hypothesis,
-derandomized: the same cases every run. This package imports no framework.
+(`test_conformance[torch-gru-forward_parity]`), in report order. Checks that need the bare layer
+and its weights (`Capabilities.weight_io`) or masking (`variable_length`) are skipped with the
+reason on adapters without them, and a check that finds out only while running that it cannot run
+(`Outcome.skipped`) is skipped with its reason; the rest run on every adapter. Generated shapes,
+chunk cuts, permutations and positions come from Hypothesis, derandomized: the same cases every
+run. This package imports no framework.
 """
 
 from __future__ import annotations
