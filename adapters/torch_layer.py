@@ -104,7 +104,8 @@ class TorchLayer:
     ) -> None:
         assert info.cell is not None and info.access is not None
         self.dtype = getattr(torch, dtype)
-        self.module, self.info, self.device = module.to(device=device, dtype=self.dtype), info, device
+        converted = module.to(device) if dtype == "float32" else module.to(device=device, dtype=self.dtype)
+        self.module, self.info, self.device = converted, info, device
         self.cell, self.access = info.cell, info.access
         self.input_size, self.hidden_size = input_size, hidden_size
 
