@@ -334,8 +334,9 @@ class ResultCollector:
         xfail = hasattr(report, "wasxfail")
         if report.when == "call":
             records = props.get(RECORDS_PROPERTY)
-            if not records:
-                return self._bare_records(props[CELL_PROPERTY], "error", _reason(report))
+            if not records:  # a check that found it cannot run skips in its call (Outcome.skipped)
+                outcome = "skipped" if report.skipped and not xfail else "error"
+                return self._bare_records(props[CELL_PROPERTY], outcome, _reason(report))
             cell_outcome = {
                 ("passed", False): "passed",
                 ("passed", True): "xpassed",

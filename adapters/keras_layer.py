@@ -15,6 +15,7 @@ from adapters.base import (
 )
 from adapters.custom import (
     canonical_gradients,
+    first_line,
 )
 from adapters.keras_probe import KERAS_GATES, Factory, LayerInfo
 from adapters.reference import (
@@ -44,6 +45,11 @@ def _keras_arrays(cell: str, weights: Mapping[str, np.ndarray]) -> list[np.ndarr
     return [np.asarray(a, np.float32) for a in (kernel, recurrent, bias)]
 
 
+def _float32(t: Any) -> np.ndarray:
+    """A tensor or variable's values as float32 NumPy (exact from float16 and bfloat16)."""
+    return np.asarray(tf.cast(t, tf.float32).numpy())
+
+
 def _cell_variables(layer: keras.layers.Layer) -> list[Any]:
     return [layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias]
 
@@ -52,7 +58,7 @@ def export_weights(layer: keras.layers.Layer, cell: str, access: str) -> Weights
     """A layer's recurrent weights in the canonical layout (`access` from `probe_layer`)."""
     if access == "export":
         return {k: np.asarray(v) for k, v in layer.export_weights().items()}
-    return _canonical(cell, *(np.asarray(v.numpy()) for v in _cell_variables(layer)))
+    return _canonical(cell, *(_float32(v) for v in _cell_variables(layer)))
 
 
 def import_weights(layer: keras.layers.Layer, cell: str, access: str, weights: Mapping[str, np.ndarray]) -> None:
@@ -64,20 +70,41 @@ def import_weights(layer: keras.layers.Layer, cell: str, access: str, weights: M
 
 
 class KerasLayer:
-    """A bare layer from the factory (float32, CPU) behind the conformance `Layer` API; forward
-    runs as one traced `tf.function`, as the models do."""
+    """A bare layer from the factory (CPU) behind the conformance `Layer` API; forward runs as one
+    traced `tf.function`, as the models do. `dtype` ("float32", "float16", "bfloat16") is the
+    layer's dtype policy and its inputs' and state's; outputs come back as float32. Where the
+    `dtype` policy cannot build the layer (TensorFlow's CPU QR, which Keras's orthogonal recurrent
+    initializer calls, has no bfloat16 kernel), Keras's mixed policy `mixed_<dtype>` runs instead:
+    float32 variables cast to `dtype` at each call, the same computation on weights that `dtype`
+    holds exactly. `policy` says which ran, and why."""
 
-    def __init__(self, factory: Factory, info: LayerInfo, input_size: int, hidden_size: int, seed: int) -> None:
+    def __init__(
+        self, factory: Factory, info: LayerInfo, input_size: int, hidden_size: int, seed: int, *, dtype: str = "float32"
+    ) -> None:
         assert info.cell is not None and info.access is not None
         keras.utils.set_random_seed(seed)
         self.cell, self.access = info.cell, info.access
         self.input_size, self.hidden_size, self.n_states = input_size, hidden_size, info.n_states
-        self.layer = factory(hidden_size, return_sequences=True, return_state=True)
-        self.layer.build((None, None, input_size))
-        state_spec = [tf.TensorSpec((None, hidden_size), tf.float32)] * self.n_states
+        self.dtype, self.policy = tf.as_dtype(dtype), dtype
+        self.layer = self._build(factory, dtype)
+        state_spec = [tf.TensorSpec((None, hidden_size), self.dtype)] * self.n_states
         self._forward = tf.function(
-            self._call, input_signature=[tf.TensorSpec((None, None, input_size), tf.float32), state_spec]
+            self._call, input_signature=[tf.TensorSpec((None, None, input_size), self.dtype), state_spec]
         )
+
+    def _build(self, factory: Factory, dtype: str) -> keras.layers.Layer:
+        def make(**policy: str) -> keras.layers.Layer:
+            layer = factory(self.hidden_size, return_sequences=True, return_state=True, **policy)
+            layer.build((None, None, self.input_size))
+            return layer
+
+        if dtype == "float32":
+            return make()
+        try:
+            return make(dtype=dtype)
+        except Exception as exc:
+            self.policy = f"mixed_{dtype} (the {dtype} policy could not build the layer: {first_line(exc)})"
+            return make(dtype=f"mixed_{dtype}")
 
     def _call(self, x: tf.Tensor, states: list[tf.Tensor]) -> list[tf.Tensor]:
         return self.layer(x, initial_state=states)
@@ -85,11 +112,12 @@ class KerasLayer:
     def _inputs(self, x: np.ndarray, state: Any) -> tuple[tf.Tensor, list[tf.Tensor]]:
         x = check_input(x, self.input_size)
         arrays = check_state(self.cell, state, len(x), self.hidden_size)
-        return tf.constant(x), [tf.constant(np.asarray(a, np.float32)) for a in arrays]
+        cast = lambda a: tf.cast(tf.constant(np.asarray(a, np.float32)), self.dtype)  # noqa: E731
+        return cast(x), [cast(a) for a in arrays]
 
     def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         y, *final = self._forward(*self._inputs(x, state))
-        return y.numpy(), pack_state(self.cell, [s.numpy() for s in final])
+        return _float32(y), pack_state(self.cell, [_float32(s) for s in final])
 
     def gradients(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Weights]:
         xt, states = self._inputs(x, state)

@@ -43,6 +43,7 @@ from adapters.custom import (
 )
 from adapters.keras_layer import KerasLayer, export_weights, import_weights
 from adapters.keras_probe import Factory, probe_layer
+from adapters.keras_stack import KerasStack
 from adapters.reference import (
     Weights,
     match_shapes,
@@ -281,10 +282,19 @@ class KerasAdapter:
             raise AdapterError(f"{self.name}: no weight import/export: {self.info.why_not}")
         return self.cell, self.info.access
 
-    def build_layer(self, input_size: int, hidden_size: int, seed: int) -> KerasLayer:
-        """A bare layer for conformance, weights in the canonical layout."""
+    def build_layer(self, input_size: int, hidden_size: int, seed: int, *, dtype: str = "float32") -> KerasLayer:
+        """A bare layer for conformance, weights in the canonical layout; `dtype` is its dtype policy."""
         self._weights()
-        return KerasLayer(self.factory, self.info, input_size, hidden_size, seed)
+        return KerasLayer(self.factory, self.info, input_size, hidden_size, seed, dtype=dtype)
+
+    def build_stack(
+        self, input_size: int, hidden_size: int, seed: int, *, num_layers: int = 1, bidirectional: bool = False
+    ) -> KerasStack:
+        """Layers from the factory stacked and/or wrapped in `Bidirectional` (adapters/keras_stack.py)."""
+        self._weights()
+        return KerasStack(
+            self.factory, self.target, self.info, input_size, hidden_size, num_layers, bidirectional, seed
+        )
 
     def export_model(self, model: KerasModel) -> Weights:
         """[proj] -> rnn -> head of a `KerasModel` in the canonical layout (kernels as (in, out))."""

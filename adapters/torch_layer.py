@@ -47,13 +47,15 @@ def _numpy_params(module: nn.Module, grad: bool = False) -> dict[str, np.ndarray
     out = {}
     for name, p in module.named_parameters():
         value = p.grad if grad else p
-        out[name] = np.zeros(tuple(p.shape), np.float32) if value is None else value.detach().cpu().numpy().copy()
+        out[name] = np.zeros(tuple(p.shape), np.float32) if value is None else _numpy(value)
     return out
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
-    """A tensor's values as a numpy array of its own, from whatever device it is on."""
-    return t.detach().cpu().numpy().copy()
+    """A tensor's values as a numpy array of its own, from whatever device it is on; float16 and
+    bfloat16 (which NumPy lacks) come back as float32, exactly."""
+    t = t.detach().cpu()
+    return (t.float() if t.dtype in (torch.float16, torch.bfloat16) else t).numpy().copy()
 
 
 def _load_rnn(module: nn.Module, cell: str, weights: Mapping[str, np.ndarray]) -> None:
@@ -85,19 +87,30 @@ def import_weights(module: nn.Module, cell: str, access: str, weights: Mapping[s
 
 
 class TorchLayer:
-    """A bare module (batch-first, float32, on the run's device) behind the conformance `Layer`
-    API: numpy in and out, canonical state `(h, c)`/`h`, converted to and from the module's nest."""
+    """A bare module (batch-first, on the run's device) behind the conformance `Layer` API: numpy
+    in and out, canonical state `(h, c)`/`h`, converted to and from the module's nest. `dtype`
+    ("float32", "float16", "bfloat16") is the module's (`.to(dtype)`), its inputs' and its state's;
+    outputs come back as float32."""
 
     def __init__(
-        self, module: nn.Module, info: ModuleInfo, input_size: int, hidden_size: int, device: torch.device
+        self,
+        module: nn.Module,
+        info: ModuleInfo,
+        input_size: int,
+        hidden_size: int,
+        device: torch.device,
+        *,
+        dtype: str = "float32",
     ) -> None:
         assert info.cell is not None and info.access is not None
-        self.module, self.info, self.device = module.to(device), info, device
+        self.dtype = getattr(torch, dtype)
+        converted = module.to(device) if dtype == "float32" else module.to(device=device, dtype=self.dtype)
+        self.module, self.info, self.device = converted, info, device
         self.cell, self.access = info.cell, info.access
         self.input_size, self.hidden_size = input_size, hidden_size
 
     def _inputs(self, x: np.ndarray, state: Any) -> tuple[torch.Tensor, Any]:
-        xt = torch.from_numpy(check_input(x, self.input_size).copy()).to(self.device)
+        xt = torch.from_numpy(check_input(x, self.input_size).copy()).to(self.device, self.dtype)
         if state is None:
             return xt, None
         arrays = check_state(self.cell, state, len(xt), self.hidden_size)
@@ -105,7 +118,7 @@ class TorchLayer:
             torch.from_numpy(np.asarray(a, np.float32).reshape((1, *a.shape) if rank == 3 else a.shape).copy())
             for a, rank in zip(arrays, self.info.state_ranks, strict=True)
         ]
-        return xt, pytree.tree_unflatten([t.to(self.device) for t in tensors], self.info.state_spec)
+        return xt, pytree.tree_unflatten([t.to(self.device, self.dtype) for t in tensors], self.info.state_spec)
 
     def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         xt, st = self._inputs(x, state)

@@ -43,6 +43,7 @@ from adapters.reference import (
 )
 from adapters.torch_layer import TorchLayer, export_weights, import_weights
 from adapters.torch_probe import Factory, probe_module
+from adapters.torch_stack import TorchStack
 from tasks.base import Budget, ModelSpec, Split
 
 
@@ -65,19 +66,19 @@ def select_device() -> torch.device:
 torch.set_num_threads(threads())
 
 
-def lstm(input_size: int, hidden_size: int) -> nn.Module:
-    """The `torch-lstm` built-in: `nn.LSTM`, batch-first."""
-    return nn.LSTM(input_size, hidden_size, batch_first=True)
+def lstm(input_size: int, hidden_size: int, *, num_layers: int = 1, bidirectional: bool = False) -> nn.Module:
+    """The `torch-lstm` built-in: `nn.LSTM`, batch-first (the keywords are conformance's stacks)."""
+    return nn.LSTM(input_size, hidden_size, batch_first=True, num_layers=num_layers, bidirectional=bidirectional)
 
 
-def gru(input_size: int, hidden_size: int) -> nn.Module:
+def gru(input_size: int, hidden_size: int, *, num_layers: int = 1, bidirectional: bool = False) -> nn.Module:
     """The `torch-gru` built-in: `nn.GRU` (reset-after), batch-first."""
-    return nn.GRU(input_size, hidden_size, batch_first=True)
+    return nn.GRU(input_size, hidden_size, batch_first=True, num_layers=num_layers, bidirectional=bidirectional)
 
 
-def rnn(input_size: int, hidden_size: int) -> nn.Module:
+def rnn(input_size: int, hidden_size: int, *, num_layers: int = 1, bidirectional: bool = False) -> nn.Module:
     """The `torch-rnn` built-in: `nn.RNN` (tanh), batch-first."""
-    return nn.RNN(input_size, hidden_size, batch_first=True)
+    return nn.RNN(input_size, hidden_size, batch_first=True, num_layers=num_layers, bidirectional=bidirectional)
 
 
 class _Net(nn.Module):
@@ -250,11 +251,24 @@ class TorchAdapter:
             raise AdapterError(f"{self.name}: no weight import/export: {self.info.why_not}")
         return self.cell, self.info.access
 
-    def build_layer(self, input_size: int, hidden_size: int, seed: int) -> TorchLayer:
-        """A bare module for conformance, weights in the canonical layout."""
+    def build_layer(self, input_size: int, hidden_size: int, seed: int, *, dtype: str = "float32") -> TorchLayer:
+        """A bare module for conformance, weights in the canonical layout; `dtype` converts the
+        module (`.to(dtype)`) and what it is fed."""
         self._weights()
         torch.manual_seed(seed)
-        return TorchLayer(self.factory(input_size, hidden_size), self.info, input_size, hidden_size, self.device)
+        module = self.factory(input_size, hidden_size)
+        return TorchLayer(module, self.info, input_size, hidden_size, self.device, dtype=dtype)
+
+    def build_stack(
+        self, input_size: int, hidden_size: int, seed: int, *, num_layers: int = 1, bidirectional: bool = False
+    ) -> TorchStack:
+        """The factory's module with `num_layers`/`bidirectional` (adapters/reference_stack.py);
+        NotStackable when the factory takes neither."""
+        self._weights()
+        torch.manual_seed(seed)
+        return TorchStack(
+            self.factory, self.target, self.info, input_size, hidden_size, num_layers, bidirectional, self.device
+        )
 
     def export_model(self, model: TorchModel) -> Weights:
         """[proj] -> rnn -> head of a `TorchModel` in the canonical layout (kernels as (in, out))."""

@@ -47,10 +47,15 @@ class ConformanceCheck:
 
 @dataclass
 class Outcome:
+    """What a check measured. `skipped` is a reason when the check could not run at all on this
+    adapter for a reason found only while running (e.g. no low-precision dtype on this device):
+    the item is then skipped with it, and its record says so."""
+
     value: float
     passed: bool
     detail: str
     extras: dict[str, float] = field(default_factory=dict)
+    skipped: str = ""
 
 
 @dataclass

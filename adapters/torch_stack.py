@@ -1,0 +1,98 @@
+"""Conformance's view of a torch factory's stacks: the module built with `num_layers` and/or
+`bidirectional` (as `nn.LSTM` takes them), NumPy in and out, its weights imported by PyTorch's
+per-layer names (`weight_ih_l1`, `weight_hh_l0_reverse`, ...) from the canonical layout of
+adapters/reference_stack.py. A factory that takes neither keyword cannot be stacked (a skip)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.utils._pytree as pytree
+from torch import nn
+
+from adapters.base import AdapterError, check_input
+from adapters.custom import first_line
+from adapters.reference import to_stacked
+from adapters.reference_stack import NotStackable, check_stack_weights, suffix, units
+from adapters.torch_probe import TORCH_GATES, Factory, ModuleInfo
+
+
+def takes_keyword(factory: Factory, keyword: str) -> bool:
+    """Whether the factory's signature names `keyword` or takes **kwargs (else calling it with
+    `keyword` would be a TypeError); True when the signature cannot be read."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == keyword or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+class TorchStack:
+    """`factory(input_size, hidden_size, num_layers=..., bidirectional=...)` (only the keywords
+    that differ from one forward layer are passed) behind adapters/reference_stack.StackLayer."""
+
+    def __init__(self, factory: Factory, target: str, info: ModuleInfo, input_size: int, hidden_size: int,
+                 num_layers: int, bidirectional: bool, device: torch.device) -> None:  # fmt: skip
+        assert info.cell is not None
+        keywords: dict[str, Any] = {}
+        if num_layers != 1:
+            keywords["num_layers"] = num_layers
+        if bidirectional:
+            keywords["bidirectional"] = True
+        call = f"{target}({input_size}, {hidden_size}, {', '.join(f'{k}={v!r}' for k, v in keywords.items())})"
+        for keyword in keywords:
+            if not takes_keyword(factory, keyword):
+                raise NotStackable(f"{target} takes no {keyword} keyword (nn.LSTM's); nothing to stack")
+        if info.access != "standard":
+            raise NotStackable(
+                f"{target}'s weights are reached through export_weights(), one layer's; stacks need PyTorch's "
+                "parameter names per layer and direction (weight_ih_l1, weight_ih_l0_reverse, ...)"
+            )
+        if any(rank != 3 for rank in info.state_ranks):
+            raise NotStackable(f"{target}'s state is (batch, hidden), which has no room for several layers/directions")
+        try:
+            module = factory(input_size, hidden_size, **keywords)
+        except TypeError as exc:
+            raise NotStackable(f"calling {call} raised {first_line(exc)}") from None
+        self.cell, self.info, self.device = info.cell, info, device
+        self.module: nn.Module = module.to(device)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.num_layers, self.bidirectional = num_layers, bidirectional
+        names = {name for name, _ in self.module.named_parameters()}
+        expected = [f"{p}_{suffix(k, d)}" for k, d, _ in units(num_layers, bidirectional)
+                    for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]  # fmt: skip
+        missing = [name for name in expected if name not in names]
+        if missing:
+            raise AdapterError(
+                f"{call} has no {', '.join(missing)} (its parameters: {', '.join(sorted(names))}): it accepts "
+                f"{' and '.join(keywords)} but does not build a layer/direction with PyTorch's names for each"
+            )
+
+    def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        xt = torch.from_numpy(check_input(x, self.input_size).copy()).to(self.device)
+        st = None
+        if state is not None:
+            leaves = [torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(self.device)
+                      for a in (state if isinstance(state, tuple | list) else (state,))]  # fmt: skip
+            st = pytree.tree_unflatten(leaves, self.info.state_spec)
+        with torch.no_grad():
+            y, final = self.module(xt, st)
+        out = [s.detach().cpu().numpy().copy() for s in pytree.tree_leaves(final)]
+        return y.detach().cpu().numpy().copy(), (out[0], out[1]) if self.cell == "lstm" else out[0]
+
+    def import_weights(self, weights: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+        checked = check_stack_weights(
+            self.cell, self.input_size, self.hidden_size, self.num_layers, self.bidirectional, weights
+        )
+        params = dict(self.module.named_parameters())
+        with torch.no_grad():
+            for name, w in checked.items():
+                kernel, recurrent, bias, recurrent_bias = to_stacked(self.cell, TORCH_GATES[self.cell], w)
+                values = {"weight_ih": kernel.T, "weight_hh": recurrent.T, "bias_ih": bias,
+                          "bias_hh": np.zeros_like(bias) if recurrent_bias is None else recurrent_bias}  # fmt: skip
+                for role, value in values.items():
+                    params[f"{role}_{name}"].copy_(torch.from_numpy(np.ascontiguousarray(value, np.float32)))
