@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import Capabilities
-from benchmarks.conformance import robustness, state, training, weights
+from benchmarks.conformance import gradients, robustness, state, training, weights
 from benchmarks.conformance.common import (
     GATES,
     SWAP_MARGIN,
@@ -33,16 +33,16 @@ from benchmarks.matrix import new_record
 #: The registry, in report order.
 ORDER = (
     "forward_parity", "round_trip", "transplant", "gate_order", "streaming", "batch_independence", "causality",
-    "variable_length", "gradients", "determinism", "bad_input", "trained_transplant",
+    "variable_length", "gradients", "chunked_gradients", "determinism", "bad_input", "trained_transplant",
 )  # fmt: skip
-_ALL = {c.name: c for family in (weights, state, training, robustness) for c in family.CHECKS}
+_ALL = {c.name: c for family in (weights, state, gradients, training, robustness) for c in family.CHECKS}
 assert set(_ALL) == set(ORDER), sorted(set(_ALL) ^ set(ORDER))
 CHECKS: tuple[ConformanceCheck, ...] = tuple(_ALL[name] for name in ORDER)
 CHECKS_BY_NAME = {check.name: check for check in CHECKS}
 
 __all__ = [
     "CHECKS", "CHECKS_BY_NAME", "SWAP_MARGIN", "TASK", "VERSION", "Conformance", "ConformanceCheck", "Outcome",
-    "Subject", "counterpart_name", "run", "skip_reason",
+    "Subject", "counterpart_name", "counterpart_skip", "run", "skip_reason",
 ]  # fmt: skip
 
 
@@ -95,5 +95,22 @@ def skip_reason(
     return None
 
 
+def counterpart_skip(adapter: Any, counterpart: Any) -> str | None:
+    """Why a transplant between the two cannot be: their cells are in different variants (a
+    reset-before and a reset-after GRU compute differently on any weights), or None."""
+    mine, theirs = (str(getattr(a, "variant", "") or "") for a in (adapter, counterpart))
+    if mine == theirs:
+        return None
+    name = lambda a, v: f"{getattr(a, 'name', 'adapter')} ({v or 'the default form'})"  # noqa: E731
+    return (
+        f"no transplant between {name(adapter, mine)} and {name(counterpart, theirs)}: the two forms of the "
+        f"{getattr(adapter, 'cell', 'cell')} compute differently on any weights, so none can move across"
+    )
+
+
 def run(check: str, subject: Subject) -> Outcome:
-    return CHECKS_BY_NAME[check].run(subject)
+    """Run one check; on a cell in a named variant, the detail says which (e.g. reset_before GRU)."""
+    outcome = CHECKS_BY_NAME[check].run(subject)
+    if subject.variant and "weight_io" in CHECKS_BY_NAME[check].needs:
+        outcome.detail = f"[{subject.variant} {subject.cell.upper()}] {outcome.detail}"
+    return outcome
