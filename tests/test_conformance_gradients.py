@@ -97,7 +97,9 @@ def test_a_wrong_backward_with_an_exact_forward_fails_gradients_named(factory: s
 def test_a_gradient_lost_across_chunks_fails_chunked_gradients(factory: str) -> None:
     outcome = check(PLANTED + factory, "chunked_gradients")
     assert not outcome.passed and outcome.value > 1e-2
-    assert "chained through the carried state" in outcome.detail and "differ from the whole sequence's" in outcome.detail
+    assert (
+        "chained through the carried state" in outcome.detail and "differ from the whole sequence's" in outcome.detail
+    )
 
 
 @needs_torch
@@ -143,7 +145,9 @@ def test_a_whole_model_moves_from_torch_into_keras_folding_bias_hh(cell: str) ->
     weights = torch_adapter.export_model(source)
     assert "rnn.bh_h" in weights or "rnn.bh_i" in weights
     keras_adapter.import_model(target, weights)
-    assert not ref.has_recurrent_bias({k.removeprefix("rnn."): v for k, v in keras_adapter.export_model(target).items()})
+    assert not ref.has_recurrent_bias(
+        {k.removeprefix("rnn."): v for k, v in keras_adapter.export_model(target).items()}
+    )
     x = np.random.default_rng(1).normal(size=(2, 6, 2)).astype(np.float32)
     np.testing.assert_allclose(target.predict(x)[0], source.predict(x)[0], atol=1e-5)
     back = torch_adapter.build(spec, 2)

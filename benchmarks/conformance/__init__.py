@@ -101,10 +101,12 @@ def counterpart_skip(adapter: Any, counterpart: Any) -> str | None:
     mine, theirs = (str(getattr(a, "variant", "") or "") for a in (adapter, counterpart))
     if mine == theirs:
         return None
-    name = lambda a, v: f"{getattr(a, 'name', 'adapter')} ({v or 'the default form'})"  # noqa: E731
+    cell = getattr(adapter, "cell", "cell")
+    default = "reset_after, the default form" if cell == "gru" else "the default form"
+    name = lambda a, v: f"{getattr(a, 'name', 'adapter')} ({v or default})"  # noqa: E731
     return (
         f"no transplant between {name(adapter, mine)} and {name(counterpart, theirs)}: the two forms of the "
-        f"{getattr(adapter, 'cell', 'cell')} compute differently on any weights, so none can move across"
+        f"{cell} compute differently on any weights, so none can move across"
     )
 
 
