@@ -1,18 +1,22 @@
 """Hand-written PyTorch LSTMs and GRUs (tests/handwritten.py) with one planted defect each, for the
 backward checks (`gradients`, `chunked_gradients`) and the two biases of the canonical layout.
 Each overrides one method; `tests/test_conformance_gradients.py` proves each fails the check it
-must, with a message that names what is wrong. Not examples: keep them out of examples/.
+must, with a message that names what is wrong; `FoldedLSTM` is a correct module with a canonical
+export in the layout without bh. Not examples: keep them out of examples/.
 
     pytest benchmarks/test_conformance.py --adapter torch:tests.planted_gradients:time_reversed -k time_reversed
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from adapters.reference import from_stacked, to_stacked
 from tests.handwritten import HandGRU, HandLSTM
 
 
@@ -123,3 +127,35 @@ def cut_carried_gradient(input_size: int, hidden_size: int) -> nn.Module:
 
 def gru_drops_bias_hh(input_size: int, hidden_size: int) -> nn.Module:
     return GRUDropsBiasHH(input_size, hidden_size)
+
+
+class FoldedLSTM(nn.Module):
+    """An LSTM with one bias under its own names, offering the canonical export in the layout
+    without bh (b is its only bias): conformance folds bh into b before import, and must pass it."""
+
+    ORDER = ("i", "f", "g", "o")
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.inner = nn.LSTM(input_size, hidden_size, batch_first=True)
+        self.inner.bias_hh_l0.requires_grad_(False)
+        with torch.no_grad():
+            self.inner.bias_hh_l0.zero_()
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        return self.inner(x, state)
+
+    def export_weights(self) -> dict[str, np.ndarray]:
+        p = {k: v.detach().cpu().numpy().copy() for k, v in self.inner.named_parameters()}
+        return from_stacked("lstm", self.ORDER, p["weight_ih_l0"].T, p["weight_hh_l0"].T, p["bias_ih_l0"])
+
+    def import_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        kernel, recurrent, bias, _ = to_stacked("lstm", self.ORDER, weights)
+        values = {"weight_ih_l0": kernel.T, "weight_hh_l0": recurrent.T, "bias_ih_l0": bias}
+        with torch.no_grad():
+            for name, value in values.items():
+                getattr(self.inner, name).copy_(torch.from_numpy(np.ascontiguousarray(value, np.float32)))
+
+
+def folded_lstm(input_size: int, hidden_size: int) -> nn.Module:
+    return FoldedLSTM(input_size, hidden_size)

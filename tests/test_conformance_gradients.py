@@ -155,6 +155,15 @@ def test_a_whole_model_moves_from_torch_into_keras_folding_bias_hh(cell: str) ->
     np.testing.assert_allclose(back.predict(x)[0], source.predict(x)[0], atol=1e-5)
 
 
+@needs_torch
+def test_a_canonical_export_without_bh_gets_folded_weights_and_passes() -> None:
+    spec = PLANTED + "folded_lstm"
+    assert adapter(spec).capabilities.weight_io and not adapter(spec).info.recurrent_bias
+    for name in ("forward_parity", "round_trip", "gate_order", *BACKWARD):
+        outcome = check(spec, name)
+        assert outcome.passed, outcome.detail
+
+
 # --- the GRU's reset-before variant ---------------------------------------------------------------
 
 
