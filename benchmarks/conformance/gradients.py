@@ -171,9 +171,10 @@ def gradients(subject: Subject) -> Outcome:
         "initial_state": max(v for k, v in worst.items() if k.startswith("initial")),
     }
     worst_name = max(worst, key=lambda k: worst[k])
+    worst_label = "d/dx" if worst_name == "x" else f"d/d {worst_name}"
     detail = (
         f"gradients of Σ dy⊙y + Σ dfinal⊙final state (random dy, dfinal) against the float64 reference's BPTT "
-        f"over {len(GRADIENT_CASES)} cases, |diff| / max(1, |reference|): max {fmt(value)} (worst: d/d {worst_name}); "
+        f"over {len(GRADIENT_CASES)} cases, |diff| / max(1, |reference|): max {fmt(value)} (worst: {worst_label}); "
         f"x {fmt(by_kind['x'])}, weights {fmt(by_kind['weights'])}, initial state {fmt(by_kind['initial_state'])}"
     )
     if failure:
