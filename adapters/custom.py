@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from adapters.base import AdapterError
-from adapters.reference import GATES, Weights, weight_shapes
+from adapters.reference import GATES, Weights, has_recurrent_bias, weight_shapes
 
 #: The load-time probe: all different, so a shape that comes back names which size is wrong.
 PROBE_BATCH, PROBE_TIME, PROBE_INPUT, PROBE_HIDDEN = 2, 4, 3, 5
@@ -58,11 +58,11 @@ def cell_from_rows(rows: int, hidden_size: int) -> str | None:
 
 
 def cell_from_keys(weights: Mapping[str, Any], input_size: int, hidden_size: int) -> tuple[str | None, str]:
-    """The cell of a canonical export, or None and what is wrong with it."""
+    """The cell of a canonical export (with or without bh_*), or None and what is wrong with it."""
     if not isinstance(weights, Mapping):
         return None, f"export_weights() returned {type(weights).__name__}, not a dict of canonical keys"
     for cell in GATES:
-        shapes = weight_shapes(cell, input_size, hidden_size)
+        shapes = weight_shapes(cell, input_size, hidden_size, has_recurrent_bias(weights))
         if set(weights) == set(shapes):
             bad = [f"{k} {np.shape(weights[k])} (expected {s})" for k, s in shapes.items() if np.shape(weights[k]) != s]
             if bad:
@@ -71,7 +71,8 @@ def cell_from_keys(weights: Mapping[str, Any], input_size: int, hidden_size: int
     keys = ", ".join(sorted(weights)) or "none"
     return None, (
         f"export_weights() keys ({keys}) are not the canonical layout of an LSTM (W_i, U_i, b_i, ... for gates "
-        "i, f, g, o), a GRU (z, r, n, with bh_*) or an RNN (W_h, U_h, b_h): see adapters/reference.py"
+        "i, f, g, o), a GRU (z, r, n, with bh_*) or an RNN (W_h, U_h, b_h), each with or without bh_*: see "
+        "adapters/reference.py"
     )
 
 
@@ -84,12 +85,14 @@ def canonical_gradients(
     read_params: Callable[[], Mapping[str, np.ndarray]],
     restore: Weights,
 ) -> Weights:
-    """d(sum y)/dW in the canonical layout from the gradients of an implementation's own
-    parameters, for an implementation that only offers `import_weights`: import is a linear map A
-    from canonical weights to parameters (blocks copied, transposed, split), so the canonical
-    gradient is Aᵀ g, read one canonical entry at a time as <A e_k, g>. `restore` is imported back."""
+    """dL/dW in the canonical layout (that of `restore`, the layer's export) from the gradients of an
+    implementation's own parameters, for an implementation that only offers `import_weights`:
+    import is a linear map A from canonical weights to parameters (blocks copied, transposed,
+    split), so the canonical gradient is Aᵀ g, read one canonical entry at a time as <A e_k, g>.
+    `restore` is imported back."""
     out: Weights = {}
-    zero = {k: np.zeros(s) for k, s in weight_shapes(cell, input_size, hidden_size).items()}
+    shapes = weight_shapes(cell, input_size, hidden_size, has_recurrent_bias(restore))
+    zero = {k: np.zeros(s) for k, s in shapes.items()}
     for key, array in zero.items():
         grad = np.zeros(array.shape)
         for idx in np.ndindex(array.shape):

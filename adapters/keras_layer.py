@@ -24,6 +24,7 @@ from adapters.reference import (
     check_weights,
     from_stacked,
     pack_state,
+    to_layout,
     to_stacked,
 )
 
@@ -32,14 +33,18 @@ from adapters.reference import (
 
 
 def _canonical(cell: str, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray) -> Weights:
-    """kernel/recurrent_kernel/bias -> canonical; a reset-after GRU's bias is (2, 3H): [input; recurrent]."""
-    if cell == "gru":
+    """kernel/recurrent_kernel/bias -> canonical; a reset-after GRU's bias is (2, 3H): [input; recurrent],
+    every other bias (3H or 4H or H,) is b alone (the layout without bh)."""
+    if bias.ndim == 2:
         return from_stacked(cell, KERAS_GATES[cell], kernel, recurrent, bias[0], bias[1])
     return from_stacked(cell, KERAS_GATES[cell], kernel, recurrent, bias)
 
 
-def _keras_arrays(cell: str, weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    kernel, recurrent, bias, recurrent_bias = to_stacked(cell, KERAS_GATES[cell], weights)
+def _keras_arrays(cell: str, weights: Mapping[str, np.ndarray], info: LayerInfo) -> list[np.ndarray]:
+    """The cell's kernel, recurrent kernel and bias from canonical weights (either layout, folded)."""
+    kernel, recurrent, bias, recurrent_bias = to_stacked(
+        cell, KERAS_GATES[cell], to_layout(cell, weights, info.recurrent_bias, info.variant)
+    )
     if recurrent_bias is not None:
         bias = np.stack([bias, recurrent_bias])
     return [np.asarray(a, np.float32) for a in (kernel, recurrent, bias)]
@@ -61,11 +66,14 @@ def export_weights(layer: keras.layers.Layer, cell: str, access: str) -> Weights
     return _canonical(cell, *(_float32(v) for v in _cell_variables(layer)))
 
 
-def import_weights(layer: keras.layers.Layer, cell: str, access: str, weights: Mapping[str, np.ndarray]) -> None:
+def import_weights(
+    layer: keras.layers.Layer, cell: str, access: str, weights: Mapping[str, np.ndarray], info: LayerInfo
+) -> None:
+    """Canonical weights (either layout) into the layer, folded into its own layout (`info`)."""
     if access == "export":
-        layer.import_weights(dict(weights))
+        layer.import_weights(to_layout(cell, weights, info.recurrent_bias, info.variant))
         return
-    for variable, value in zip(_cell_variables(layer), _keras_arrays(cell, weights), strict=True):
+    for variable, value in zip(_cell_variables(layer), _keras_arrays(cell, weights, info), strict=True):
         variable.assign(value)
 
 
@@ -83,7 +91,7 @@ class KerasLayer:
     ) -> None:
         assert info.cell is not None and info.access is not None
         keras.utils.set_random_seed(seed)
-        self.cell, self.access = info.cell, info.access
+        self.cell, self.access, self.info, self.variant = info.cell, info.access, info, info.variant
         self.input_size, self.hidden_size, self.n_states = input_size, hidden_size, info.n_states
         self.dtype, self.policy = tf.as_dtype(dtype), dtype
         self.layer = self._build(factory, dtype)
@@ -119,15 +127,28 @@ class KerasLayer:
         y, *final = self._forward(*self._inputs(x, state))
         return _float32(y), pack_state(self.cell, [_float32(s) for s in final])
 
-    def gradients(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Weights]:
+    def gradients(
+        self, x: np.ndarray, state: Any = None, dy: np.ndarray | None = None, dfinal: Any = None
+    ) -> tuple[np.ndarray, Weights, Any]:
+        """(dx, dW, dstate) of Σ dy ⊙ y + Σ dfinal ⊙ final state by GradientTape (`Layer.gradients`)."""
         xt, states = self._inputs(x, state)
+        upstream = tf.ones((*x.shape[:2], self.hidden_size)) if dy is None else tf.constant(np.asarray(dy, np.float32))
+        given = [] if dfinal is None else check_state(self.cell, dfinal, len(x), self.hidden_size)
         variables = _cell_variables(self.layer) if self.access == "standard" else list(self.layer.trainable_variables)
         with tf.GradientTape() as tape:
-            tape.watch(xt)
-            total = tf.reduce_sum(self.layer(xt, initial_state=states)[0])
-        dx, *dw = tape.gradient(total, [xt, *variables])
+            tape.watch([xt, *states])
+            y, *final = self.layer(xt, initial_state=states)
+            loss = tf.reduce_sum(y * upstream)
+            for s, d in zip(final, given, strict=False):
+                loss += tf.reduce_sum(s * tf.constant(np.asarray(d, np.float32)))
+        dx, *rest = tape.gradient(loss, [xt, *states, *variables])
+        dstate = pack_state(
+            self.cell,
+            [np.zeros((len(x), self.hidden_size), np.float32) if g is None else g.numpy() for g in rest[: len(states)]],
+        )
+        dw = rest[len(states) :]
         if self.access == "standard":
-            return dx.numpy(), _canonical(self.cell, *(g.numpy() for g in dw))
+            return dx.numpy(), _canonical(self.cell, *(g.numpy() for g in dw)), dstate
         grads = {
             str(k): np.zeros(tuple(v.shape)) if g is None else g.numpy()
             for k, (v, g) in enumerate(zip(variables, dw, strict=True))
@@ -136,11 +157,11 @@ class KerasLayer:
         dw_canonical = canonical_gradients(
             self.cell, self.input_size, self.hidden_size, grads, self.import_weights, read, self.export_weights()
         )
-        return dx.numpy(), dw_canonical
+        return dx.numpy(), dw_canonical, dstate
 
     def export_weights(self) -> Weights:
         return export_weights(self.layer, self.cell, self.access)
 
     def import_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        checked = check_weights(self.cell, self.input_size, self.hidden_size, weights)
-        import_weights(self.layer, self.cell, self.access, checked)
+        checked = check_weights(self.cell, self.input_size, self.hidden_size, weights, self.variant)
+        import_weights(self.layer, self.cell, self.access, checked, self.info)

@@ -25,6 +25,9 @@ from adapters.custom import (
 )
 from adapters.reference import (
     N_STATES,
+    VARIANTS,
+    has_recurrent_bias,
+    needs_recurrent_bias,
 )
 
 Factory = Callable[..., keras.layers.Layer]
@@ -39,12 +42,16 @@ KERAS_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "g", "o"), "gru": 
 class LayerInfo:
     """What the load-time probe learned: the number of state tensors, and how weight conformance
     can reach the layer's weights (`access` "standard" cell variables, canonical "export", or
-    None and `why_not`)."""
+    None and `why_not`); whether its canonical layout has bh_* (`recurrent_bias`: Keras's reset-after
+    GRU only) and its cell's `variant` ("reset_before" for a `GRU(reset_after=False)`; an exporting
+    layer's own `variant` attribute)."""
 
     n_states: int
     cell: str | None
     access: str | None
     why_not: str
+    recurrent_bias: bool = False
+    variant: str = ""
 
 
 def _shapes(values: Any) -> list[tuple[int, ...]]:
@@ -119,11 +126,28 @@ def _probe(factory: Factory, target: str, i: int, h: int, b: int, t: int) -> Lay
         raise AdapterError(f"{call_last} returned y of shape {tuple(y_last.shape)}; expected {(b, h)} (last step only)")
     _make(factory, target, h, return_sequences=True, stateful=True, name="probe_stateful")
     cell, access, why_not = _weight_access(layer, i, h)
+    recurrent_bias, variant = False, ""
+    if cell is not None:
+        recurrent_bias, variant = _layout(layer, cell, access)
+        if variant not in VARIANTS[cell]:
+            forms = ", ".join(repr(v) for v in VARIANTS[cell])
+            cell, access, why_not = None, None, f"its variant {variant!r} is not one of the {cell}'s ({forms})"
+        elif needs_recurrent_bias(cell, variant) and not recurrent_bias:
+            why_not = "its export has no bh_*, which a reset-after GRU needs (variant 'reset_before'?)"
+            cell, access = None, None
     if cell is not None and len(states) != N_STATES[cell]:
         n = N_STATES[cell]
         why_not = f"its weights read as {cell.upper()} weights, but it has {len(states)} state tensor(s), not {n}"
         cell, access = None, None
-    return LayerInfo(len(states), cell, access, why_not)
+    return LayerInfo(len(states), cell, access, why_not, recurrent_bias, variant)
+
+
+def _layout(layer: keras.layers.Layer, cell: str, access: str | None) -> tuple[bool, str]:
+    """(whether the canonical layout has bh_*, the variant) of a layer whose weights were read."""
+    if access == "export":
+        return has_recurrent_bias(layer.export_weights()), str(getattr(layer, "variant", "") or "")
+    reset_before = cell == "gru" and len(tuple(layer.cell.bias.shape)) == 1
+    return cell == "gru" and not reset_before, "reset_before" if reset_before else ""
 
 
 def _weight_access(layer: keras.layers.Layer, input_size: int, hidden_size: int) -> tuple[str | None, str | None, str]:
@@ -144,16 +168,14 @@ def _weight_access(layer: keras.layers.Layer, input_size: int, hidden_size: int)
                     "LSTM/GRU/RNN cell, so the reference equations do not apply"
                 ),
             )
-        bias_ok = bias == ((2, rows) if kind == "gru" else (rows,))
-        if kind == "gru" and bias == (rows,):
-            return None, None, "it is a reset-before GRU (reset_after=False): the canonical layout is reset-after"
+        bias_ok = bias == (rows,) or (kind == "gru" and bias == (2, rows))  # GRU: reset_after=False, True
         if kind is None or kernel != (input_size, rows) or recurrent != (hidden_size, rows) or not bias_ok:
             return (
                 None,
                 None,
                 (
                     f"its cell's kernel {kernel}, recurrent_kernel {recurrent}, bias {bias} (input {input_size}, units "
-                    f"{hidden_size}) are not those of a Keras LSTM (4 gates), GRU (3, reset_after) or SimpleRNN"
+                    f"{hidden_size}) are not those of a Keras LSTM (4 gates), GRU (3) or SimpleRNN"
                 ),
             )
         return kind, "standard", ""

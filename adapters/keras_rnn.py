@@ -47,6 +47,7 @@ from adapters.keras_stack import KerasStack
 from adapters.reference import (
     Weights,
     match_shapes,
+    model_to_layout,
 )
 from tasks.base import Budget, ModelSpec, Split
 
@@ -66,6 +67,13 @@ except RuntimeError:  # TensorFlow already ran something in this process: its se
 GPUS = tf.config.get_visible_devices("GPU")
 if GPUS:
     tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
+def gru_reset_before(units: int, **layer_kwargs: Any) -> keras.layers.Layer:
+    """`keras.layers.GRU(reset_after=False)`, the Keras 2 / TF1 / ONNX-default form of the GRU:
+    conformance holds it to the reference's reset-before variant (`--adapter
+    keras:adapters.keras_rnn:gru_reset_before`; not a built-in row)."""
+    return keras.layers.GRU(units, reset_after=False, **layer_kwargs)
 
 
 def check_device() -> str:
@@ -255,7 +263,7 @@ class KerasAdapter:
         self.name = name or self.target
         self.device = check_device()
         self.info = probe_layer(self.factory, self.target)
-        self.cell = self.info.cell
+        self.cell, self.variant = self.info.cell, self.info.variant
         weight_io = self.info.access is not None
         self.capabilities = Capabilities(stateful_training=True, variable_length=False, weight_io=weight_io, gpu=True)
         #: Why a capability is missing, for the skip reason of the checks that need it.
@@ -275,7 +283,7 @@ class KerasAdapter:
             "threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
             "cudnn": str(self.device == "gpu"),
             "tf32": str(self.device == "gpu" and tf.config.experimental.tensor_float_32_execution_enabled()),
-        }
+        } | ({"variant": self.variant} if self.variant else {})
 
     def _weights(self) -> tuple[str, str]:
         if self.cell is None or self.info.access is None:
@@ -310,9 +318,10 @@ class KerasAdapter:
     def import_model(self, model: KerasModel, weights: Mapping[str, np.ndarray]) -> None:
         cell, access = self._weights()
         shapes = {k: v.shape for k, v in self.export_model(model).items()}
+        weights = model_to_layout(cell, weights, self.info.recurrent_bias, self.info.variant)
         weights = match_shapes(shapes, weights, "model weights")
         rnn_weights = {k.removeprefix("rnn."): v for k, v in weights.items() if k.startswith("rnn.")}
-        import_weights(model.rnn, cell, access, rnn_weights)
+        import_weights(model.rnn, cell, access, rnn_weights, self.info)
         for name, layer in (("proj", model.proj), ("head", model.head)):
             if layer is not None:
                 layer.set_weights([np.asarray(weights[f"{name}.{part}"], np.float32) for part in ("kernel", "bias")])

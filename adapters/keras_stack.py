@@ -31,7 +31,7 @@ class KerasStack:
                  num_layers: int, bidirectional: bool, seed: int) -> None:  # fmt: skip
         assert info.cell is not None and info.access is not None
         keras.utils.set_random_seed(seed)
-        self.cell, self.access, self.n_states = info.cell, info.access, info.n_states
+        self.cell, self.access, self.n_states, self.info = info.cell, info.access, info.n_states, info
         self.input_size, self.hidden_size = input_size, hidden_size
         self.num_layers, self.bidirectional = num_layers, bidirectional
         self.layers: list[keras.layers.Layer] = []
@@ -81,4 +81,4 @@ class KerasStack:
         )
         for layer, direction, _ in units(self.num_layers, self.bidirectional):
             name = suffix(layer, direction)
-            import_weights(self.directions[name], self.cell, self.access, checked[name])
+            import_weights(self.directions[name], self.cell, self.access, checked[name], self.info)

@@ -23,6 +23,7 @@ from adapters.reference import (
     check_weights,
     from_stacked,
     pack_state,
+    to_layout,
     to_stacked,
 )
 from adapters.torch_probe import TORCH_GATES, ModuleInfo
@@ -31,16 +32,13 @@ from adapters.torch_probe import TORCH_GATES, ModuleInfo
 # (adapters/reference.py documents the layout; benchmarks/conformance.py checks it)
 
 
-def _canonical(cell: str, params: Mapping[str, np.ndarray], gradient: bool = False) -> Weights:
-    """weight_ih/weight_hh/bias_ih/bias_hh -> canonical. LSTM/RNN have one canonical bias, the sum
-    of the two (its gradient is either one's)."""
-    bias, recurrent_bias = params["bias_ih_l0"], params["bias_hh_l0"]
-    if cell != "gru":
-        summed = bias if gradient else bias + recurrent_bias
-        return from_stacked(cell, TORCH_GATES[cell], params["weight_ih_l0"].T, params["weight_hh_l0"].T, summed)
+def _canonical(cell: str, params: Mapping[str, np.ndarray]) -> Weights:
+    """weight_ih/weight_hh/bias_ih/bias_hh -> canonical, b = bias_ih and bh = bias_hh for every cell
+    (of the parameters or of their gradients alike)."""
     return from_stacked(
-        cell, TORCH_GATES[cell], params["weight_ih_l0"].T, params["weight_hh_l0"].T, bias, recurrent_bias
-    )
+        cell, TORCH_GATES[cell], params["weight_ih_l0"].T, params["weight_hh_l0"].T, params["bias_ih_l0"],
+        params["bias_hh_l0"],
+    )  # fmt: skip
 
 
 def _numpy_params(module: nn.Module, grad: bool = False) -> dict[str, np.ndarray]:
@@ -59,13 +57,8 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 
 def _load_rnn(module: nn.Module, cell: str, weights: Mapping[str, np.ndarray]) -> None:
-    kernel, recurrent, bias, recurrent_bias = to_stacked(cell, TORCH_GATES[cell], weights)
-    values = {
-        "weight_ih_l0": kernel.T,
-        "weight_hh_l0": recurrent.T,
-        "bias_ih_l0": bias,
-        "bias_hh_l0": np.zeros_like(bias) if recurrent_bias is None else recurrent_bias,
-    }
+    kernel, recurrent, bias, recurrent_bias = to_stacked(cell, TORCH_GATES[cell], to_layout(cell, weights, True))
+    values = {"weight_ih_l0": kernel.T, "weight_hh_l0": recurrent.T, "bias_ih_l0": bias, "bias_hh_l0": recurrent_bias}
     with torch.no_grad():
         for name, p in module.named_parameters():
             p.copy_(torch.from_numpy(np.ascontiguousarray(values[name], np.float32)))
@@ -79,8 +72,13 @@ def export_weights(module: nn.Module, cell: str, access: str) -> Weights:
     return _canonical(cell, _numpy_params(module))
 
 
-def import_weights(module: nn.Module, cell: str, access: str, weights: Mapping[str, np.ndarray]) -> None:
+def import_weights(
+    module: nn.Module, cell: str, access: str, weights: Mapping[str, np.ndarray], info: ModuleInfo | None = None
+) -> None:
+    """Canonical weights (either layout) into the module, folded into its own layout (`info`)."""
     if access == "export":
+        if info is not None:
+            weights = to_layout(cell, weights, info.recurrent_bias, info.variant)
         cast(Any, module).import_weights(dict(weights))
     else:
         _load_rnn(module, cell, weights)
@@ -106,46 +104,63 @@ class TorchLayer:
         self.dtype = getattr(torch, dtype)
         converted = module.to(device) if dtype == "float32" else module.to(device=device, dtype=self.dtype)
         self.module, self.info, self.device = converted, info, device
-        self.cell, self.access = info.cell, info.access
+        self.cell, self.access, self.variant = info.cell, info.access, info.variant
         self.input_size, self.hidden_size = input_size, hidden_size
 
-    def _inputs(self, x: np.ndarray, state: Any) -> tuple[torch.Tensor, Any]:
+    def _inputs(self, x: np.ndarray, state: Any, grad: bool = False) -> tuple[torch.Tensor, Any, list[torch.Tensor]]:
+        """x, the module's state nest (None stays None unless `grad`) and its leaves, which require
+        grad when `grad` (a None state is then the zero state, so its gradient can be read); all in
+        the layer's dtype."""
         xt = torch.from_numpy(check_input(x, self.input_size).copy()).to(self.device, self.dtype)
-        if state is None:
-            return xt, None
+        if state is None and not grad:
+            return xt, None, []
         arrays = check_state(self.cell, state, len(xt), self.hidden_size)
         tensors = [
             torch.from_numpy(np.asarray(a, np.float32).reshape((1, *a.shape) if rank == 3 else a.shape).copy())
+            .to(self.device, self.dtype)
+            .requires_grad_(grad)
             for a, rank in zip(arrays, self.info.state_ranks, strict=True)
         ]
-        return xt, pytree.tree_unflatten([t.to(self.device, self.dtype) for t in tensors], self.info.state_spec)
+        return xt, pytree.tree_unflatten(tensors, self.info.state_spec), tensors
 
     def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
-        xt, st = self._inputs(x, state)
+        xt, st, _ = self._inputs(x, state)
         with torch.no_grad():
             y, final = self.module(xt, st)
         arrays = [_numpy(s).reshape(len(xt), self.hidden_size) for s in pytree.tree_leaves(final)]
         return _numpy(y), pack_state(self.cell, arrays)
 
-    def gradients(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Weights]:
-        xt, st = self._inputs(x, state)
+    def gradients(
+        self, x: np.ndarray, state: Any = None, dy: np.ndarray | None = None, dfinal: Any = None
+    ) -> tuple[np.ndarray, Weights, Any]:
+        """(dx, dW, dstate) of Σ dy ⊙ y + Σ dfinal ⊙ final state by autograd (`Layer.gradients`)."""
+        xt, st, leaves = self._inputs(x, state, grad=True)
         xt.requires_grad_(True)
         self.module.zero_grad(set_to_none=True)
-        y, _ = self.module(xt, st)
-        y.sum().backward()
-        assert xt.grad is not None
+        y, final = self.module(xt, st)
+        upstream = torch.ones_like(y) if dy is None else torch.from_numpy(np.asarray(dy, np.float32)).to(self.device)
+        loss = (y * upstream).sum()
+        if dfinal is not None:
+            given = check_state(self.cell, dfinal, len(xt), self.hidden_size)
+            for s, d in zip(pytree.tree_leaves(final), given, strict=True):
+                d_t = torch.from_numpy(np.asarray(d, np.float32)).to(self.device)
+                loss = loss + (s.reshape(len(xt), self.hidden_size) * d_t).sum()
+        loss.backward()
+        dx = _numpy(xt.grad) if xt.grad is not None else np.zeros(x.shape, np.float32)
+        zero = np.zeros((len(xt), self.hidden_size), np.float32)
+        dstate = pack_state(self.cell, [zero if t.grad is None else _numpy(t.grad).reshape(zero.shape) for t in leaves])
         grads = _numpy_params(self.module, grad=True)
         if self.access == "standard":
-            return _numpy(xt.grad), _canonical(self.cell, grads, gradient=True)
+            return dx, _canonical(self.cell, grads), dstate
         dw = canonical_gradients(
             self.cell, self.input_size, self.hidden_size, grads, self.import_weights,
             lambda: _numpy_params(self.module), self.export_weights(),
         )  # fmt: skip
-        return _numpy(xt.grad), dw
+        return dx, dw, dstate
 
     def export_weights(self) -> Weights:
         return export_weights(self.module, self.cell, self.access)
 
     def import_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        checked = check_weights(self.cell, self.input_size, self.hidden_size, weights)
-        import_weights(self.module, self.cell, self.access, checked)
+        checked = check_weights(self.cell, self.input_size, self.hidden_size, weights, self.variant)
+        import_weights(self.module, self.cell, self.access, checked, self.info)

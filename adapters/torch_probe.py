@@ -25,6 +25,9 @@ from adapters.custom import (
 )
 from adapters.reference import (
     N_STATES,
+    VARIANTS,
+    has_recurrent_bias,
+    needs_recurrent_bias,
 )
 
 Factory = Callable[[int, int], nn.Module]
@@ -41,13 +44,17 @@ TORCH_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "g", "o"), "gru": 
 class ModuleInfo:
     """What the load-time probe learned: how weight conformance can reach the module's weights
     (`access` "standard" names, canonical "export", or None and `why_not`), its cell, and its
-    state's nest with the rank of each tensor in it."""
+    state's nest with the rank of each tensor in it; its canonical layout has bh_*
+    (`recurrent_bias`: PyTorch's names always do) and its cell's `variant` (an exporting module's
+    own `variant` attribute, else "")."""
 
     cell: str | None
     access: str | None
     why_not: str
     state_spec: Any
     state_ranks: tuple[int, ...]
+    recurrent_bias: bool = True
+    variant: str = ""
 
 
 def _shape(value: Any) -> str:
@@ -123,7 +130,7 @@ def probe_module(factory: Factory, target: str) -> ModuleInfo:
                 f"{call} returned a state of another structure or shape ({_describe(again)}) than the one given "
                 f"({_describe(state)}); the state must keep its form from call to call"
             )
-        access, cell, why_not = _weight_access(module, i, h)
+        access, cell, why_not, recurrent_bias, variant = _weight_access(module, i, h)
         ranks = tuple(s.dim() for s in leaves)
         if access is not None and cell is not None:
             layout = [(1, b, h), (b, h)]
@@ -136,7 +143,7 @@ def probe_module(factory: Factory, target: str) -> ModuleInfo:
                         "or (batch, hidden) tensors like nn.LSTM's"
                     ),
                 )
-        return ModuleInfo(cell if access else None, access, why_not, spec, ranks)
+        return ModuleInfo(cell if access else None, access, why_not, spec, ranks, recurrent_bias, variant)
 
 
 def _describe(state: Any) -> str:
@@ -144,7 +151,24 @@ def _describe(state: Any) -> str:
     return f"{type(state).__name__} of {len(leaves)} tensor(s) of shape(s) {[tuple(s.shape) for s in leaves]}"
 
 
-def _weight_access(module: nn.Module, input_size: int, hidden_size: int) -> tuple[str | None, str | None, str]:
+def _weight_access(
+    module: nn.Module, input_size: int, hidden_size: int
+) -> tuple[str | None, str | None, str, bool, str]:
+    """(access, cell, why not, recurrent bias, variant)."""
+    access, cell, why_not = _access(module, input_size, hidden_size)
+    if access != "export" or cell is None:
+        return access, cell, why_not, True, ""
+    exported = cast(Any, module).export_weights()
+    variant = str(getattr(module, "variant", "") or "")
+    if variant not in VARIANTS[cell]:
+        forms = ", ".join(repr(v) for v in VARIANTS[cell])
+        return None, None, f"its variant {variant!r} is not one of the {cell}'s ({forms})", True, ""
+    if needs_recurrent_bias(cell, variant) and not has_recurrent_bias(exported):
+        return None, None, "its export has no bh_*, which a reset-after GRU needs (variant 'reset_before'?)", True, ""
+    return access, cell, why_not, has_recurrent_bias(exported), variant
+
+
+def _access(module: nn.Module, input_size: int, hidden_size: int) -> tuple[str | None, str | None, str]:
     names = {name: tuple(p.shape) for name, p in module.named_parameters()}
     if set(STANDARD_NAMES) <= set(names):
         rows = names["weight_ih_l0"][0]

@@ -40,6 +40,7 @@ from adapters.custom import (
 from adapters.reference import (
     Weights,
     match_shapes,
+    model_to_layout,
 )
 from adapters.torch_layer import TorchLayer, export_weights, import_weights
 from adapters.torch_probe import Factory, probe_module
@@ -223,7 +224,7 @@ class TorchAdapter:
             raise AdapterError(f"{self.target} is a {type(self.factory).__name__}, not a callable factory")
         self.name = name or self.target
         self.info = probe_module(self.factory, self.target)
-        self.cell = self.info.cell
+        self.cell, self.variant = self.info.cell, self.info.variant
         weight_io = self.info.access is not None
         self.device = select_device()
         self.capabilities = Capabilities(stateful_training=True, variable_length=False, weight_io=weight_io, gpu=True)
@@ -244,7 +245,7 @@ class TorchAdapter:
             "mkldnn": str(torch.backends.mkldnn.is_available()),
             "cudnn": str(on_gpu and torch.backends.cudnn.is_available()),
             "tf32": str(on_gpu and torch.backends.cuda.matmul.allow_tf32),
-        }
+        } | ({"variant": self.variant} if self.variant else {})
 
     def _weights(self) -> tuple[str, str]:
         if self.cell is None or self.info.access is None:
@@ -285,10 +286,11 @@ class TorchAdapter:
     def import_model(self, model: TorchModel, weights: Mapping[str, np.ndarray]) -> None:
         cell, access = self._weights()
         shapes = {k: v.shape for k, v in self.export_model(model).items()}
+        weights = model_to_layout(cell, weights, self.info.recurrent_bias, self.info.variant)
         weights = match_shapes(shapes, weights, "model weights")
         net = model.net
         rnn_weights = {k.removeprefix("rnn."): v for k, v in weights.items() if k.startswith("rnn.")}
-        import_weights(net.rnn, cell, access, rnn_weights)
+        import_weights(net.rnn, cell, access, rnn_weights, self.info)
         with torch.no_grad():
             for name in ("proj", "head"):
                 linear = getattr(net, name)

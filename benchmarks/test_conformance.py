@@ -15,6 +15,7 @@ from benchmarks.conformance import (
     Conformance,
     Subject,
     counterpart_name,
+    counterpart_skip,
     run,
     skip_reason,
 )
@@ -44,6 +45,9 @@ def subject(conformance: Conformance, matrix: Matrix, request: pytest.FixtureReq
             counterpart = matrix.adapter(other)
         except CellSkipped as exc:
             pytest.skip(f"counterpart {exc}")
+        reason = counterpart_skip(adapter, counterpart)
+        if reason:
+            pytest.skip(reason)
     return Subject(conformance.adapter, adapter, counterpart)
 
 

@@ -19,5 +19,5 @@ def drops_return_state(units: int, **layer_kwargs: Any) -> keras.layers.Layer:
 
 
 def reset_before_gru(units: int, **layer_kwargs: Any) -> keras.layers.Layer:
-    """A fine layer whose weights have no canonical layout: weight checks skip, the rest runs."""
+    """A fine layer in the GRU's reset-before variant: weight checks run against that variant."""
     return keras.layers.GRU(units, reset_after=False, **layer_kwargs)

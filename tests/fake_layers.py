@@ -33,9 +33,11 @@ class SwappedGates(ReferenceLayer):
         super().forward(x, state)
         return ref.forward(self.cell, x, self._used(), state)
 
-    def gradients(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Weights]:
-        dx, dw = ref.numerical_gradients(self.cell, x, self._used(), state)
-        return dx, ref.permute_gates(self.cell, dw, self.order)  # a swap is its own inverse
+    def gradients(
+        self, x: np.ndarray, state: Any = None, dy: np.ndarray | None = None, dfinal: Any = None
+    ) -> tuple[np.ndarray, Weights, Any]:
+        dx, dw, dstate = ref.backward(self.cell, x, self._used(), state, dy, dfinal)
+        return dx, ref.permute_gates(self.cell, dw, self.order), dstate  # a swap is its own inverse
 
 
 class DropsState(ReferenceLayer):
@@ -44,17 +46,28 @@ class DropsState(ReferenceLayer):
     def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         return super().forward(x, None)
 
-    def gradients(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Weights]:
-        return super().gradients(x, None)
+    def gradients(
+        self, x: np.ndarray, state: Any = None, dy: np.ndarray | None = None, dfinal: Any = None
+    ) -> tuple[np.ndarray, Weights, Any]:
+        dx, dw, _ = super().gradients(x, None, dy, dfinal)
+        return dx, dw, ref.pack_state(self.cell, [np.zeros((len(x), self.hidden_size))] * ref.N_STATES[self.cell])
 
 
 class ResetBeforeGRU(ReferenceLayer):
     """The reset-before GRU (Keras's reset_after=False, PyTorch's is reset-after) in the canonical
-    reset-after layout."""
+    reset-after layout: it claims the default form and computes the other."""
 
     def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         super().forward(x, state)
-        return ref.forward(self.cell, x, self.weights, state, reset_after=False)
+        return ref.forward(self.cell, x, self.weights, state, variant="reset_before")
+
+
+class ResetAfterGRU(ReferenceLayer):
+    """Claims the reset-before variant and computes the reset-after GRU."""
+
+    def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        super().forward(x, state)
+        return ref.forward(self.cell, x, self.weights, state)
 
 
 class TransposedRecurrence(ReferenceLayer):
@@ -115,8 +128,10 @@ class FakeLayers:
     layer: type[ReferenceLayer] = ReferenceLayer
     capabilities = Capabilities(weight_io=True)
 
+    variant = ""
+
     def build_layer(self, input_size: int, hidden_size: int, seed: int) -> ReferenceLayer:
-        return self.layer(self.cell, input_size, hidden_size, seed)
+        return self.layer(self.cell, input_size, hidden_size, seed, self.variant)
 
     def build(self, spec: ModelSpec, seed: int) -> _NoTraining:
         return _NoTraining()
@@ -149,6 +164,16 @@ class StatelessLSTM(FakeLayers):
 class ResetBeforeGRULayers(FakeLayers):
     cell = "gru"
     layer = ResetBeforeGRU
+
+
+class ReferenceResetBeforeGRU(FakeLayers):
+    """The reference in the reset-before variant: passes every layer check in that variant."""
+
+    cell, variant = "gru", "reset_before"
+
+
+class ResetAfterClaimsBeforeGRU(ReferenceResetBeforeGRU):
+    layer = ResetAfterGRU
 
 
 class TransposedLSTM(FakeLayers):

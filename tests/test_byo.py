@@ -15,7 +15,7 @@ import pytest
 
 from adapters import BUILTINS, AdapterError, default_name, resolve
 from benchmarks.conformance import Subject, skip_reason
-from benchmarks.conformance.training import gradients
+from benchmarks.conformance.gradients import gradients
 from benchmarks.conformance.weights import round_trip
 from tasks import TASKS
 from tasks.counting import RunningSum, StateReset
@@ -146,10 +146,10 @@ def test_extra_parameters_turn_weight_checks_off_with_the_reason() -> None:
 
 
 @needs_keras
-def test_a_reset_before_keras_gru_skips_weight_checks_with_the_reason() -> None:
+def test_a_reset_before_keras_gru_gets_weight_checks_in_its_variant() -> None:
     adapter = resolve("keras:tests.byo_keras_factories:reset_before_gru").load()
-    assert not adapter.capabilities.weight_io
-    assert "reset-before GRU" in adapter.capability_notes["weight_io"]  # type: ignore[attr-defined]
+    assert adapter.capabilities.weight_io and adapter.variant == "reset_before"  # type: ignore[attr-defined]
+    assert round_trip(Subject("reset_before_gru", adapter)).passed
 
 
 # --- the examples ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from adapters import reference as ref
+from adapters.backprop import numerical_gradients
 from adapters.base import AdapterError
 
 
@@ -16,8 +17,10 @@ def sigmoid(a: float) -> float:
 
 
 def one_by_one(cell: str, **values: float) -> dict[str, np.ndarray]:
-    """Input 1, hidden 1: every weight a scalar given by name."""
-    return {key: np.full(shape, values[key]) for key, shape in ref.weight_shapes(cell, 1, 1).items()}
+    """Input 1, hidden 1: every weight a scalar given by name (bh_* only when given: optional but for
+    the reset-after GRU)."""
+    shapes = ref.weight_shapes(cell, 1, 1, recurrent_bias=any(k.startswith("bh_") for k in values))
+    return {key: np.full(shape, values[key]) for key, shape in shapes.items()}
 
 
 def test_lstm_step_by_hand() -> None:
@@ -66,8 +69,9 @@ def test_numerical_gradients_match_the_derivative_of_one_rnn_step() -> None:
     x, h0 = rng.normal(size=(2, 1, 2)), rng.normal(size=(2, 3))
     y, _ = ref.forward("rnn", x, w, h0)
     slope = 1.0 - y[:, 0] ** 2  # d tanh(a)/da, (batch, hidden)
-    dx, dw = ref.numerical_gradients("rnn", x, w, h0)
+    dx, dw, _ = numerical_gradients("rnn", x, w, h0)
     np.testing.assert_allclose(dw["b_h"], slope.sum(axis=0), atol=1e-8)
+    np.testing.assert_allclose(dw["bh_h"], slope.sum(axis=0), atol=1e-8)
     np.testing.assert_allclose(dw["W_h"], x[:, 0].T @ slope, atol=1e-8)
     np.testing.assert_allclose(dw["U_h"], h0.T @ slope, atol=1e-8)
     np.testing.assert_allclose(dx[:, 0], slope @ w["W_h"].T, atol=1e-8)
@@ -80,7 +84,7 @@ def test_stacked_blocks_follow_the_framework_order_and_invert(kind: str, order: 
     assert kernel.shape == (3, 2 * len(order)) and recurrent.shape == (2, 2 * len(order))
     np.testing.assert_array_equal(kernel[:, :2], w[f"W_{order[0]}"])
     np.testing.assert_array_equal(bias[-2:], w[f"b_{order[-1]}"])
-    assert (recurrent_bias is not None) == (kind == "gru")
+    assert recurrent_bias is not None  # every cell's random weights have bh
     back = ref.from_stacked(kind, order, kernel, recurrent, bias, recurrent_bias)
     assert list(back) == list(ref.weight_shapes(kind, 3, 2))
     for key in w:
@@ -109,3 +113,55 @@ def test_permuting_gates_moves_every_role_and_is_described() -> None:
         np.testing.assert_array_equal(swapped[f"{role}_n"], w[f"{role}_n"])
     assert ref.describe_permutation("gru", ("r", "z", "n")) == "z reads r, r reads z"
     assert len(list(ref.gate_permutations("lstm"))) == 23 and not list(ref.gate_permutations("rnn"))
+
+
+@pytest.mark.parametrize(("kind", "variant"), [("lstm", ""), ("gru", ""), ("gru", "reset_before"), ("rnn", "")])
+def test_backward_is_the_central_differences_of_the_loss_on_outputs_and_final_state(kind: str, variant: str) -> None:
+    """The analytic BPTT against numerical differentiation of Σ dy ⊙ y + Σ dfinal ⊙ final state."""
+    g = np.random.default_rng(4)
+    w = ref.random_weights(kind, 3, 4, g)
+    x = g.normal(size=(2, 5, 3))
+    state = ref.pack_state(kind, [g.normal(size=(2, 4)) for _ in range(ref.N_STATES[kind])])
+    dy = g.normal(size=(2, 5, 4))
+    dfinal = ref.pack_state(kind, [g.normal(size=(2, 4)) for _ in range(ref.N_STATES[kind])])
+    dx, dw, dstate = ref.backward(kind, x, w, state, dy, dfinal, variant)
+    ndx, ndw, ndstate = numerical_gradients(kind, x, w, state, dy, dfinal, variant)
+    np.testing.assert_allclose(dx, ndx, atol=1e-8)
+    assert list(dw) == list(w)
+    for key in w:
+        np.testing.assert_allclose(dw[key], ndw[key], atol=1e-8, err_msg=key)
+    for got, want in zip(np.atleast_3d(dstate), np.atleast_3d(ndstate), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-8)
+    assert np.abs(dstate[-1] if kind == "lstm" else dstate).max() > 1e-2  # the state's gradient is not trivially 0
+
+
+def test_backward_in_the_folded_layout_gives_b_the_gradient_of_both_biases() -> None:
+    g = np.random.default_rng(5)
+    w = ref.random_weights("lstm", 2, 3, g)
+    x, dy = g.normal(size=(2, 4, 2)), g.normal(size=(2, 4, 3))
+    folded = ref.to_layout("lstm", w, recurrent_bias=False)
+    assert not ref.has_recurrent_bias(folded)
+    np.testing.assert_allclose(folded["b_i"], w["b_i"] + w["bh_i"])
+    np.testing.assert_allclose(ref.forward("lstm", x, folded)[0], ref.forward("lstm", x, w)[0], atol=1e-15)
+    _, dw_full, _ = ref.backward("lstm", x, w, None, dy)
+    _, dw_folded, _ = ref.backward("lstm", x, folded, None, dy)
+    assert sorted(dw_folded) == sorted(folded)
+    for gate in "ifgo":
+        np.testing.assert_allclose(dw_folded[f"b_{gate}"], dw_full[f"bh_{gate}"], atol=1e-12)
+        np.testing.assert_allclose(dw_full[f"b_{gate}"], dw_full[f"bh_{gate}"], atol=1e-12)
+    with pytest.raises(AdapterError, match="reset-after GRU's recurrent bias bh cannot be folded"):
+        ref.to_layout("gru", ref.random_weights("gru", 2, 3, g), recurrent_bias=False)
+    back = ref.to_layout("lstm", folded, recurrent_bias=True)
+    assert all(not back[f"bh_{gate}"].any() for gate in "ifgo")
+
+
+def test_either_layout_is_accepted_except_a_reset_after_gru_without_bh() -> None:
+    w = ref.random_weights("rnn", 2, 3, np.random.default_rng(6))
+    ref.check_weights("rnn", 2, 3, w)
+    ref.check_weights("rnn", 2, 3, ref.to_layout("rnn", w, recurrent_bias=False))
+    gru = ref.to_layout("gru", ref.random_weights("gru", 2, 3, np.random.default_rng(7)), False, "reset_before")
+    ref.check_weights("gru", 2, 3, gru, "reset_before")
+    with pytest.raises(AdapterError, match="missing bh_z"):
+        ref.check_weights("gru", 2, 3, gru)
+    with pytest.raises(AdapterError, match="unknown variant 'reset_later' of the gru"):
+        ref.check_weights("gru", 2, 3, gru, "reset_later")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import DEVICE_VARIABLE, Capabilities
-from benchmarks.conformance import device, precision, robustness, stacks, state, training, weights
+from benchmarks.conformance import device, gradients, precision, robustness, stacks, state, training, weights
 from benchmarks.conformance.common import (
     GATES,
     SWAP_MARGIN,
@@ -36,19 +36,18 @@ from benchmarks.matrix import new_record
 #: The registry, in report order.
 ORDER = (
     "forward_parity", "round_trip", "transplant", "gate_order", "streaming", "batch_independence", "causality",
-    "variable_length", "gradients", "low_precision", "stacked", "bidirectional", "determinism", "bad_input",
-    "trained_transplant", "device_parity",
+    "variable_length", "gradients", "chunked_gradients", "low_precision", "stacked", "bidirectional",
+    "determinism", "bad_input", "trained_transplant", "device_parity",
 )  # fmt: skip
-_ALL = {
-    c.name: c for family in (weights, state, training, precision, stacks, robustness, device) for c in family.CHECKS
-}
+FAMILIES = (weights, state, gradients, precision, stacks, training, robustness, device)
+_ALL = {c.name: c for family in FAMILIES for c in family.CHECKS}
 assert set(_ALL) == set(ORDER), sorted(set(_ALL) ^ set(ORDER))
 CHECKS: tuple[ConformanceCheck, ...] = tuple(_ALL[name] for name in ORDER)
 CHECKS_BY_NAME = {check.name: check for check in CHECKS}
 
 __all__ = [
     "CHECKS", "CHECKS_BY_NAME", "SWAP_MARGIN", "TASK", "VERSION", "Conformance", "ConformanceCheck", "Outcome",
-    "Subject", "counterpart_name", "run", "skip_reason",
+    "Subject", "counterpart_name", "counterpart_skip", "run", "skip_reason",
 ]  # fmt: skip
 
 
@@ -103,5 +102,24 @@ def skip_reason(
     return None
 
 
+def counterpart_skip(adapter: Any, counterpart: Any) -> str | None:
+    """Why a transplant between the two cannot be: their cells are in different variants (a
+    reset-before and a reset-after GRU compute differently on any weights), or None."""
+    mine, theirs = (str(getattr(a, "variant", "") or "") for a in (adapter, counterpart))
+    if mine == theirs:
+        return None
+    cell = getattr(adapter, "cell", "cell")
+    default = "reset_after, the default form" if cell == "gru" else "the default form"
+    name = lambda a, v: f"{getattr(a, 'name', 'adapter')} ({v or default})"  # noqa: E731
+    return (
+        f"no transplant between {name(adapter, mine)} and {name(counterpart, theirs)}: the two forms of the "
+        f"{cell} compute differently on any weights, so none can move across"
+    )
+
+
 def run(check: str, subject: Subject) -> Outcome:
-    return CHECKS_BY_NAME[check].run(subject)
+    """Run one check; on a cell in a named variant, the detail says which (e.g. reset_before GRU)."""
+    outcome = CHECKS_BY_NAME[check].run(subject)
+    if subject.variant and "weight_io" in CHECKS_BY_NAME[check].needs:
+        outcome.detail = f"[{subject.variant} {subject.cell.upper()}] {outcome.detail}"
+    return outcome

@@ -70,6 +70,11 @@ class Subject:
     def cell(self) -> str:
         return str(self.adapter.cell)  # type: ignore[attr-defined]
 
+    @property
+    def variant(self) -> str:
+        """The cell's variant (adapters/reference.py `VARIANTS`; "" is the default form)."""
+        return str(getattr(self.adapter, "variant", "") or "")
+
     def layers(self) -> LayerAdapter:
         return layer_adapter(self.name, self.adapter)
 
@@ -77,8 +82,15 @@ class Subject:
         """A bare layer, with random canonical weights imported unless `weights_seed` is None."""
         layer = self.layers().build_layer(input_size, hidden_size, seed)
         if weights_seed is not None:
-            layer.import_weights(ref.random_weights(self.cell, input_size, hidden_size, rng(weights_seed)))
+            load(layer, self.cell, ref.random_weights(self.cell, input_size, hidden_size, rng(weights_seed)))
         return layer
+
+
+def load(layer: Layer, cell: str, weights: Mapping[str, np.ndarray]) -> None:
+    """Import canonical weights (the full layout, with bh_*) into `layer`, folded into the layout its
+    export has (bh into b when it has none: the same maths, so the reference runs on the full ones)."""
+    recurrent_bias = ref.has_recurrent_bias(layer.export_weights())
+    layer.import_weights(ref.to_layout(cell, weights, recurrent_bias, str(getattr(layer, "variant", "") or "")))
 
 
 def layer_adapter(name: str, adapter: Any) -> LayerAdapter:
@@ -167,12 +179,14 @@ def explore(prop: Callable[..., None], strategy: st.SearchStrategy[Any], example
     return None
 
 
-def diagnose(cell: str, x: np.ndarray, weights: Mapping[str, np.ndarray], state: Any, y: np.ndarray) -> str:
-    """The likely mistake when `y` is not the reference's output on (x, weights, state): the
-    reference with that mistake made gives `y`."""
+def diagnose(
+    cell: str, x: np.ndarray, weights: Mapping[str, np.ndarray], state: Any, y: np.ndarray, variant: str = ""
+) -> str:
+    """The likely mistake when `y` is not the reference's output (in `variant`) on (x, weights,
+    state): the reference with that mistake made gives `y`."""
 
-    def matches(w: Mapping[str, np.ndarray], s: Any = state, reset_after: bool = True) -> bool:
-        return max_abs(y, ref.forward(cell, x, w, s, reset_after=reset_after)[0]) <= DIAGNOSIS_ATOL
+    def matches(w: Mapping[str, np.ndarray], s: Any = state, form: str = variant) -> bool:
+        return max_abs(y, ref.forward(cell, x, w, s, variant=form)[0]) <= DIAGNOSIS_ATOL
 
     if state is not None and matches(weights, None):
         return "it is the reference's output from the zero state: the initial state passed in is ignored"
@@ -184,14 +198,25 @@ def diagnose(cell: str, x: np.ndarray, weights: Mapping[str, np.ndarray], state:
                 f"it is the reference's output with the gates permuted ({ref.describe_permutation(cell, order)}): "
                 f"the layer does not read the canonical gate order {', '.join(GATES[cell])} (adapters/reference.py)"
             )
-    if cell == "gru" and matches(weights, reset_after=False):
+    if cell == "gru" and variant != "reset_before" and matches(weights, form="reset_before"):
         return (
             "it is the reset-before GRU (r multiplies h before U_n), not the reset-after form PyTorch uses "
             "and Keras defaults to (reset_after=True, linear_before_reset)"
         )
+    if cell == "gru" and variant == "reset_before" and matches(weights, form=""):
+        return (
+            "it is the reset-after GRU (r multiplies h U_n + bh_n), not the reset-before form the layer "
+            "declares (variant reset_before, Keras's reset_after=False)"
+        )
     if matches({k: (v.T if k.startswith("U_") else v) for k, v in weights.items()}):
         return "it is the reference's output with every recurrent kernel transposed (h Uᵀ instead of h U)"
-    yr = ref.forward(cell, x, weights, state)[0]
+    if ref.has_recurrent_bias(weights):
+        no_bh = {k: (0 * v if k.startswith("bh_") else v) for k, v in weights.items()}
+        if matches(no_bh):
+            return "it is the reference's output without the recurrent bias bh (PyTorch's bias_hh is not used)"
+        if matches({k: (2 * v if k.startswith("bh_") else v) for k, v in weights.items()}):
+            return "it is the reference's output with the recurrent bias bh doubled (bias_hh added twice)"
+    yr = ref.forward(cell, x, weights, state, variant=variant)[0]
     first = max_abs(y[:, :1], yr[:, :1])
     if first <= PARITY_ATOL:
         return (

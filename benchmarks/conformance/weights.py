@@ -27,6 +27,7 @@ from benchmarks.conformance.common import (
     float32,
     fmt,
     layer_adapter,
+    load,
     max_abs,
     random_state,
     rng,
@@ -35,7 +36,7 @@ from benchmarks.conformance.common import (
 
 
 def forward_parity(subject: Subject) -> Outcome:
-    cell, worst, cases = subject.cell, 0.0, 0
+    cell, variant, worst, cases = subject.cell, subject.variant, 0.0, 0
 
     def compare(layer: Layer, weights: Weights, batch: int, length: int, seed: int) -> tuple[float, str]:
         """The error of one case, and what is wrong when it is too large."""
@@ -43,16 +44,17 @@ def forward_parity(subject: Subject) -> Outcome:
         x = float32(g.normal(0.0, 1.0, (batch, length, layer.input_size)))
         state = random_state(cell, batch, layer.hidden_size, g)
         y, final = layer.forward(x, state)
-        y_ref, final_ref = ref.forward(cell, x, weights, state)
+        y_ref, final_ref = ref.forward(cell, x, weights, state, variant=variant)
         err = max(max_abs(y, y_ref), max_abs(final, final_ref))
         if err <= PARITY_ATOL:
             return err, ""
         where = f"B={batch}, T={length}, input {layer.input_size}, hidden {layer.hidden_size}"
-        return err, f"at {where}: max |adapter - reference| = {fmt(err)}; {diagnose(cell, x, weights, state, y)}"
+        why = diagnose(cell, x, weights, state, y, variant)
+        return err, f"at {where}: max |adapter - reference| = {fmt(err)}; {why}"
 
     layer = subject.layers().build_layer(INPUT_SIZE, HIDDEN_SIZE, 0)
     weights = ref.rounded(ref.random_weights(cell, INPUT_SIZE, HIDDEN_SIZE, rng(0)))
-    layer.import_weights(weights)
+    load(layer, cell, weights)
     failure = ""
     for batch in BATCHES:
         for length in LENGTHS:
@@ -71,7 +73,7 @@ def forward_parity(subject: Subject) -> Outcome:
         batch, length, input_size, hidden_size, seed = case
         layer = subject.layers().build_layer(input_size, hidden_size, seed)
         w = ref.rounded(ref.random_weights(cell, input_size, hidden_size, rng(seed)))
-        layer.import_weights(w)
+        load(layer, cell, w)
         err, message = compare(layer, w, batch, length, seed)
         worst, cases = max(worst, err), cases + 1
         steer(err)
@@ -90,9 +92,9 @@ def round_trip(subject: Subject) -> Outcome:
     cell, problems = subject.cell, []
     source = subject.layers().build_layer(INPUT_SIZE, HIDDEN_SIZE, 1)
     exported = source.export_weights()
-    shapes = ref.weight_shapes(cell, INPUT_SIZE, HIDDEN_SIZE)
+    shapes = ref.weight_shapes(cell, INPUT_SIZE, HIDDEN_SIZE, ref.has_recurrent_bias(exported))
     try:
-        ref.check_weights(cell, INPUT_SIZE, HIDDEN_SIZE, exported)
+        ref.check_weights(cell, INPUT_SIZE, HIDDEN_SIZE, exported, subject.variant)
     except ValueError as exc:
         return Outcome(float("inf"), False, f"export is not in the canonical layout: {exc}")
     target_layer = subject.layers().build_layer(INPUT_SIZE, HIDDEN_SIZE, 2)
@@ -105,7 +107,11 @@ def round_trip(subject: Subject) -> Outcome:
     if change > 0:
         worst_key = max(shapes, key=lambda k: max_abs(again.get(k, np.zeros(0)), exported[k]))
         problems.append(f"re-export differs from what was imported (worst {worst_key}: {fmt(change)})")
-    given_weights = ref.random_weights(cell, INPUT_SIZE, HIDDEN_SIZE, rng(3))
+    # Full weights, folded into the layer's layout (its bh into b when its export has none).
+    given_weights = ref.to_layout(
+        cell, ref.random_weights(cell, INPUT_SIZE, HIDDEN_SIZE, rng(3)), ref.has_recurrent_bias(exported),
+        subject.variant,
+    )  # fmt: skip
     target_layer.import_weights(given_weights)
     stored = target_layer.export_weights()
     # What import got, rounded to the layer's precision: float32, or the dtype it exports.
@@ -149,26 +155,26 @@ def transplant(subject: Subject) -> Outcome:
         f"{other_name} -> {subject.name}": (other, subject.layers()),
     }.items():
         a, b = src.build_layer(INPUT_SIZE, HIDDEN_SIZE, 6), dst.build_layer(INPUT_SIZE, HIDDEN_SIZE, 7)
-        b.import_weights(a.export_weights())
+        load(b, subject.cell, a.export_weights())
         (ya, fa), (yb, fb) = a.forward(x, state), b.forward(x, state)
         errors[direction] = max(max_abs(ya, yb), max_abs(fa, fb))
     worst = max(errors.values())
-    detail = "each framework's own initial weights, moved: " + "; ".join(
+    detail = "each framework's own initial weights, moved (bh folded into b where a layout has none): " + "; ".join(
         f"{d} max |diff| {fmt(e)}" for d, e in errors.items()
     )
     return Outcome(worst, worst <= PARITY_ATOL, detail)
 
 
 def gate_order(subject: Subject) -> Outcome:
-    cell = subject.cell
+    cell, variant = subject.cell, subject.variant
     layer = subject.layers().build_layer(INPUT_SIZE, HIDDEN_SIZE, 8)
     weights = ref.rounded(ref.canary_weights(cell, INPUT_SIZE, HIDDEN_SIZE, rng(8)))
-    layer.import_weights(weights)
+    load(layer, cell, weights)
     x = float32(rng(9).normal(0.0, 1.0, (4, 7, INPUT_SIZE)))
     state = random_state(cell, 4, HIDDEN_SIZE, rng(10))
-    y_ref = ref.forward(cell, x, weights, state)[0]
+    y_ref = ref.forward(cell, x, weights, state, variant=variant)[0]
     margins = {
-        order: max_abs(ref.forward(cell, x, ref.permute_gates(cell, weights, order), state)[0], y_ref)
+        order: max_abs(ref.forward(cell, x, ref.permute_gates(cell, weights, order), state, variant=variant)[0], y_ref)
         for order in ref.gate_permutations(cell)
     }
     y = layer.forward(x, state)[0]
@@ -185,7 +191,7 @@ def gate_order(subject: Subject) -> Outcome:
     else:
         detail = f"max |adapter - reference| {fmt(err)} (one gate: nothing to swap)"
     if err > PARITY_ATOL:
-        detail += "; " + diagnose(cell, x, weights, state, y)
+        detail += "; " + diagnose(cell, x, weights, state, y, variant)
     extras = {"closest_swap_error": min(margins.values())} if margins else {}
     return Outcome(err, err <= PARITY_ATOL, detail, extras)
 
