@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adapters import BUILTINS, reference as ref, resolve
+from adapters import BUILTINS, resolve
+from adapters import reference as ref
 from adapters.base import Adapter
 from benchmarks.conformance import Outcome, Subject, regimes, run
 from tests import fake_layers
@@ -30,7 +31,7 @@ def _run(adapter: Adapter, check: str = "regimes") -> Outcome:
 def test_the_builtins_and_the_handwritten_layers_pass(name: str) -> None:
     outcome = _run(_load(HANDWRITTEN.get(name, name), name))
     assert outcome.passed, outcome.detail
-    assert 0 < outcome.value < 0.2, "float32 rounding should be well inside the tolerance, and not zero"
+    assert 0 < outcome.value < 0.5, "float32 rounding should be well inside the tolerance, and not zero"
     assert set(outcome.extras) == {f"{r.name}_max_abs_err" for r in regimes.REGIMES}
 
 
@@ -40,33 +41,38 @@ def test_the_reference_passes_exactly(cell: str) -> None:
     assert outcome.passed and outcome.value == 0.0, outcome.detail
 
 
+#: Each defect: the regimes it must fail (the first is the one it was planted for), and the words
+#: of that regime's message: shape and where the error starts.
 PLANTED = {
     "time_tile": (
-        "regime long", "at B=2, T=257, input 5, hidden 32",
-        "the first 256 steps agree, first off at step 257 (1-based)", "the state carried across a time tile",
-        "also off at T=1031",
+        ("long", "long_counter"),
+        "at B=2, T=257, input 5, hidden 32", "outputs: the first 256 steps agree, first off at step 257 (1-based)",
+        "the state carried across a time tile", "also off at T=1031",
     ),
     "hidden_tail": (
-        "regime odd_sizes", "at B=5, T=40, input 7, hidden 33", "off from step 1",
+        ("odd_sizes",),
+        "at B=5, T=40, input 7, hidden 33", "outputs: off from step 1,",
         "only hidden units 32..32 of 0..32 (the tail beyond a multiple of 32)", "also off at T=40, hidden 67",
     ),
     "clipped_cell": (
-        "regime saturating", "at B=4, T=48, input 3, hidden 16", "the outputs agree at every step",
-        "final c: ", "only where |c| is large", "the cell state is clipped",
+        ("saturating", "long_counter"),
+        "at B=4, T=48, input 3, hidden 16", "the outputs agree at every step", "final c: ",
+        "only where |c| is large", "is the cell state clipped",
     ),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("defect", list(PLANTED))
-def test_each_planted_defect_passes_parity_and_fails_its_regime_only(defect: str) -> None:
+def test_each_planted_defect_passes_parity_and_fails_its_regime(defect: str) -> None:
     adapter = _load(f"torch:tests.planted_regimes:{defect}")
     assert _run(adapter, "forward_parity").passed, "the planted defect must be invisible to forward_parity"
     outcome = _run(adapter)
     assert not outcome.passed and outcome.value > 100, outcome.detail
-    for words in PLANTED[defect]:
-        assert words in outcome.detail, (words, outcome.detail)
-    others = [r.name for r in regimes.REGIMES if f"regime {r.name} " not in PLANTED[defect][0] + " "]
-    assert not any(f"regime {name} (" in outcome.detail for name in others), outcome.detail
+    failing, *words = PLANTED[defect]
+    assert [r.name for r in regimes.REGIMES if f"regime {r.name} (" in outcome.detail] == list(failing)
+    planted_for = outcome.detail.split(f"regime {failing[0]} (")[1].split(". regime ")[0]
+    for phrase in words:
+        assert phrase in planted_for, (phrase, outcome.detail)
 
 
 def test_the_clipped_cell_is_located_by_the_size_of_c() -> None:

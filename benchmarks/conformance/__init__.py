@@ -3,12 +3,13 @@
 Each check is a function of a `Subject` (the adapter, and for transplants its counterpart in the
 other framework) that returns an `Outcome`: the largest error measured, pass or fail, and a line
 that says what was measured and, on failure, what is most likely wrong. The checks live in one
-module per family (`weights`, `state`, `training`, `robustness`; helpers in `common`); `CHECKS`
-here is the one registry the plugin parametrises from (`test_conformance[torch-gru-forward_parity]`),
-in report order. Checks that need the bare layer and its weights (`Capabilities.weight_io`) or
-masking (`variable_length`) are skipped with the reason on adapters without them; the rest run on
-every adapter. Generated shapes, chunk cuts, permutations and positions come from Hypothesis,
-derandomized: the same cases every run. This package imports no framework.
+module per family (`weights`, `regimes`, `state`, `training`, `robustness`; helpers in `common`);
+`CHECKS` here is the one registry the plugin parametrises from
+(`test_conformance[torch-gru-forward_parity]`), in report order. Checks that need the bare layer
+and its weights (`Capabilities.weight_io`) or masking (`variable_length`) are skipped with the
+reason on adapters without them; the rest run on every adapter. Generated shapes, chunk cuts,
+permutations and positions come from Hypothesis, derandomized: the same cases every run. This
+package imports no framework.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from benchmarks.matrix import new_record
 
 #: The registry, in report order.
 ORDER = (
-    "forward_parity", "regimes", "round_trip", "transplant", "gate_order", "streaming", "batch_independence", "causality",
-    "variable_length", "gradients", "determinism", "bad_input", "trained_transplant",
+    "forward_parity", "regimes", "round_trip", "transplant", "gate_order", "streaming", "batch_independence",
+    "causality", "variable_length", "gradients", "determinism", "bad_input", "trained_transplant",
 )  # fmt: skip
 _ALL = {c.name: c for family in (weights, regimes, state, training, robustness) for c in family.CHECKS}
 assert set(_ALL) == set(ORDER), sorted(set(_ALL) ^ set(ORDER))
