@@ -52,7 +52,8 @@ PLANTED = {
     "hidden_tail": (
         ("odd_sizes",),
         "at B=5, T=40, input 7, hidden 33", "outputs: off from step 1,",
-        "only hidden units 32..32 of 0..32 (the tail beyond a multiple of 32)", "also off at T=40, hidden 67",
+        "only hidden units 32..32 of 0..32 (the tail beyond a multiple of 32)",
+        "also off at T=40, hidden 67 (only hidden units 64..66 of 0..66 (the tail beyond a multiple of 32))",
     ),
     "clipped_cell": (
         ("saturating", "long_counter"),

@@ -167,6 +167,15 @@ def units(off: np.ndarray, hidden_size: int) -> str:
     return f"in {len(idx)} of {hidden_size} hidden units ({shown})"
 
 
+def first_units(case: Comparison) -> str:
+    """The hidden units off at the first step whose output is off ("" when every output agrees)."""
+    y_off = case.ratios()["y"] > 1
+    if not y_off.any():
+        return ""
+    first = int(np.flatnonzero(y_off.any(axis=(0, 2)))[0])
+    return units(np.asarray(y_off[:, first].any(axis=0)), case.hidden_size)
+
+
 def where_off(case: Comparison) -> str:
     """Where the error starts: the first step off and the units off at it (later steps mix every
     unit through the recurrent kernel), and for the cell state the |c| above which it is off."""
@@ -177,7 +186,7 @@ def where_off(case: Comparison) -> str:
         steps = (
             f"the first {first} steps agree, first off at step {first + 1} (1-based)" if first else "off from step 1"
         )
-        words.append(f"outputs: {steps}, {units(np.asarray(y_off[:, first].any(axis=0)), case.hidden_size)} there")
+        words.append(f"outputs: {steps}, {first_units(case)} there")
         tile = first & -first
         if tile >= 64:
             words[-1] += f" (after {first} = {first // tile} x {tile} steps: the state carried across a time tile?)"
@@ -220,7 +229,11 @@ def regimes(subject: Subject) -> Outcome:
         extras[f"{regime.name}_max_abs_err"] = max(errors)
         if failed:
             case, ratio = failed[0]
-            also = [f"T={c.length}, hidden {c.hidden_size}" for c, _ in failed[1:]]
+            also = [
+                f"T={c.length}, hidden {c.hidden_size}"
+                + (f" ({first_units(c)})" if c.hidden_size != case.hidden_size and first_units(c) else "")
+                for c, _ in failed[1:]
+            ]
             failures.append(
                 f"regime {regime.name} ({regime.words}) at {case.shape}: error {fmt(ratio)}x the tolerance "
                 f"({regime.tolerance}), max |adapter - reference| {fmt(case.max_abs())}; {where_off(case)}"
