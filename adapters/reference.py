@@ -249,6 +249,37 @@ def canary_weights(cell: str, input_size: int, hidden_size: int, rng: np.random.
     return out
 
 
+def saturating_weights(cell: str, input_size: int, hidden_size: int, rng: np.random.Generator) -> Weights:
+    """Weights of a trained counter (a model that counts to 40): the LSTM's forget gate near 1
+    (bias 8), its input gate open (bias 6) and its candidate at a steady ±0.02 to ±0.95, each unit at
+    its own rate, so over 48 steps |c| grows to about 45 in some units and stays below a few in
+    others; the GRU's and RNN's candidates are driven to ±1 by biases of 2 to 4 (h near ±1, the
+    GRU's update gate near 0.1 to 0.9). Small kernels keep the biases in charge, the recurrent ones
+    weakest (0.1/sqrt(hidden)): with f near 1 the cell state forgets nothing, and a stronger
+    feedback amplifies float32 rounding itself past any fair tolerance on some draws (0.3/sqrt(hidden)
+    gave 2e-4 on one seed of 20 over 1031 steps). Float32 loses absolute precision as |c| grows (an
+    ulp of 4e-6 at 40): the regime where a kernel that clips or rescales its state, or accumulates
+    rounding, shows."""
+    shapes = weight_shapes(cell, input_size, hidden_size)
+    out = {}
+    for key, shape in shapes.items():
+        std = {"W": 0.3 / np.sqrt(input_size), "U": 0.1 / np.sqrt(hidden_size)}.get(key.split("_")[0], 0.1)
+        out[key] = rng.normal(0.0, std, shape)
+    signs = rng.choice([-1.0, 1.0], hidden_size)
+    if cell == "lstm":
+        out["b_f"] += 8.0
+        out["b_i"] += 6.0
+        out["b_g"] += signs * np.arctanh(np.linspace(0.02, 0.95, hidden_size))[rng.permutation(hidden_size)]
+        out["b_o"] += rng.normal(0.0, 1.0, hidden_size)
+    else:
+        candidate = "n" if cell == "gru" else "h"
+        out[f"b_{candidate}"] += signs * rng.uniform(2.0, 4.0, hidden_size)
+        if cell == "gru":
+            out["b_z"] += rng.uniform(-2.0, 2.0, hidden_size)
+            out["b_r"] += 3.0
+    return out
+
+
 def rounded(weights: Mapping[str, np.ndarray], dtype: Any = np.float32) -> Weights:
     """The weights as a `dtype` layer holds them, back in float64: what the reference should run."""
     return {k: np.asarray(v).astype(dtype).astype(np.float64) for k, v in weights.items()}

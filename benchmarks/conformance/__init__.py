@@ -3,14 +3,14 @@
 Each check is a function of a `Subject` (the adapter, and for transplants its counterpart in the
 other framework) that returns an `Outcome`: the largest error measured, pass or fail, and a line
 that says what was measured and, on failure, what is most likely wrong. The checks live in one
-module per family (`weights`, `state`, `training`, `precision`, `stacks`, `robustness`; helpers
-in `common`); `CHECKS` here is the one registry the plugin parametrises from
-(`test_conformance[torch-gru-forward_parity]`), in report order. Checks that need the bare layer
-and its weights (`Capabilities.weight_io`) or masking (`variable_length`) are skipped with the
-reason on adapters without them, and a check that finds out only while running that it cannot run
-(`Outcome.skipped`) is skipped with its reason; the rest run on every adapter. Generated shapes,
-chunk cuts, permutations and positions come from Hypothesis, derandomized: the same cases every
-run. This package imports no framework.
+module per family (`weights`, `regimes`, `state`, `gradients`, `precision`, `stacks`, `training`,
+`robustness`, `device`; helpers in `common`); `CHECKS` here is the one registry the plugin
+parametrises from (`test_conformance[torch-gru-forward_parity]`), in report order. Checks that need
+the bare layer and its weights (`Capabilities.weight_io`) or masking (`variable_length`) are skipped
+with the reason on adapters without them, and a check that finds out only while running that it
+cannot run (`Outcome.skipped`) is skipped with its reason; the rest run on every adapter. Generated
+shapes, chunk cuts, permutations and positions come from Hypothesis, derandomized: the same cases
+every run. This package imports no framework.
 """
 
 from __future__ import annotations
@@ -21,7 +21,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import DEVICE_VARIABLE, Capabilities
-from benchmarks.conformance import device, gradients, precision, robustness, stacks, state, training, weights
+from benchmarks.conformance import (
+    device,
+    gradients,
+    precision,
+    regimes,
+    robustness,
+    stacks,
+    state,
+    training,
+    weights,
+)
 from benchmarks.conformance.common import (
     GATES,
     SWAP_MARGIN,
@@ -35,11 +45,11 @@ from benchmarks.matrix import new_record
 
 #: The registry, in report order.
 ORDER = (
-    "forward_parity", "round_trip", "transplant", "gate_order", "streaming", "batch_independence", "causality",
-    "variable_length", "gradients", "chunked_gradients", "low_precision", "stacked", "bidirectional",
+    "forward_parity", "regimes", "round_trip", "transplant", "gate_order", "streaming", "batch_independence",
+    "causality", "variable_length", "gradients", "chunked_gradients", "low_precision", "stacked", "bidirectional",
     "determinism", "bad_input", "trained_transplant", "device_parity",
 )  # fmt: skip
-FAMILIES = (weights, state, gradients, precision, stacks, training, robustness, device)
+FAMILIES = (weights, regimes, state, gradients, precision, stacks, training, robustness, device)
 _ALL = {c.name: c for family in FAMILIES for c in family.CHECKS}
 assert set(_ALL) == set(ORDER), sorted(set(_ALL) ^ set(ORDER))
 CHECKS: tuple[ConformanceCheck, ...] = tuple(_ALL[name] for name in ORDER)
