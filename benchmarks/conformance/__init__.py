@@ -88,9 +88,16 @@ def skip_reason(
             f"False); {check} needs the bare layer and its weights"
         )
     if "variable_length" in needs and not capabilities.variable_length:
+        if notes.get("variable_length"):
+            return f"{name}: no variable-length check: {notes['variable_length']}"
         return (
             f"{name} declares no variable-length support (Capabilities.variable_length is False): no "
             "padding/masking to check"
+        )
+    if "native_module" in needs and not capabilities.native_module:
+        return (
+            f"{name} hands conformance no module of its own (Capabilities.native_module is False): {check} "
+            "calls the module itself with its framework's tensors"
         )
     return None
 
