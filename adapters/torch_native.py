@@ -69,7 +69,7 @@ class TorchNative:
             st = pytree.tree_map(lambda s: s.detach().requires_grad_(True).clone(), st)
         owned = {"x": xt, **{f"state[{k}]": s for k, s in enumerate(pytree.tree_leaves(st))}}
         if base is not None:
-            owned[f"the tensor x is a view of ({tuple(base.shape)})"] = base
+            owned[f"{tuple(base.shape)} tensor that x is a view of"] = base
         before = {name: _numpy(t) for name, t in owned.items()}
         generator = np.random.default_rng(seed)
         outputs = []

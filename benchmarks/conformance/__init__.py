@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import Capabilities
-from benchmarks.conformance import robustness, state, training, weights
+from benchmarks.conformance import caller, robustness, state, training, weights
 from benchmarks.conformance.common import (
     GATES,
     SWAP_MARGIN,
@@ -33,9 +33,9 @@ from benchmarks.matrix import new_record
 #: The registry, in report order.
 ORDER = (
     "forward_parity", "round_trip", "transplant", "gate_order", "streaming", "batch_independence", "causality",
-    "variable_length", "gradients", "determinism", "bad_input", "trained_transplant",
+    "variable_length", "gradients", "caller_data", "determinism", "bad_input", "trained_transplant",
 )  # fmt: skip
-_ALL = {c.name: c for family in (weights, state, training, robustness) for c in family.CHECKS}
+_ALL = {c.name: c for family in (weights, state, training, caller, robustness) for c in family.CHECKS}
 assert set(_ALL) == set(ORDER), sorted(set(_ALL) ^ set(ORDER))
 CHECKS: tuple[ConformanceCheck, ...] = tuple(_ALL[name] for name in ORDER)
 CHECKS_BY_NAME = {check.name: check for check in CHECKS}

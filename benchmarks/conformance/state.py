@@ -190,18 +190,23 @@ def causality(subject: Subject) -> Outcome:
 
 def _why_final_differs(cell: str, x: np.ndarray, weights: Any, state: Any, h: np.ndarray, expected: list[Any],
                        n: int, b: int) -> str:  # fmt: skip
-    """What row b's wrong final h is: the state after more steps of its padded row, or another
-    row's (`expected`: every row's correct final state)."""
-    whole = ref.forward(cell, x[b : b + 1], weights, take_rows(state, slice(b, b + 1)))[0]
-    length = x.shape[1]
-    for k in range(length, n, -1):
-        if max_abs(h, whole[:, k - 1]) <= DIAGNOSIS_ATOL:
+    """What row b's wrong final h is: the state after more steps of its row padded (with the
+    caller's values or with zeros, as unpacking pads), or another row's (`expected`: every row's
+    correct final state)."""
+    length, row_state = x.shape[1], take_rows(state, slice(b, b + 1))
+    zero_padded = x[b : b + 1].copy()
+    zero_padded[:, n:] = 0.0
+    for padding, row in (("", x[b : b + 1]), (" (zeros)", zero_padded)):
+        whole = ref.forward(cell, row, weights, row_state)[0]
+        for k in range(length, n, -1):
+            if max_abs(h, whole[:, k - 1]) > DIAGNOSIS_ATOL:
+                continue
             if k == length:
                 return (
-                    f"it is the state after all {length} steps, padding included (h_T), not the one at its last "
-                    f"valid step {n}: the padded steps are run"
+                    f"it is the state after all {length} steps, padding{padding} included (h_T), not the one at "
+                    f"its last valid step {n}: the padded steps are run"
                 )
-            return f"it is the state after {k} steps: {k - n} padded step(s) read as data"
+            return f"it is the state after {k} steps: {k - n} step(s) of padding{padding} read as data"
     other = [c for c, f in enumerate(expected) if c != b and max_abs(h, arrays(f)[0]) <= DIAGNOSIS_ATOL]
     if other:
         return f"it is row {other[0]}'s: the final states come back in another batch order (sorted by length?)"
