@@ -3,10 +3,11 @@
 Each check is a function of a `Subject` (the adapter, and for transplants its counterpart in the
 other framework) that returns an `Outcome`: the largest error measured, pass or fail, and a line
 that says what was measured and, on failure, what is most likely wrong. The checks live in one
-module per family (`weights`, `state`, `training`, `robustness`; helpers in `common`); `CHECKS`
-here is the one registry the plugin parametrises from (`test_conformance[torch-gru-forward_parity]`),
-in report order. Checks that need the bare layer and its weights (`Capabilities.weight_io`) or
-masking (`variable_length`) are skipped with the reason on adapters without them; the rest run on
+module per family (`weights`, `state`, `training`, `caller`, `robustness`; helpers in `common`);
+`CHECKS` here is the one registry the plugin parametrises from
+(`test_conformance[torch-gru-forward_parity]`), in report order. Checks that need the bare layer
+and its weights (`Capabilities.weight_io`), padded batches (`variable_length`) or the module
+itself (`native_module`) are skipped with the reason on adapters without them; the rest run on
 every adapter. Generated shapes, chunk cuts, permutations and positions come from Hypothesis,
 derandomized: the same cases every run. This package imports no framework.
 """
