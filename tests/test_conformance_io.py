@@ -20,6 +20,12 @@ from adapters import resolve
 from adapters.native import max_change
 from benchmarks.conformance import Outcome, Subject, run, skip_reason
 
+if importlib.util.find_spec("torch") is not None:
+    # At collection, before any test's `pytester` fixture snapshots sys.modules: a test that
+    # imports torch under that fixture (test_faults' importorskip) has it dropped from
+    # sys.modules at teardown, and a second `import torch` in the same process crashes.
+    import torch  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
 needs_keras = pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="keras is not installed")
