@@ -56,6 +56,9 @@ class Capabilities:
     variable_length: bool = False
     weight_io: bool = False
     gpu: bool = False
+    #: `native_module(input_size, hidden_size, seed)` hands conformance the module itself, run
+    #: with its framework's own tensors (adapters/native.py).
+    native_module: bool = False
 
 
 @dataclass

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from adapters.base import (
+    AdapterError,
     check_input,
 )
 from adapters.custom import (
@@ -99,6 +100,14 @@ class KerasLayer:
         self._forward = tf.function(
             self._call, input_signature=[tf.TensorSpec((None, None, input_size), self.dtype), state_spec]
         )
+        self._forward_masked = tf.function(
+            self._call_masked,
+            input_signature=[
+                tf.TensorSpec((None, None, input_size), self.dtype),
+                state_spec,
+                tf.TensorSpec((None,), tf.int32),
+            ],
+        )
 
     def _build(self, factory: Factory, dtype: str) -> keras.layers.Layer:
         def make(**policy: str) -> keras.layers.Layer:
@@ -117,14 +126,26 @@ class KerasLayer:
     def _call(self, x: tf.Tensor, states: list[tf.Tensor]) -> list[tf.Tensor]:
         return self.layer(x, initial_state=states)
 
+    def _call_masked(self, x: tf.Tensor, states: list[tf.Tensor], lengths: tf.Tensor) -> list[tf.Tensor]:
+        return self.layer(x, initial_state=states, mask=tf.sequence_mask(lengths, tf.shape(x)[1]))
+
     def _inputs(self, x: np.ndarray, state: Any) -> tuple[tf.Tensor, list[tf.Tensor]]:
         x = check_input(x, self.input_size)
         arrays = check_state(self.cell, state, len(x), self.hidden_size)
         cast = lambda a: tf.cast(tf.constant(np.asarray(a, np.float32)), self.dtype)  # noqa: E731
         return cast(x), [cast(a) for a in arrays]
 
-    def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
-        y, *final = self._forward(*self._inputs(x, state))
+    def forward(self, x: np.ndarray, state: Any = None, lengths: Any = None) -> tuple[np.ndarray, Any]:
+        """With `lengths`, row b is read up to lengths[b] steps (a right-padded `mask`; Keras carries
+        the state past the masked steps) and its final state is the one after them."""
+        if lengths is None:
+            y, *final = self._forward(*self._inputs(x, state))
+        else:
+            n = np.asarray(lengths)
+            t = np.shape(x)[1] if np.ndim(x) == 3 else 0
+            if n.shape != (len(x),) or not np.issubdtype(n.dtype, np.integer) or n.min() < 1 or n.max() > t:
+                raise AdapterError(f"lengths must be {len(x)} whole numbers in 1..{t}; got {n.tolist()}")
+            y, *final = self._forward_masked(*self._inputs(x, state), tf.constant(n, tf.int32))
         return _float32(y), pack_state(self.cell, [_float32(s) for s in final])
 
     def gradients(

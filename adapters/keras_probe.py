@@ -3,6 +3,7 @@ before anything trains, and what it learns (cell, weight access, number of state
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ class LayerInfo:
     why_not: str
     recurrent_bias: bool = False
     variant: str = ""
+    #: Why the layer cannot run padded batches ("" when its call takes a `mask` like keras.layers.LSTM).
+    mask_why_not: str = ""
 
 
 def _shapes(values: Any) -> list[tuple[int, ...]]:
@@ -139,7 +142,7 @@ def _probe(factory: Factory, target: str, i: int, h: int, b: int, t: int) -> Lay
         n = N_STATES[cell]
         why_not = f"its weights read as {cell.upper()} weights, but it has {len(states)} state tensor(s), not {n}"
         cell, access = None, None
-    return LayerInfo(len(states), cell, access, why_not, recurrent_bias, variant)
+    return LayerInfo(len(states), cell, access, why_not, recurrent_bias, variant, _mask_support(layer, call, x, states))
 
 
 def _layout(layer: keras.layers.Layer, cell: str, access: str | None) -> tuple[bool, str]:
@@ -148,6 +151,25 @@ def _layout(layer: keras.layers.Layer, cell: str, access: str | None) -> tuple[b
         return has_recurrent_bias(layer.export_weights()), str(getattr(layer, "variant", "") or "")
     reset_before = cell == "gru" and len(tuple(layer.cell.bias.shape)) == 1
     return cell == "gru" and not reset_before, "reset_before" if reset_before else ""
+
+
+def _mask_support(layer: keras.layers.Layer, call: str, x: np.ndarray, states: list[Any]) -> str:
+    """'' when the layer's call takes a `mask` and runs a right-padded one of unsorted lengths with
+    an initial state (y and states of the usual shapes); else why not, in words. Keras drops a
+    mask that `call` does not take, so the signature decides before the run."""
+    if "mask" not in inspect.signature(layer.call).parameters:
+        return f"its layer does not take a mask ({type(layer).__name__}.call{inspect.signature(layer.call)})"
+    b, t = x.shape[0], x.shape[1]
+    lengths = [1 + (k * (t - 1)) // max(b - 1, 1) for k in range(b)]
+    mask = np.arange(t)[None, :] < np.asarray(lengths)[:, None]
+    try:
+        out = layer(x, initial_state=states, mask=mask)
+    except Exception as exc:
+        return f"its layer does not run a mask ({call} with a mask of lengths {lengths} raised {first_line(exc)})"
+    shapes = _shapes(out) if isinstance(out, list | tuple) else _shapes([out])
+    if shapes != [(b, t, tuple(states[0].shape)[-1]), *_shapes(states)]:
+        return f"{call} with a mask of lengths {lengths} returned shapes {shapes}, not those it returns without one"
+    return ""
 
 
 def _weight_access(layer: keras.layers.Layer, input_size: int, hidden_size: int) -> tuple[str | None, str | None, str]:

@@ -42,6 +42,7 @@ from adapters.custom import (
     import_target,
 )
 from adapters.keras_layer import KerasLayer, export_weights, import_weights
+from adapters.keras_native import KerasNative
 from adapters.keras_probe import Factory, probe_layer
 from adapters.keras_stack import KerasStack
 from adapters.reference import (
@@ -265,9 +266,14 @@ class KerasAdapter:
         self.info = probe_layer(self.factory, self.target)
         self.cell, self.variant = self.info.cell, self.info.variant
         weight_io = self.info.access is not None
-        self.capabilities = Capabilities(stateful_training=True, variable_length=False, weight_io=weight_io, gpu=True)
+        masks = not self.info.mask_why_not
+        self.capabilities = Capabilities(
+            stateful_training=True, variable_length=masks, weight_io=weight_io, gpu=True, native_module=True
+        )
         #: Why a capability is missing, for the skip reason of the checks that need it.
         self.capability_notes = {} if weight_io else {"weight_io": self.info.why_not}
+        if not masks:
+            self.capability_notes["variable_length"] = self.info.mask_why_not
 
     def build(self, spec: ModelSpec, seed: int) -> KerasModel:
         return KerasModel(spec, self.factory, self.info.n_states, seed)
@@ -303,6 +309,12 @@ class KerasAdapter:
         return KerasStack(
             self.factory, self.target, self.info, input_size, hidden_size, num_layers, bidirectional, seed
         )
+
+    def native_module(self, input_size: int, hidden_size: int, seed: int) -> KerasNative:
+        """The factory's layer itself, for the checks that call it eagerly on the caller's values (no
+        weight access needed)."""
+        keras.utils.set_random_seed(seed)
+        return KerasNative(self.factory(hidden_size, return_sequences=True, return_state=True), input_size)
 
     def export_model(self, model: KerasModel) -> Weights:
         """[proj] -> rnn -> head of a `KerasModel` in the canonical layout (kernels as (in, out))."""

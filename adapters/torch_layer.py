@@ -10,8 +10,10 @@ import numpy as np
 import torch
 import torch.utils._pytree as pytree
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from adapters.base import (
+    AdapterError,
     check_input,
 )
 from adapters.custom import (
@@ -123,12 +125,22 @@ class TorchLayer:
         ]
         return xt, pytree.tree_unflatten(tensors, self.info.state_spec), tensors
 
-    def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+    def forward(self, x: np.ndarray, state: Any = None, lengths: Any = None) -> tuple[np.ndarray, Any]:
+        """With `lengths`, row b is read up to lengths[b] steps (packed, as nn.LSTM takes it) and
+        its final state is the one after them; y is zero past each row's length."""
         xt, st, _ = self._inputs(x, state)
         with torch.no_grad():
-            y, final = self.module(xt, st)
+            y, final = self.module(xt, st) if lengths is None else self._packed(xt, st, lengths)
         arrays = [_numpy(s).reshape(len(xt), self.hidden_size) for s in pytree.tree_leaves(final)]
         return _numpy(y), pack_state(self.cell, arrays)
+
+    def _packed(self, xt: torch.Tensor, st: Any, lengths: Any) -> tuple[torch.Tensor, Any]:
+        n = np.asarray(lengths)
+        if n.shape != (len(xt),) or not np.issubdtype(n.dtype, np.integer) or n.min() < 1 or n.max() > xt.shape[1]:
+            raise AdapterError(f"lengths must be {len(xt)} whole numbers in 1..{xt.shape[1]}; got {n.tolist()}")
+        packed = pack_padded_sequence(xt, torch.from_numpy(n.astype(np.int64)), batch_first=True, enforce_sorted=False)
+        out, final = self.module(packed, st)
+        return pad_packed_sequence(out, batch_first=True, total_length=xt.shape[1])[0], final
 
     def gradients(
         self, x: np.ndarray, state: Any = None, dy: np.ndarray | None = None, dfinal: Any = None

@@ -10,6 +10,7 @@ from typing import Any, cast
 import torch
 import torch.utils._pytree as pytree
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from adapters.base import (
     AdapterError,
@@ -55,6 +56,8 @@ class ModuleInfo:
     state_ranks: tuple[int, ...]
     recurrent_bias: bool = True
     variant: str = ""
+    #: Why the module cannot run padded batches ("" when it takes a PackedSequence like nn.LSTM).
+    packed_why_not: str = ""
 
 
 def _shape(value: Any) -> str:
@@ -143,7 +146,43 @@ def probe_module(factory: Factory, target: str) -> ModuleInfo:
                         "or (batch, hidden) tensors like nn.LSTM's"
                     ),
                 )
-        return ModuleInfo(cell if access else None, access, why_not, spec, ranks, recurrent_bias, variant)
+        packed_why_not = _packed_support(module, made, x, state)
+        return ModuleInfo(
+            cell if access else None, access, why_not, spec, ranks, recurrent_bias, variant, packed_why_not
+        )
+
+
+def _packed_support(module: nn.Module, made: str, x: torch.Tensor, state: Any) -> str:
+    """'' when the module runs a PackedSequence of unsorted lengths (with a state) as nn.LSTM
+    does: a PackedSequence back and a state of the usual form; else why not, in words."""
+    b, t = x.shape[0], x.shape[1]
+    lengths = [1 + (k * (t - 1)) // max(b - 1, 1) for k in range(b)]
+    packed = pack_padded_sequence(x, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+    call = f"{made}.forward(PackedSequence of lengths {lengths}, state)"
+    try:
+        out = module(packed, state)
+    except Exception as exc:
+        return f"its module does not take a PackedSequence ({call} raised {first_line(exc)})"
+    if not isinstance(out, tuple | list) or len(out) != 2 or not isinstance(out[0], PackedSequence):
+        got = type(out[0] if isinstance(out, tuple | list) and out else out).__name__
+        return f"its module does not return a PackedSequence for one ({call} returned a {got})"
+    try:
+        y, _ = pad_packed_sequence(out[0], batch_first=True, total_length=t)
+    except Exception as exc:
+        return f"the PackedSequence its module returned does not unpack ({first_line(exc)})"
+    leaves = pytree.tree_leaves(out[1])
+    if not leaves or not all(isinstance(s, torch.Tensor) for s in leaves):
+        return f"{call} returned a state of {type(out[1]).__name__}, not the tensors it returns for a padded tensor"
+    if (
+        tuple(y.shape) != (b, t, PROBE_HIDDEN)
+        or pytree.tree_structure(out[1]) != pytree.tree_structure(state)
+        or [s.shape for s in leaves] != [s.shape for s in pytree.tree_leaves(state)]
+    ):
+        return (
+            f"{call} returned y of shape {tuple(y.shape)} (unpacked) and a state of {_describe(out[1])}, not "
+            f"{(b, t, PROBE_HIDDEN)} and {_describe(state)} as for a padded tensor"
+        )
+    return ""
 
 
 def _describe(state: Any) -> str:

@@ -43,6 +43,7 @@ from adapters.reference import (
     model_to_layout,
 )
 from adapters.torch_layer import TorchLayer, export_weights, import_weights
+from adapters.torch_native import TorchNative
 from adapters.torch_probe import Factory, probe_module
 from adapters.torch_stack import TorchStack
 from tasks.base import Budget, ModelSpec, Split
@@ -227,9 +228,14 @@ class TorchAdapter:
         self.cell, self.variant = self.info.cell, self.info.variant
         weight_io = self.info.access is not None
         self.device = select_device()
-        self.capabilities = Capabilities(stateful_training=True, variable_length=False, weight_io=weight_io, gpu=True)
+        packed = not self.info.packed_why_not
+        self.capabilities = Capabilities(
+            stateful_training=True, variable_length=packed, weight_io=weight_io, gpu=True, native_module=True
+        )
         #: Why a capability is missing, for the skip reason of the checks that need it.
         self.capability_notes = {} if weight_io else {"weight_io": self.info.why_not}
+        if not packed:
+            self.capability_notes["variable_length"] = self.info.packed_why_not
 
     def build(self, spec: ModelSpec, seed: int) -> TorchModel:
         return TorchModel(spec, self.factory, seed, self.device)
@@ -270,6 +276,12 @@ class TorchAdapter:
         return TorchStack(
             self.factory, self.target, self.info, input_size, hidden_size, num_layers, bidirectional, self.device
         )
+
+    def native_module(self, input_size: int, hidden_size: int, seed: int) -> TorchNative:
+        """The factory's module itself, for the checks that call it with torch tensors (no weight
+        access needed)."""
+        torch.manual_seed(seed)
+        return TorchNative(self.factory(input_size, hidden_size), self.device)
 
     def export_model(self, model: TorchModel) -> Weights:
         """[proj] -> rnn -> head of a `TorchModel` in the canonical layout (kernels as (in, out))."""

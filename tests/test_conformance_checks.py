@@ -91,7 +91,8 @@ def test_other_classic_mistakes_are_named() -> None:
 def test_variable_length_passes_masking_and_fails_padding_read_as_data() -> None:
     assert check(fake_layers.MaskingLSTM(), "variable_length").passed
     outcome = check(fake_layers.PaddingAsDataLSTM(), "variable_length")
-    assert not outcome.passed and "padded to" in outcome.detail and "trimmed sequence's" in outcome.detail
+    assert not outcome.passed and "padded to T=12" in outcome.detail
+    assert "padding included (h_T), not the one at its last valid step 5" in outcome.detail
 
 
 def test_missing_capabilities_are_skip_reasons() -> None:
@@ -99,6 +100,10 @@ def test_missing_capabilities_are_skip_reasons() -> None:
     assert "Capabilities.weight_io is False" in str(conformance.skip_reason("forward_parity", "mine", plain))
     with_weights = Capabilities(weight_io=True)
     assert "no variable-length support" in str(conformance.skip_reason("variable_length", "mine", with_weights))
+    notes = {"variable_length": "its module does not take a PackedSequence"}
+    reason = conformance.skip_reason("variable_length", "mine", with_weights, notes)
+    assert reason == "mine: no variable-length check: its module does not take a PackedSequence"
+    assert "Capabilities.native_module is False" in str(conformance.skip_reason("caller_data", "mine", plain))
     assert conformance.skip_reason("streaming", "mine", plain) is None
     assert conformance.counterpart_name(fake_layers.ReferenceLSTM()) == "torch-lstm"
 
@@ -115,20 +120,42 @@ def _clean(x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
 
 
 def test_bad_input_judgement(monkeypatch: pytest.MonkeyPatch) -> None:
-    judged = {name: robustness._judge(name, call, words, behaviour)
-              for name, call, words, behaviour in robustness._bad_cases(_clean, 3)}  # fmt: skip
+    judged = {case.name: robustness._judge(case) for case in robustness._bad_cases(_clean, 3)}
     assert all(ok for ok, _ in judged.values()), judged
+    assert all("consider a clearer one" not in note for _, note in judged.values()), judged
 
     def obscure(x: np.ndarray, state: Any = None) -> Any:
         return np.zeros((len(x), 5, 3)) @ np.zeros((4, 2)), None
 
-    ok, note = robustness._judge("wrong features", lambda: obscure(np.zeros((2, 5, 4))), ("feature",), None)
-    assert not ok and "does not name the problem (ValueError: matmul" in note
-    ok, note = robustness._judge("wrong state", lambda: (np.zeros(3), None), ("state",), None)
-    assert not ok and "accepted silently" in note
+    def case(name: str, call: Any, behaviour: Any = None) -> tuple[bool, str]:
+        return robustness._judge(robustness.BadCase(name, call, ("feature",), "the feature size", behaviour))
+
+    ok, note = case("wrong features", lambda: obscure(np.zeros((2, 5, 4))))
+    assert ok, "raising any error is right"
+    assert "raised ValueError: matmul" in note and "(the message does not name the feature size: consider" in note
+    ok, note = case("wrong state", lambda: (np.zeros((2, 5, 3)), None))
+    assert not ok and "accepted silently (no error; it returned y of shape (2, 5, 3))" in note
+    nan_x = np.zeros((2, 5, 3))
+    nan_x[0, 2, 0] = np.nan
+    nan_case = next(c for c in robustness._bad_cases(_clean, 3) if c.name.startswith("NaN"))
+    for forward, problem in (
+        (lambda x: (np.nan_to_num(np.cumsum(x, axis=1)), None), "was swallowed"),
+        (lambda x: (np.cumsum(x, axis=1) + np.sum(x), None), "NaN in row 0 spread to other rows"),
+        (lambda x: (np.cumsum(x, axis=1)[:, ::-1], None), "made earlier outputs non-finite"),
+    ):
+        ok, note = robustness._judge(robustness.BadCase("NaN", lambda f=forward: f(nan_x), (), "", nan_case.behaviour))
+        assert not ok and problem in note, note
     monkeypatch.setattr(robustness, "HANG_SECONDS", 0.05)
-    ok, note = robustness._judge("NaN", lambda: time.sleep(1), ("nan",), None)
+    ok, note = case("NaN", lambda: time.sleep(1))
     assert not ok and "no answer in 0.05 s" in note
+
+
+def test_an_errors_gist_drops_tensorflows_wrapping() -> None:
+    message = (
+        "Exception encountered when calling LSTMCell.call().\n\n\x1b[1m{{function_node __wrapped__AddV2}} "
+        "Incompatible shapes: [2,16] vs. [3,16] [Op:AddV2] name: \x1b[0m\n\nArguments received by LSTMCell.call():"
+    )
+    assert robustness.gist(ValueError(message)) == "ValueError: Incompatible shapes: [2,16] vs. [3,16]"
 
 
 class _Model:

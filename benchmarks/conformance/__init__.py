@@ -4,13 +4,14 @@ Each check is a function of a `Subject` (the adapter, and for transplants its co
 other framework) that returns an `Outcome`: the largest error measured, pass or fail, and a line
 that says what was measured and, on failure, what is most likely wrong. The checks live in one
 module per family (`weights`, `regimes`, `state`, `gradients`, `precision`, `stacks`, `training`,
-`robustness`, `device`; helpers in `common`); `CHECKS` here is the one registry the plugin
-parametrises from (`test_conformance[torch-gru-forward_parity]`), in report order. Checks that need
-the bare layer and its weights (`Capabilities.weight_io`) or masking (`variable_length`) are skipped
-with the reason on adapters without them, and a check that finds out only while running that it
-cannot run (`Outcome.skipped`) is skipped with its reason; the rest run on every adapter. Generated
-shapes, chunk cuts, permutations and positions come from Hypothesis, derandomized: the same cases
-every run. This package imports no framework.
+`caller`, `robustness`, `device`; helpers in `common`); `CHECKS` here is the one registry the
+plugin parametrises from (`test_conformance[torch-gru-forward_parity]`), in report order. Checks
+that need the bare layer and its weights (`Capabilities.weight_io`), padded batches
+(`variable_length`), the module itself (`native_module`) or a GPU are skipped with the reason on
+adapters without them, and a check that finds out only while running that it cannot run
+(`Outcome.skipped`) is skipped with its reason; the rest run on every adapter. Generated shapes,
+chunk cuts, permutations and positions come from Hypothesis, derandomized: the same cases every
+run. This package imports no framework.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from adapters.base import DEVICE_VARIABLE, Capabilities
 from benchmarks.conformance import (
+    caller,
     device,
     gradients,
     precision,
@@ -46,10 +48,10 @@ from benchmarks.matrix import new_record
 #: The registry, in report order.
 ORDER = (
     "forward_parity", "regimes", "round_trip", "transplant", "gate_order", "streaming", "batch_independence",
-    "causality", "variable_length", "gradients", "chunked_gradients", "low_precision", "stacked", "bidirectional",
-    "determinism", "bad_input", "trained_transplant", "device_parity",
+    "causality", "variable_length", "gradients", "chunked_gradients", "caller_data", "low_precision", "stacked",
+    "bidirectional", "determinism", "bad_input", "trained_transplant", "device_parity",
 )  # fmt: skip
-FAMILIES = (weights, regimes, state, gradients, precision, stacks, training, robustness, device)
+FAMILIES = (weights, regimes, state, gradients, caller, precision, stacks, training, robustness, device)
 _ALL = {c.name: c for family in FAMILIES for c in family.CHECKS}
 assert set(_ALL) == set(ORDER), sorted(set(_ALL) ^ set(ORDER))
 CHECKS: tuple[ConformanceCheck, ...] = tuple(_ALL[name] for name in ORDER)
@@ -103,9 +105,16 @@ def skip_reason(
             f"False); {check} needs the bare layer and its weights"
         )
     if "variable_length" in needs and not capabilities.variable_length:
+        if notes.get("variable_length"):
+            return f"{name}: no variable-length check: {notes['variable_length']}"
         return (
             f"{name} declares no variable-length support (Capabilities.variable_length is False): no "
             "padding/masking to check"
+        )
+    if "native_module" in needs and not capabilities.native_module:
+        return (
+            f"{name} hands conformance no module of its own (Capabilities.native_module is False): {check} "
+            "calls the module itself with its framework's tensors"
         )
     if "gpu" in needs:
         return device.skip_reason(adapter, os.environ.get(DEVICE_VARIABLE, "cpu"))

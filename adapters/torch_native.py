@@ -1,0 +1,86 @@
+"""A torch module itself behind `adapters.native.NativeModule`: torch tensors in, no validation by
+the suite, the caller's tensors compared before and after (conformance's caller_data, bad_input)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.utils._pytree as pytree
+from torch import nn
+
+from adapters.native import NativeCall, max_change
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().copy()
+
+
+class TorchNative:
+    """The factory's module on the run's device; the state is the module's own nest."""
+
+    framework = "torch"
+    immutable = None
+    layouts: ClassVar[dict[str, str]] = {
+        "contiguous": "a contiguous (batch, time, features) tensor",
+        "strided": "x[:, ::2] of a (batch, 2 time, features) tensor",
+        "transposed": "a (time, batch, features) tensor .transpose(0, 1)",
+    }
+
+    def __init__(self, module: nn.Module, device: torch.device) -> None:
+        self.module, self.device = module.to(device), device
+
+    def _tensor(self, a: Any) -> torch.Tensor:
+        return torch.from_numpy(np.array(a, np.float32)).to(self.device)
+
+    def _state(self, state: Any) -> Any:
+        if state is None:
+            return None
+        return pytree.tree_map(lambda a: self._tensor(a) if isinstance(a, np.ndarray) else a, state)
+
+    def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        with torch.no_grad():
+            y, final = self.module(self._tensor(x), self._state(state))
+        return _numpy(y), pytree.tree_map(lambda s: _numpy(s) if isinstance(s, torch.Tensor) else s, final)
+
+    def _layout(self, x: np.ndarray, layout: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The input in `layout`, and the tensor it is a view of (None when it is its own)."""
+        if layout == "contiguous":
+            return self._tensor(x), None
+        if layout == "strided":
+            base = torch.zeros((x.shape[0], 2 * x.shape[1], x.shape[2]), device=self.device)
+            base[:, ::2] = self._tensor(x)
+            return base[:, ::2], base
+        if layout == "transposed":
+            base = self._tensor(np.ascontiguousarray(np.swapaxes(x, 0, 1)))
+            return base.transpose(0, 1), base
+        raise ValueError(f"unknown layout {layout!r}")
+
+    def call(self, x: np.ndarray, state: Any, layout: str = "contiguous", backward: bool = False,
+             repeats: int = 1, seed: int = 0) -> NativeCall:  # fmt: skip
+        if backward and layout != "contiguous":
+            raise ValueError("backward runs on the contiguous layout only")
+        xt, base = self._layout(x, layout)
+        st = self._state(state)
+        if backward:
+            # Non-leaf tensors that require grad, as a model hands the module (after a projection).
+            xt = xt.requires_grad_(True).clone()
+            st = pytree.tree_map(lambda s: s.detach().requires_grad_(True).clone(), st)
+        owned = {"x": xt, **{f"state[{k}]": s for k, s in enumerate(pytree.tree_leaves(st))}}
+        if base is not None:
+            owned[f"{tuple(base.shape)} tensor that x is a view of"] = base
+        before = {name: _numpy(t) for name, t in owned.items()}
+        generator = np.random.default_rng(seed)
+        outputs = []
+        for _ in range(repeats):
+            with torch.set_grad_enabled(backward):
+                y, final = self.module(xt, st)
+            leaves = pytree.tree_leaves(final)
+            outputs.append((_numpy(y), [_numpy(s) for s in leaves]))
+            if backward:
+                pulled = [t for t in (y, *leaves) if t.requires_grad]
+                upstream = [self._tensor(generator.normal(0.0, 1.0, tuple(t.shape))) for t in pulled]
+                torch.autograd.backward(pulled, upstream)
+        changed = {name: max_change(before[name], _numpy(t)) for name, t in owned.items()}
+        return NativeCall(outputs, changed)
