@@ -58,8 +58,10 @@ def test_conformance(
     outcome = run(conformance.check, subject)
     if outcome.skipped:  # no record: the plugin records the skip and its reason, as for a setup skip
         pytest.skip(outcome.skipped)
+    threshold = check.threshold if outcome.threshold is None else outcome.threshold
     record = {
         **conformance.template(matrix.tier),
+        "threshold": threshold,
         "passed": bool(outcome.passed),
         "value": finite_or_none(outcome.value),
         "detail": outcome.detail,
@@ -72,6 +74,6 @@ def test_conformance(
     if not outcome.passed:
         pytest.fail(
             f"{conformance.adapter} failed {TASK}.{conformance.check} (seed 0): {check.metric} = {outcome.value:.3g} "
-            f"(tolerance {check.threshold:g})\n  {outcome.detail}",
+            f"(tolerance {threshold:g})\n  {outcome.detail}",
             pytrace=False,
         )

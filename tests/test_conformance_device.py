@@ -13,9 +13,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from benchmarks.conformance import Subject, skip_reason  # noqa: E402
+from adapters.reference import ReferenceLayer  # noqa: E402
+from benchmarks.conformance import Subject, run, skip_reason  # noqa: E402
+from benchmarks.conformance.common import GPU_SCALE, PARITY_ATOL, TOL  # noqa: E402
 from benchmarks.conformance.device import DEVICE_ATOL, device_parity  # noqa: E402
-from tests import handwritten  # noqa: E402
+from tests import fake_layers, handwritten  # noqa: E402
 
 
 class _CopyDiffers:
@@ -102,3 +104,28 @@ def test_device_parity_is_skipped_on_the_cpu_and_for_keras() -> None:
     assert "needs --device cuda" in str(skip_reason("device_parity", "x", caps, None, _Adapter(handwritten.lstm)))
     keras_like = type("K", (), {"framework": "keras"})()
     assert "not PyTorch" in str(skip_reason("device_parity", "x", caps, None, keras_like))
+
+
+class _OffBy(ReferenceLayer):
+    """The reference with every output 2e-5 off: beyond the CPU's 1e-5, within a GPU's 5e-5."""
+
+    def forward(self, x: Any, state: Any = None) -> Any:
+        y, final = super().forward(x, state)
+        return y + 2e-5, final
+
+
+class _OffByLayers(fake_layers.FakeLayers):
+    layer = _OffBy
+
+
+def test_float32_tolerances_scale_on_a_gpu_and_only_there() -> None:
+    on_cpu = run("forward_parity", Subject("off", _OffByLayers()))  # type: ignore[arg-type]
+    assert not on_cpu.passed and on_cpu.threshold is None
+    gpu = _OffByLayers()
+    gpu.device = "gpu"  # type: ignore[attr-defined]  # what a Keras adapter on a GPU says
+    on_gpu = run("forward_parity", Subject("off", gpu))  # type: ignore[arg-type]
+    assert on_gpu.passed and on_gpu.threshold == PARITY_ATOL * GPU_SCALE, on_gpu.detail
+    assert "(tolerances x5 on a GPU)" in on_gpu.detail
+    assert TOL.scale == 1.0  # reset after the check
+    exact = run("causality", Subject("off", gpu))  # type: ignore[arg-type]
+    assert exact.threshold == 0.0  # an exact check stays exact

@@ -36,12 +36,15 @@ from benchmarks.conformance import (
 )
 from benchmarks.conformance.common import (
     GATES,
+    GPU_SCALE,
     SWAP_MARGIN,
     TASK,
+    TOL,
     VERSION,
     ConformanceCheck,
     Outcome,
     Subject,
+    on_gpu,
 )
 from benchmarks.matrix import new_record
 
@@ -137,8 +140,17 @@ def counterpart_skip(adapter: Any, counterpart: Any) -> str | None:
 
 
 def run(check: str, subject: Subject) -> Outcome:
-    """Run one check; on a cell in a named variant, the detail says which (e.g. reset_before GRU)."""
-    outcome = CHECKS_BY_NAME[check].run(subject)
+    """Run one check with the float32 tolerances of the adapter's device (`TOL`: scaled on a
+    GPU); on a cell in a named variant, the detail says which (e.g. reset_before GRU)."""
+    spec = CHECKS_BY_NAME[check]
+    TOL.scale = GPU_SCALE if on_gpu(subject.adapter) else 1.0
+    try:
+        outcome = spec.run(subject)
+    finally:
+        scale, TOL.scale = TOL.scale, 1.0
+    if scale != 1.0 and spec.device_scaled and outcome.threshold is None:
+        outcome.threshold = spec.threshold * scale
+        outcome.detail += f" (tolerances x{scale:g} on a GPU)"
     if subject.variant and "weight_io" in CHECKS_BY_NAME[check].needs:
         outcome.detail = f"[{subject.variant} {subject.cell.upper()}] {outcome.detail}"
     return outcome

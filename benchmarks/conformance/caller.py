@@ -9,7 +9,16 @@ from __future__ import annotations
 import numpy as np
 
 from adapters.native import NativeCall, NativeModule
-from benchmarks.conformance.common import SAME_COMPUTATION_ATOL, ConformanceCheck, Outcome, Subject, float32, fmt, rng
+from benchmarks.conformance.common import (
+    SAME_COMPUTATION_ATOL,
+    TOL,
+    ConformanceCheck,
+    Outcome,
+    Subject,
+    float32,
+    fmt,
+    rng,
+)
 from benchmarks.conformance.robustness import gist
 
 INPUT_SIZE, HIDDEN_SIZE, BATCH, LENGTH = 4, 6, 3, 9
@@ -58,7 +67,7 @@ def caller_data(subject: Subject) -> Outcome:
                 changed.setdefault(name, []).append(label)
         err, where = _differ(*runs[label].outputs[:2])
         errors["reused"] = max(errors["reused"], err)
-        if err > SAME_COMPUTATION_ATOL:
+        if err > TOL.same:
             reused.append(f"{label} {fmt(err)} ({where})")
     written = [f"{name} (in the {', '.join(labels)} calls)" for name, labels in changed.items()
                if name == "x" or "x" not in changed or "x is a view of" not in name]  # fmt: skip
@@ -73,7 +82,7 @@ def caller_data(subject: Subject) -> Outcome:
             continue
         err, where = _differ(runs[label].outputs[0], base.outputs[0])
         errors["layout"] = max(errors["layout"], err)
-        if err > SAME_COMPUTATION_ATOL:
+        if err > TOL.same:
             layout = "contiguous" if label == "forward and backward" else label
             failures.append(
                 f"the {label} call ({native.layouts[layout]}) gives results {fmt(err)} away from the plain forward's "
@@ -90,7 +99,7 @@ def caller_data(subject: Subject) -> Outcome:
         detail += f" ({native.immutable})"
     if failures:
         detail += ". " + "; ".join(failures)
-    return Outcome(worst, not failures and errors["changed"] == 0 and worst <= SAME_COMPUTATION_ATOL, detail, errors)
+    return Outcome(worst, not failures and errors["changed"] == 0 and worst <= TOL.same, detail, errors)
 
 
 CHECKS: tuple[ConformanceCheck, ...] = (

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from adapters import reference as ref
 from adapters.reference import Layer, Weights
 from benchmarks.conformance.common import (
+    TOL,
     ConformanceCheck,
     Mismatch,
     Outcome,
@@ -160,10 +161,10 @@ def gradients(subject: Subject) -> Outcome:
         errors = _errors(got, want)
         for name, err in errors.items():
             worst[name] = max(worst.get(name, 0.0), err)
-        if not failure and max(errors.values()) > GRADIENT_RTOL:
+        if not failure and max(errors.values()) > TOL(GRADIENT_RTOL):
             where = f"B={batch}, T={length}, input {input_size}, hidden {hidden_size}"
-            why = _diagnose(subject, layer, (x, weights, state, dy, dfinal), got, reference, GRADIENT_RTOL)
-            failure = f"at {where}: {why}. {_off(got, want, errors, GRADIENT_RTOL, length)}"
+            why = _diagnose(subject, layer, (x, weights, state, dy, dfinal), got, reference, TOL(GRADIENT_RTOL))
+            failure = f"at {where}: {why}. {_off(got, want, errors, TOL(GRADIENT_RTOL), length)}"
     value = max(worst.values())
     by_kind = {
         "x": worst["x"],
@@ -179,7 +180,7 @@ def gradients(subject: Subject) -> Outcome:
     )
     if failure:
         detail += ". " + failure
-    return Outcome(value, value <= GRADIENT_RTOL, detail, by_kind)
+    return Outcome(value, value <= TOL(GRADIENT_RTOL), detail, by_kind)
 
 
 def chunked_gradients(subject: Subject) -> Outcome:

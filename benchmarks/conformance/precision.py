@@ -174,5 +174,6 @@ CHECKS: tuple[ConformanceCheck, ...] = (
         "and state: |error| <= tol + tol·|reference| with PyTorch's classes (tol 1e-2 float16, 1e-1 "
         "bfloat16), random and saturating weights, T <= 32; a dtype the framework cannot run is skipped",
         low_precision,
+        device_scaled=False,
     ),
 )  # fmt: skip

@@ -21,6 +21,7 @@ import numpy as np
 from adapters import reference as ref
 from adapters.reference import LayerAdapter, Weights
 from benchmarks.conformance.common import (
+    TOL,
     ConformanceCheck,
     Outcome,
     Subject,
@@ -49,7 +50,7 @@ class Regime:
 
     @property
     def tolerance(self) -> str:
-        return f"{self.atol:g} + {self.rtol:g}·|reference|"
+        return f"{TOL(self.atol):g} + {TOL(self.rtol):g}·|reference|"
 
 
 REGIMES = (
@@ -89,7 +90,9 @@ class Comparison:
                 out[name] = np.full(want.shape, np.inf)
                 continue
             err = np.abs(got.astype(np.float64) - want)
-            out[name] = np.where(np.isnan(err), np.inf, err / (self.regime.atol + self.regime.rtol * np.abs(want)))
+            out[name] = np.where(
+                np.isnan(err), np.inf, err / (TOL(self.regime.atol) + TOL(self.regime.rtol) * np.abs(want))
+            )
         return out
 
     def max_abs(self) -> float:
@@ -253,5 +256,6 @@ CHECKS: tuple[ConformanceCheck, ...] = (
         "hidden 256, a saturated counter (|c| to tens; to hundreds over 1031 steps); tolerance atol + "
         "rtol·|reference| per regime",
         regimes,
+        device_scaled=False,
     ),
 )  # fmt: skip

@@ -23,6 +23,7 @@ from adapters.custom import first_line
 from adapters.reference import rounded
 from benchmarks.conformance.common import (
     PARITY_ATOL,
+    TOL,
     ConformanceCheck,
     Outcome,
     Subject,
@@ -105,7 +106,7 @@ def _compare(subject: Subject, layers: int, bidirectional: bool) -> tuple[float,
         y_ref, final_ref = rs.forward(cell, x, w, state, layers, bidirectional)
         err = max(max_abs(y, y_ref), max_abs(final, final_ref))
         worst = max(worst, err)
-        if err <= PARITY_ATOL:
+        if err <= TOL.parity:
             continue
         shape = f"{layers} layer(s), {'bidirectional' if bidirectional else 'one direction'}, B={BATCH}, T={LENGTH}"
         problems = [f"outputs off by {fmt(max_abs(y, y_ref))}"]
@@ -122,11 +123,11 @@ def _compare(subject: Subject, layers: int, bidirectional: bool) -> tuple[float,
                 continue
             problems += [f"final {part} {name} off by {fmt(max_abs(got[r], want[r]))}"
                          for r, name in enumerate(_row_names(layers, bidirectional))
-                         if max_abs(got[r], want[r]) > PARITY_ATOL]  # fmt: skip
+                         if max_abs(got[r], want[r]) > TOL.parity]  # fmt: skip
         named = [m for m, make in _mistakes(cell, x, w, state, layers, bidirectional).items()
-                 if max_abs(y, make()) <= PARITY_ATOL]  # fmt: skip
+                 if max_abs(y, make()) <= TOL.parity]  # fmt: skip
         if bidirectional and layers == 1 and all(
-            max_abs(a[r], b[1 - r]) <= PARITY_ATOL for a, b in zip(arrays(final), arrays(final_ref), strict=False)
+            max_abs(a[r], b[1 - r]) <= TOL.parity for a, b in zip(arrays(final), arrays(final_ref), strict=False)
             for r in (0, 1)
         ):  # fmt: skip
             named.append("the final states of the two directions are swapped (backward's in row 0, forward's in row 1)")
@@ -151,7 +152,7 @@ def _check(layers: int, bidirectional: bool) -> Callable[[Subject], Outcome]:
         detail = f"{short}: max |error| {fmt(worst)}"
         if failure:
             detail += f"; {failure}"
-        return Outcome(worst, worst <= PARITY_ATOL, detail)
+        return Outcome(worst, worst <= TOL.parity, detail)
 
     return check
 

@@ -14,6 +14,7 @@ from benchmarks.conformance.common import (
     DIAGNOSIS_ATOL,
     PARITY_ATOL,
     SAME_COMPUTATION_ATOL,
+    TOL,
     ConformanceCheck,
     Mismatch,
     Outcome,
@@ -60,12 +61,12 @@ def streaming(subject: Subject) -> Outcome:
         err = max(max_abs(chunked, whole), max_abs(carried, whole_final))
         errors["chunks"] = max(errors["chunks"], err)
         steer(err)
-        if err > SAME_COMPUTATION_ATOL:
-            steps = [s for s in range(length) if max_abs(chunked[:, s], whole[:, s]) > SAME_COMPUTATION_ATOL]
+        if err > TOL.same:
+            steps = [s for s in range(length) if max_abs(chunked[:, s], whole[:, s]) > TOL.same]
             where = f", first at step {steps[0]}" if steps else " (in the final state)"
             cold = runner.forward(np.split(x, cuts, axis=1)[-1], None)[0]
             note = ""
-            if max_abs(pieces[-1], cold) <= SAME_COMPUTATION_ATOL:
+            if max_abs(pieces[-1], cold) <= TOL.same:
                 note = ": the last chunk comes out as if from the zero state, so the state passed in is dropped"
             raise Mismatch(
                 f"fed in chunks cut at {list(cuts)} (B={batch}, T={length}) with the carried state, the output "
@@ -82,14 +83,14 @@ def streaming(subject: Subject) -> Outcome:
     y_none, final_none = runner.forward(x, None)
     y_zero, final_zero = runner.forward(x, zeros_like(some_state))
     errors["zero_state"] = max(max_abs(y_zero, y_none), max_abs(final_zero, final_none))
-    if errors["zero_state"] > SAME_COMPUTATION_ATOL:
+    if errors["zero_state"] > TOL.same:
         failure.append(f"an explicit zero state gives other outputs than no state (by {fmt(errors['zero_state'])})")
     if runner.layer is not None:
         state = runner.initial_state(3, g)
         y, final = runner.forward(x, state)
         h = arrays(final)[0]
         errors["final_is_last"] = max_abs(h, y[:, -1])
-        if errors["final_is_last"] > SAME_COMPUTATION_ATOL:
+        if errors["final_is_last"] > TOL.same:
             failure.append(f"the final h differs from the last output by {fmt(errors['final_is_last'])}")
     worst = max(errors.values())
     detail = (
@@ -99,7 +100,7 @@ def streaming(subject: Subject) -> Outcome:
     detail += f"; final h vs last output {fmt(errors['final_is_last'])}" if runner.layer is not None else ""
     if failure:
         detail += ". " + "; ".join(failure)
-    return Outcome(worst, worst <= SAME_COMPUTATION_ATOL and not failure, detail, dict(errors))
+    return Outcome(worst, worst <= TOL.same and not failure, detail, dict(errors))
 
 
 def batch_independence(subject: Subject) -> Outcome:
@@ -127,7 +128,7 @@ def batch_independence(subject: Subject) -> Outcome:
         errors["alone"] = max(errors["alone"], *alone)
         steer(max(alone), "alone")
         for i, err in enumerate(alone):
-            if err > SAME_COMPUTATION_ATOL:
+            if err > TOL.same:
                 raise Mismatch(
                     f"row {i} of a batch of {batch} (T={length}) differs from that sample alone by {fmt(err)}"
                 )
@@ -138,7 +139,7 @@ def batch_independence(subject: Subject) -> Outcome:
             err = max(err, max_abs(fp, take_rows(final, index)))
         errors["permuted"] = max(errors["permuted"], err)
         steer(err, "permuted")
-        if err > SAME_COMPUTATION_ATOL:
+        if err > TOL.same:
             raise Mismatch(
                 f"the batch permuted by {list(order)} gives outputs {fmt(err)} away from the outputs permuted"
             )
@@ -148,7 +149,7 @@ def batch_independence(subject: Subject) -> Outcome:
     detail = f"on the {runner.kind}: alone vs in the batch {fmt(errors['alone'])}; permuted {fmt(errors['permuted'])}"
     if message:
         detail += ". " + message
-    return Outcome(worst, worst <= SAME_COMPUTATION_ATOL and not message, detail, dict(errors))
+    return Outcome(worst, worst <= TOL.same and not message, detail, dict(errors))
 
 
 def causality(subject: Subject) -> Outcome:
@@ -250,13 +251,13 @@ def variable_length(subject: Subject) -> Outcome:
         steer(max(max(row) for row in rows))
         for b, (n, (out_err, final_err)) in enumerate(zip(lengths, rows, strict=True)):
             where = f"row {b} of length {n} (lengths {list(lengths)}, padded to T={length})"
-            if out_err > PARITY_ATOL:
-                steps = [s for s in range(n) if max_abs(y[b, s], trimmed[b][0][0, s]) > PARITY_ATOL]
+            if out_err > TOL.parity:
+                steps = [s for s in range(n) if max_abs(y[b, s], trimmed[b][0][0, s]) > TOL.parity]
                 raise Mismatch(
                     f"{where}: its outputs at valid steps differ from the reference on the trimmed row by "
                     f"{fmt(out_err)}, first at step {steps[0] if steps else '?'}"
                 )
-            if final_err > PARITY_ATOL:
+            if final_err > TOL.parity:
                 why = _why_final_differs(cell, x, weights, state, arrays(finals[b])[0], [f for _, f in trimmed], n, b)
                 raise Mismatch(
                     f"{where}: its final state is {fmt(final_err)} away from the reference's at its last valid "
@@ -272,7 +273,7 @@ def variable_length(subject: Subject) -> Outcome:
     )
     if message:
         detail += ". " + message
-    return Outcome(worst, worst <= PARITY_ATOL and not message, detail, dict(errors))
+    return Outcome(worst, worst <= TOL.parity and not message, detail, dict(errors))
 
 
 CHECKS: tuple[ConformanceCheck, ...] = (

@@ -18,6 +18,7 @@ from benchmarks.conformance.common import (
     LENGTHS,
     PARITY_ATOL,
     SWAP_MARGIN,
+    TOL,
     ConformanceCheck,
     Mismatch,
     Outcome,
@@ -46,7 +47,7 @@ def forward_parity(subject: Subject) -> Outcome:
         y, final = layer.forward(x, state)
         y_ref, final_ref = ref.forward(cell, x, weights, state, variant=variant)
         err = max(max_abs(y, y_ref), max_abs(final, final_ref))
-        if err <= PARITY_ATOL:
+        if err <= TOL.parity:
             return err, ""
         where = f"B={batch}, T={length}, input {layer.input_size}, hidden {layer.hidden_size}"
         why = diagnose(cell, x, weights, state, y, variant)
@@ -85,7 +86,7 @@ def forward_parity(subject: Subject) -> Outcome:
     detail = f"max |adapter - reference| {fmt(worst)} over {cases} cases (outputs and final state)"
     if failure:
         detail += "; " + failure
-    return Outcome(worst, worst <= PARITY_ATOL, detail)
+    return Outcome(worst, worst <= TOL.parity, detail)
 
 
 def round_trip(subject: Subject) -> Outcome:
@@ -129,7 +130,7 @@ def round_trip(subject: Subject) -> Outcome:
     change = max(change, *rounding.values())
     target_layer.import_weights(exported)
     after = max_abs(target_layer.forward(x, state)[0], source.forward(x, state)[0])
-    if after > PARITY_ATOL:
+    if after > TOL.parity:
         problems.append(
             f"after importing, the layer's output differs from the exporting layer's by {fmt(after)} (before: "
             f"{fmt(before)}): import does not set what the layer computes with"
@@ -140,7 +141,7 @@ def round_trip(subject: Subject) -> Outcome:
     )
     if problems:
         detail += ". " + "; ".join(problems)
-    return Outcome(change, change == 0 and after <= PARITY_ATOL, detail, {"output_diff_after_import": after})
+    return Outcome(change, change == 0 and after <= TOL.parity, detail, {"output_diff_after_import": after})
 
 
 def transplant(subject: Subject) -> Outcome:
@@ -162,7 +163,7 @@ def transplant(subject: Subject) -> Outcome:
     detail = "each framework's own initial weights, moved (bh folded into b where a layout has none): " + "; ".join(
         f"{d} max |diff| {fmt(e)}" for d, e in errors.items()
     )
-    return Outcome(worst, worst <= PARITY_ATOL, detail)
+    return Outcome(worst, worst <= TOL.parity, detail)
 
 
 def gate_order(subject: Subject) -> Outcome:
@@ -190,10 +191,10 @@ def gate_order(subject: Subject) -> Outcome:
         )
     else:
         detail = f"max |adapter - reference| {fmt(err)} (one gate: nothing to swap)"
-    if err > PARITY_ATOL:
+    if err > TOL.parity:
         detail += "; " + diagnose(cell, x, weights, state, y, variant)
     extras = {"closest_swap_error": min(margins.values())} if margins else {}
-    return Outcome(err, err <= PARITY_ATOL, detail, extras)
+    return Outcome(err, err <= TOL.parity, detail, extras)
 
 
 CHECKS: tuple[ConformanceCheck, ...] = (
