@@ -218,8 +218,8 @@ def chunked_gradients(subject: Subject) -> Outcome:
         err = max(errors.values())
         worst = max(worst, err)
         steer(err)
-        if err > CHUNKED_RTOL:
-            off = _off(chunked, whole, errors, CHUNKED_RTOL, length, against="whole")
+        if err > TOL(CHUNKED_RTOL):
+            off = _off(chunked, whole, errors, TOL(CHUNKED_RTOL), length, against="whole")
             raise Mismatch(
                 f"cut at {list(cuts)} (B={batch}, T={length}), the gradients chained through the carried state "
                 f"(each chunk's d/d initial state fed to the chunk before as its d/d final state) differ from the "
@@ -235,7 +235,7 @@ def chunked_gradients(subject: Subject) -> Outcome:
     )
     if message:
         detail += ". " + message
-    return Outcome(worst, worst <= CHUNKED_RTOL and not message, detail)
+    return Outcome(worst, worst <= TOL(CHUNKED_RTOL) and not message, detail)
 
 
 CHECKS: tuple[ConformanceCheck, ...] = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.conformance.common import (
+    TOL,
     TRAINED_RTOL,
     ConformanceCheck,
     Outcome,
@@ -80,7 +81,7 @@ def trained_transplant(subject: Subject) -> Outcome:
     )
     if flipped:
         detail += f"; verdict changed for {', '.join(flipped)}"
-    return Outcome(worst, worst <= TRAINED_RTOL and not flipped, detail, {"max_abs_output_diff": output_diff})
+    return Outcome(worst, worst <= TOL(TRAINED_RTOL) and not flipped, detail, {"max_abs_output_diff": output_diff})
 
 
 CHECKS: tuple[ConformanceCheck, ...] = (
