@@ -34,7 +34,8 @@ FORGETS_STATE := --reason "count_steps.carry_state=the state handed back in is i
 	--fails count_steps.cold_start alphabet_stateful.from_a alphabet_stateful.cold_start \
 	moving_average_stateful.stateful sine_rollout.rollout sine_rollout.beats_persistence \
 	streams.online_equals_offline conformance.transplant conformance.gate_order conformance.gradients \
-	conformance.chunked_gradients conformance.bad_input conformance.trained_transplant conformance.variable_length
+	conformance.chunked_gradients conformance.bad_input conformance.trained_transplant conformance.variable_length \
+	conformance.regimes conformance.low_precision
 define example
 	rm -f $(EXAMPLES)/$(1)/results.json
 	-$(PY) -m pytest benchmarks --tier smoke -q --adapter $(2) -k "$(1)-" --report-dir $(EXAMPLES)/$(1) $(ARGS)
