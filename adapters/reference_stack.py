@@ -96,17 +96,17 @@ def parts(cell: str, state: Any, row: int) -> Any:
 
 
 def direction_forward(cell: str, x: np.ndarray, weights: Mapping[str, np.ndarray], state: Any,
-                      reverse: bool) -> tuple[np.ndarray, Any]:  # fmt: skip
+                      reverse: bool, variant: str = "") -> tuple[np.ndarray, Any]:  # fmt: skip
     """One direction of one layer: the backward one reads x time-reversed and its outputs are
     reversed back."""
     if not reverse:
-        return ref.forward(cell, x, weights, state)
-    y, final = ref.forward(cell, np.asarray(x)[:, ::-1], weights, state)
+        return ref.forward(cell, x, weights, state, variant=variant)
+    y, final = ref.forward(cell, np.asarray(x)[:, ::-1], weights, state, variant=variant)
     return y[:, ::-1], final
 
 
 def forward(cell: str, x: np.ndarray, weights: Mapping[str, Mapping[str, np.ndarray]], state: Any,
-            num_layers: int, bidirectional: bool) -> tuple[np.ndarray, Any]:  # fmt: skip
+            num_layers: int, bidirectional: bool, variant: str = "") -> tuple[np.ndarray, Any]:  # fmt: skip
     """The stack in float64: y (batch, time, num_directions * hidden) of the last layer and the
     final state in the stacked layout (None = zeros)."""
     inputs = np.asarray(x, np.float64)
@@ -117,7 +117,7 @@ def forward(cell: str, x: np.ndarray, weights: Mapping[str, Mapping[str, np.ndar
         for direction in range(n):
             row = layer * n + direction
             y, final = direction_forward(cell, inputs, weights[suffix(layer, direction)], parts(cell, state, row),
-                                         reverse=bool(direction))  # fmt: skip
+                                         reverse=bool(direction), variant=variant)  # fmt: skip
             outputs.append(y)
             finals.append(final)
         inputs = np.concatenate(outputs, axis=-1)

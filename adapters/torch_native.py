@@ -66,8 +66,10 @@ class TorchNative:
         if backward:
             # Non-leaf tensors that require grad, as a model hands the module (after a projection).
             xt = xt.requires_grad_(True).clone()
-            st = pytree.tree_map(lambda s: s.detach().requires_grad_(True).clone(), st)
-        owned = {"x": xt, **{f"state[{k}]": s for k, s in enumerate(pytree.tree_leaves(st))}}
+            st = pytree.tree_map(
+                lambda s: s.detach().requires_grad_(True).clone() if isinstance(s, torch.Tensor) else s, st
+            )
+        owned = {"x": xt, **{f"state[{k}]": s for k, s in enumerate(_tensors(st))}}
         if base is not None:
             owned[f"{tuple(base.shape)} tensor that x is a view of"] = base
         before = {name: _numpy(t) for name, t in owned.items()}
@@ -76,7 +78,7 @@ class TorchNative:
         for _ in range(repeats):
             with torch.set_grad_enabled(backward):
                 y, final = self.module(xt, st)
-            leaves = pytree.tree_leaves(final)
+            leaves = _tensors(final)
             outputs.append((_numpy(y), [_numpy(s) for s in leaves]))
             if backward:
                 pulled = [t for t in (y, *leaves) if t.requires_grad]
@@ -84,3 +86,8 @@ class TorchNative:
                 torch.autograd.backward(pulled, upstream)
         changed = {name: max_change(before[name], _numpy(t)) for name, t in owned.items()}
         return NativeCall(outputs, changed)
+
+
+def _tensors(nest: Any) -> list[torch.Tensor]:
+    """The tensors of a state nest (a module may keep other leaves in it, e.g. a step count)."""
+    return [t for t in pytree.tree_leaves(nest) if isinstance(t, torch.Tensor)]

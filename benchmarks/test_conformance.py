@@ -2,7 +2,7 @@
 
 `pytest benchmarks/test_conformance.py -k torch-gru` for one adapter, `-k gate_order` for one
 check. No training to criterion except `trained_transplant` (count_steps, smoke budget); the
-checks themselves live in `benchmarks/conformance.py`.
+checks themselves live in the package `benchmarks/conformance/`.
 """
 
 from __future__ import annotations

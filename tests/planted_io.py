@@ -100,7 +100,8 @@ class ReadsStorageAsContiguous(HandLSTM):
 
 
 class FlattensWithView(HandLSTM):
-    """Flattens x with .view, which raises for a non-contiguous x."""
+    """Flattens x with .view, which raises for a non-contiguous x: a clear refusal, not a defect
+    (caller_data passes it with a note), the control for `ReadsStorageAsContiguous`."""
 
     def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         b, t, i = x.shape

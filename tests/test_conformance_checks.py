@@ -215,3 +215,34 @@ def test_conformance_items_in_the_plugin(pytester: pytest.Pytester) -> None:
     skipped = records[("oracle", "forward_parity")]
     assert skipped["outcome"] == "skipped" and "Capabilities.weight_io is False" in skipped["reason"]
     assert "no variable-length support" in records[("swapped", "variable_length")]["reason"]
+
+
+class _OneModel:
+    """An adapter with a model only, whose predict is `predict`."""
+
+    name, framework = "one", "numpy"
+    capabilities = Capabilities()
+
+    def __init__(self, predict: Any) -> None:
+        self.predict = predict
+
+    def build(self, spec: ModelSpec, seed: int) -> Any:
+        return type("M", (), {"n_params": 1, "predict": staticmethod(self.predict)})()
+
+
+def test_bad_input_gives_a_verdict_when_the_good_input_fails_or_a_case_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(x: np.ndarray, state: Any = None) -> Any:
+        raise RuntimeError("kernel not built")
+
+    outcome = run("bad_input", Subject("broken", _OneModel(broken)))  # type: ignore[arg-type]
+    assert not outcome.passed and "a good input (a batch of 3) raised RuntimeError: kernel not built" in outcome.detail
+
+    def hangs(x: np.ndarray, state: Any = None) -> Any:
+        if len(x) != 3:
+            time.sleep(0.5)
+        return np.zeros((len(x), x.shape[1], 2)), np.zeros((len(x), 2))
+
+    monkeypatch.setattr(robustness, "HANG_SECONDS", 0.05)
+    outcome = run("bad_input", Subject("hangs", _OneModel(hangs)))  # type: ignore[arg-type]
+    assert not outcome.passed and "no answer in 0.05 s" in outcome.detail
+    assert outcome.detail.count("not run, the model hung on an earlier case") == 3

@@ -26,7 +26,7 @@ NOT_APPLICABLE = {
 
 @functools.cache
 def adapter(spec: str) -> Any:
-    return resolve(spec)
+    return resolve(spec).load()
 
 
 @pytest.mark.parametrize("spec", ["hand-lstm=torch:tests.handwritten:lstm", "hand-gru=torch:tests.handwritten:gru"])
@@ -45,3 +45,14 @@ def test_a_correct_handwritten_module_passes_every_check_that_applies(spec: str,
         return
     assert reason is None, reason
     assert outcome.passed, outcome.detail
+
+
+@pytest.mark.parametrize("check", [c.name for c in CHECKS if "counterpart" not in c.needs])
+def test_a_module_with_a_dict_state_gets_a_verdict_not_a_crash(check: str) -> None:
+    """The README allows any tuple/list/dict nest as a state: every check runs (or skips) on an
+    nn.LSTM wrapped to return {"h": h, "rest": [c]}, and passes."""
+    mine = adapter("dict=torch:tests.byo_factories:dict_state")
+    reason = skip_reason(check, mine.name, mine.capabilities, getattr(mine, "capability_notes", None), mine)
+    if reason is None:
+        outcome = run(check, Subject(mine.name, mine))
+        assert outcome.skipped or outcome.passed, outcome.detail

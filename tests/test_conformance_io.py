@@ -82,22 +82,21 @@ def test_a_correct_module_raising_its_own_errors_passes_bad_input_with_notes() -
     """The issue's false alarm: torch's own wording is right behaviour, and only a note."""
     result = outcome(CORRECT["hand-lstm"], "bad_input")
     assert result.passed and result.value == 0
-    assert (
-        "ok the module itself, a batch-of-3 state with a batch of 2: raised RuntimeError: The size of tensor a (2) "
-        "must match the size of tensor b (3) at non-singleton dimension 0 (the message does not name the state: "
-        "consider a clearer one)"
-    ) in result.detail
-    assert "ok the module itself, an empty sequence: raised RuntimeError: stack expects a non-empty" in result.detail
+    # torch's own wording, whatever it is in this version, is quoted in a note, never judged
+    assert re.search(
+        r"ok the module itself, a batch-of-3 state with a batch of 2: raised RuntimeError: .* \(the message does not "
+        r"name the state: consider a clearer one\)",
+        result.detail,
+    ), result.detail
+    assert "ok the module itself, an empty sequence: raised RuntimeError" in result.detail
 
 
 @needs_keras
 def test_bad_input_reaches_the_keras_layer_itself() -> None:
     """The suite's own validation no longer answers for a Keras factory row: the layer does."""
     detail = outcome("keras-lstm", "bad_input").detail
-    assert "ok the module itself, 4 features instead of 3: raised InvalidArgumentError: Matrix size-incompatible" in (
-        detail
-    )
-    assert "ok the module itself, an empty sequence: raised InvalidArgumentError" in detail
+    assert "ok the module itself, 4 features instead of 3: raised " in detail
+    assert "ok the module itself, an empty sequence: raised " in detail
     assert "[Op:" not in detail and "Exception encountered" not in detail
 
 
@@ -120,10 +119,6 @@ PLANTED = {
         r"the strided call \(x\[:, ::2\] of a \(batch, 2 time, features\) tensor\) gives results .* away from the "
         r"plain forward's .*: does the module read x's memory as if contiguous\?",
         r"the transposed call .* gives results",
-    ]),
-    "flattens_with_view": ("caller_data", [
-        r"the transposed call \(a \(time, batch, features\) tensor \.transpose\(0, 1\)\) raised RuntimeError: view "
-        r"size is not compatible.*: does it need a contiguous x\?",
     ]),
     "broadcasts_state": ("bad_input", [
         r"FAIL the module itself, a batch-of-3 state with a batch of 2: accepted silently \(no error; it returned y "
@@ -218,3 +213,12 @@ def test_no_behaviour_code_reads_variable_length() -> None:
     for name, adapter_class in (("torch_rnn.py", "class TorchAdapter"), ("keras_rnn.py", "class KerasAdapter")):
         model_code = (ROOT / "adapters" / name).read_text().split(adapter_class)[0]  # the model and its training
         assert not {"variable_length", "pack_padded", "mask"} & set(re.findall(r"\w+", model_code)), name
+
+
+@needs_torch
+def test_a_module_that_refuses_a_non_contiguous_x_passes_with_a_note() -> None:
+    """A kernel that raises "expected contiguous" answers clearly (as bad_input takes any error);
+    only a wrong result on a strided or transposed x fails (`reads_storage`)."""
+    result = outcome("torch:tests.planted_io:flattens_with_view", "caller_data")
+    assert result.passed, result.detail
+    assert re.search(r"Note: the transposed call .* raised RuntimeError: .*: a contiguous x needed", result.detail)

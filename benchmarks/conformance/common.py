@@ -146,7 +146,13 @@ def rng(seed: int) -> np.random.Generator:
 
 
 def arrays(state: Any) -> list[np.ndarray]:
-    return [np.asarray(s) for s in (state if isinstance(state, tuple | list) else (state,))]
+    """The arrays of a state or output in a fixed order: a tuple/list nest in order, a dict by its
+    sorted keys (a module's state may be any such nest, README), an array as itself."""
+    if isinstance(state, dict):
+        return [a for key in sorted(state, key=str) for a in arrays(state[key])]
+    if isinstance(state, tuple | list):
+        return [a for s in state for a in arrays(s)]
+    return [np.asarray(state)]
 
 
 def max_abs(a: Any, b: Any) -> float:
@@ -286,6 +292,9 @@ class Runner:
 
 
 def zeros_like(state: Any) -> Any:
+    """The same nest (tuple, list, dict) with every array zeroed."""
+    if isinstance(state, dict):
+        return {key: zeros_like(value) for key, value in state.items()}
     if isinstance(state, tuple | list):
-        return type(state)(np.zeros_like(np.asarray(s)) for s in state)
+        return type(state)(zeros_like(s) for s in state)
     return np.zeros_like(np.asarray(state))

@@ -113,7 +113,7 @@ def run_dtype(layer: Layer, cell: str, dtype: str) -> tuple[float, float, str, i
         y, final = layer.forward(
             x.astype(np.float32), ref.pack_state(cell, [s.astype(np.float32) for s in arrays(state)])
         )
-        y_ref, final_ref = ref.forward(cell, x, weights, state)
+        y_ref, final_ref = ref.forward(cell, x, weights, state, variant=str(getattr(layer, "variant", "") or ""))
         ratio, err, where = _worst(dtype, [y, *arrays(final)], [y_ref, *arrays(final_ref)], names)
         cases += 1
         worst_err = max(worst_err, err)

@@ -102,7 +102,7 @@ class Comparison:
 
 @functools.lru_cache(maxsize=16)
 def reference_case(
-    cell: str, regime: Regime, hidden_size: int, seed: int
+    cell: str, regime: Regime, hidden_size: int, seed: int, variant: str = ""
 ) -> tuple[Weights, np.ndarray, Any, list[Any]]:
     """Weights (float32-rounded), input and initial state drawn from `seed`, and the reference's
     (y, final state) at each of the regime's lengths, in one pass: it is causal, so the run to 257
@@ -115,7 +115,7 @@ def reference_case(
     state = initial = random_state(cell, regime.batch, hidden_size, g)
     runs, ys, done = [], [], 0
     for length in regime.lengths:
-        y, state = ref.forward(cell, x[:, done:length], weights, state)
+        y, state = ref.forward(cell, x[:, done:length], weights, state, variant=variant)
         ys.append(y)
         done = length
         runs.append((np.concatenate(ys, axis=1), state))
@@ -140,7 +140,7 @@ def compare(layers: LayerAdapter, regime: Regime, hidden_size: int, seed: int) -
     """The layer against the reference at every length of one regime and hidden size, on weights,
     inputs and initial state drawn from `seed`; and the saturation reached ("" when not saturating)."""
     cell, batch, input_size = layers.cell, regime.batch, regime.input_size
-    weights, x, state, runs = reference_case(cell, regime, hidden_size, seed)
+    weights, x, state, runs = reference_case(cell, regime, hidden_size, seed, str(getattr(layers, "variant", "")))
     layer = layers.build_layer(input_size, hidden_size, seed)
     layer.import_weights({k: v.copy() for k, v in weights.items()})
     out, reached = [], ""

@@ -49,11 +49,11 @@ def _layer1_from(state: Any, directions: int, zeros: bool) -> Any:
 
 
 def _mistakes(cell: str, x: np.ndarray, w: rs.StackWeights, state: Any, layers: int,
-              bidirectional: bool) -> dict[str, Callable[[], np.ndarray]]:  # fmt: skip
+              bidirectional: bool, variant: str = "") -> dict[str, Callable[[], np.ndarray]]:  # fmt: skip
     """What the stack's output is under each classic mistake (the reference made to make it)."""
 
     def run(s: Any = state) -> np.ndarray:
-        return rs.forward(cell, x, w, s, layers, bidirectional)[0]
+        return rs.forward(cell, x, w, s, layers, bidirectional, variant)[0]
 
     h = HIDDEN
     out: dict[str, Callable[[], np.ndarray]] = {"the initial state is ignored (zeros used)": lambda: run(None)}
@@ -68,7 +68,9 @@ def _mistakes(cell: str, x: np.ndarray, w: rs.StackWeights, state: Any, layers: 
         )
     if bidirectional and layers == 1:
         y = run()
-        backward_in_step_order = rs.direction_forward(cell, x, w["l0_reverse"], rs.parts(cell, state, 1), False)[0]
+        backward_in_step_order = rs.direction_forward(
+            cell, x, w["l0_reverse"], rs.parts(cell, state, 1), False, variant
+        )[0]
         out["the backward direction's outputs are not reversed back (y_t of the backward half is its own step t, "
             "i.e. about input step T-1-t)"] = lambda: np.concatenate([y[..., :h], y[:, ::-1, h:]], axis=-1)  # fmt: skip
         out["the backward direction reads the input in forward order (no time reversal)"] = lambda: np.concatenate(
@@ -103,7 +105,7 @@ def _compare(subject: Subject, layers: int, bidirectional: bool) -> tuple[float,
             y, final = stack.forward(x, state)
         except Exception as exc:
             return float("inf"), f"forward raised {first_line(exc)}"
-        y_ref, final_ref = rs.forward(cell, x, w, state, layers, bidirectional)
+        y_ref, final_ref = rs.forward(cell, x, w, state, layers, bidirectional, subject.variant)
         err = max(max_abs(y, y_ref), max_abs(final, final_ref))
         worst = max(worst, err)
         if err <= TOL.parity:
@@ -124,7 +126,7 @@ def _compare(subject: Subject, layers: int, bidirectional: bool) -> tuple[float,
             problems += [f"final {part} {name} off by {fmt(max_abs(got[r], want[r]))}"
                          for r, name in enumerate(_row_names(layers, bidirectional))
                          if max_abs(got[r], want[r]) > TOL.parity]  # fmt: skip
-        named = [m for m, make in _mistakes(cell, x, w, state, layers, bidirectional).items()
+        named = [m for m, make in _mistakes(cell, x, w, state, layers, bidirectional, subject.variant).items()
                  if max_abs(y, make()) <= TOL.parity]  # fmt: skip
         if bidirectional and layers == 1 and all(
             max_abs(a[r], b[1 - r]) <= TOL.parity for a, b in zip(arrays(final), arrays(final_ref), strict=False)

@@ -190,7 +190,7 @@ def causality(subject: Subject) -> Outcome:
 
 
 def _why_final_differs(cell: str, x: np.ndarray, weights: Any, state: Any, h: np.ndarray, expected: list[Any],
-                       n: int, b: int) -> str:  # fmt: skip
+                       n: int, b: int, variant: str = "") -> str:  # fmt: skip
     """What row b's wrong final h is: the state after more steps of its row padded (with the
     caller's values or with zeros, as unpacking pads), or another row's (`expected`: every row's
     correct final state)."""
@@ -198,7 +198,7 @@ def _why_final_differs(cell: str, x: np.ndarray, weights: Any, state: Any, h: np
     zero_padded = x[b : b + 1].copy()
     zero_padded[:, n:] = 0.0
     for padding, row in (("", x[b : b + 1]), (" (zeros)", zero_padded)):
-        whole = ref.forward(cell, row, weights, row_state)[0]
+        whole = ref.forward(cell, row, weights, row_state, variant=variant)[0]
         for k in range(length, n, -1):
             if max_abs(h, whole[:, k - 1]) > DIAGNOSIS_ATOL:
                 continue
@@ -215,7 +215,7 @@ def _why_final_differs(cell: str, x: np.ndarray, weights: Any, state: Any, h: np
 
 
 def variable_length(subject: Subject) -> Outcome:
-    cell, i, h = subject.cell, 3, 6
+    cell, variant, i, h = subject.cell, subject.variant, 3, 6
     weights = ref.random_weights(cell, i, h, rng(15))
     layer = subject.layer(i, h, 15, weights_seed=15)
     masked = cast(Any, layer).forward
@@ -239,7 +239,7 @@ def variable_length(subject: Subject) -> Outcome:
         x = float32(g.normal(0.0, 1.0, (batch, length, i)))
         state = random_state(cell, batch, h, g)
         y, final = masked(x, state, lengths=np.asarray(lengths))
-        trimmed = [ref.forward(cell, x[b : b + 1, :n], weights, take_rows(state, slice(b, b + 1)))
+        trimmed = [ref.forward(cell, x[b : b + 1, :n], weights, take_rows(state, slice(b, b + 1)), variant=variant)
                    for b, n in enumerate(lengths)]  # fmt: skip
         finals = [take_rows(final, slice(b, b + 1)) for b in range(batch)]
         rows = [
@@ -258,7 +258,9 @@ def variable_length(subject: Subject) -> Outcome:
                     f"{fmt(out_err)}, first at step {steps[0] if steps else '?'}"
                 )
             if final_err > TOL.parity:
-                why = _why_final_differs(cell, x, weights, state, arrays(finals[b])[0], [f for _, f in trimmed], n, b)
+                why = _why_final_differs(
+                    cell, x, weights, state, arrays(finals[b])[0], [f for _, f in trimmed], n, b, variant
+                )
                 raise Mismatch(
                     f"{where}: its final state is {fmt(final_err)} away from the reference's at its last valid "
                     f"step: {why}"
