@@ -113,6 +113,20 @@ class UnreversedBackwardStack(HandStackLSTM):
         return torch.stack(outputs, dim=1)
 
 
+class HalfCrashesOnLongInput(HandLSTM):
+    """Runs one float16 step, then raises past 8 steps in float16 (a kernel whose half-precision
+    path has a bug in its tiling): a failure of the layer, not a dtype the device lacks."""
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        if x.dtype == torch.float16 and x.shape[1] > 8:
+            raise RuntimeError("half kernel: tile index out of range")
+        return super().forward(x, state)
+
+
+def half_crashes_on_long_input(input_size: int, hidden_size: int) -> nn.Module:
+    return HalfCrashesOnLongInput(input_size, hidden_size)
+
+
 def float32_guard_lstm(input_size: int, hidden_size: int) -> nn.Module:
     return Float32GuardLSTM(input_size, hidden_size)
 

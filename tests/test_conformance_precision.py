@@ -74,6 +74,11 @@ class TestHandWritten:
         assert "saturating weights" in outcome.detail and "FAIL bfloat16" not in outcome.detail
         assert outcome.extras["bfloat16_of_tolerance"] < 0.5
 
+    def test_a_dtype_that_runs_then_raises_fails_rather_than_skips(self) -> None:
+        outcome = check(f"{PLANTED}:half_crashes_on_long_input", "low_precision")
+        assert not outcome.passed and not outcome.skipped, outcome.detail
+        assert "float16: a forward raised RuntimeError: half kernel: tile index out of range" in outcome.detail
+
     def test_layer_1_from_layer_0s_initial_state_fails_stacked(self) -> None:
         spec = f"{PLANTED}:shared_initial_state_stack"
         assert check(spec, "forward_parity").passed

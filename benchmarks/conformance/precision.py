@@ -142,11 +142,18 @@ def low_precision(subject: Subject) -> Outcome:
         reason = f"{subject.name}: its build_layer() takes no dtype keyword: the bare layer is float32 only"
         return Outcome(float("nan"), True, reason, skipped=reason)
     for dtype in CLASSES:
-        try:
+        try:  # a dtype the framework or module cannot build or run at all is skipped with the error
             layer = subject.layers().build_layer(INPUT, HIDDEN, 0, dtype=dtype)  # type: ignore[call-arg]
-            result = run_dtype(layer, cell, dtype)
+            layer.forward(np.zeros((1, 1, INPUT), np.float32))
         except Exception as exc:
             skipped.append(f"{dtype} does not run here ({first_line(exc)})")
+            continue
+        try:  # once it ran, an error on another case is the layer's, not the dtype's
+            result = run_dtype(layer, cell, dtype)
+        except Exception as exc:
+            ran[dtype] = f"{dtype}: raised {first_line(exc)}"
+            extras[f"{dtype}_of_tolerance"] = float("inf")
+            failures.append(f"{dtype}: a forward raised {first_line(exc)} after a one-step forward in {dtype} ran")
             continue
         worst, err, failure, cases = result
         policy = getattr(layer, "policy", dtype)
