@@ -27,7 +27,7 @@ from benchmarks.conformance import CHECKS, Conformance
 from benchmarks.expectations import Expectation, ExpectationsError, expected_failure
 from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, Cell, CellSkipped, Matrix, Trained
 from reports import table, write_reports
-from reports.cells import SPEED_TASK
+from reports.cells import SPEED_TASK, plain
 from reports.cli import non_negative
 from reports.results import SCHEMA_VERSION, dir_problem, run_metadata, write_json_atomic
 from tasks import PENDING, TASKS, TIERS
@@ -385,6 +385,8 @@ class ResultCollector:
                 ("failed", False): "failed",
                 ("skipped", True): "xfailed",
             }.get((report.outcome, xfail), report.outcome)
+            # What went wrong, as the terminal shows it, for report.md and report.html.
+            message = plain(report.longreprtext).strip() if report.failed or xfail else ""
             for rec in records:
                 if rec["passed"]:
                     rec["outcome"] = "xpassed" if xfail else "passed"
@@ -392,6 +394,7 @@ class ResultCollector:
                     rec["outcome"] = "xfailed" if xfail else "failed"
                 rec["cell_outcome"] = cell_outcome
                 rec["reason"] = report.wasxfail if xfail else ""
+                rec["message"] = message
             return records
         if report.when == "setup" and report.outcome in ("skipped", "failed"):
             outcome = "skipped" if report.outcome == "skipped" else "error"
@@ -443,6 +446,8 @@ class ResultCollector:
         if any(r["task"] != SPEED_TASK for r in self.records):
             tr.write_line(table.pivot(self.records))
             tr.write_line(table.LEGEND)
+            for line in table.skip_lines(self.records):
+                tr.write_line(line)
         for lesson in table.lessons(self.records):
             tr.write_line("")
             tr.write_line(lesson)
