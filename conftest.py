@@ -22,18 +22,20 @@ import pytest
 
 from adapters import BUILTINS, AdapterError, entry_points, resolve
 from adapters.base import DEVICE_VARIABLE, DEVICES, threads
-from benchmarks import speed
+from benchmarks import expectations, speed
 from benchmarks.conformance import CHECKS, Conformance
-from benchmarks.expectations import expected_failure
+from benchmarks.expectations import Expectation, ExpectationsError, expected_failure
 from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, Cell, CellSkipped, Matrix, Trained
 from reports import table, write_reports
-from reports.cells import SPEED_TASK
+from reports.cells import SPEED_TASK, plain
 from reports.cli import non_negative
 from reports.results import SCHEMA_VERSION, dir_problem, run_metadata, write_json_atomic
 from tasks import PENDING, TASKS, TIERS
 
 ROOT = Path(__file__).resolve().parent
 MATRIX = pytest.StashKey[Matrix]()
+#: ({user row: the built-in it is like (--like)}, the expectations of --expectations FILE).
+EXPECTED = pytest.StashKey[tuple[dict[str, str], tuple[Expectation, ...]]]()
 #: pytest-xdist's workerinput key of the run's crash directory (`Matrix.crash_dir`).
 CRASH_DIR = "rnn_behaviour_crash_dir"
 CRASH_DIR_KEY = pytest.StashKey[str]()
@@ -123,6 +125,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="seconds a behaviour cell (training included) may run before it is that cell's error "
         f"(default by tier: {', '.join(f'{t} {s}' for t, s in CELL_TIMEOUT.items())}; 0 = no limit)",
     )
+    group.addoption(
+        "--like",
+        action="append",
+        default=[],
+        metavar="NAME=BUILTIN",
+        help="give a row of --adapter the expected failures of a built-in (repeatable), e.g. mine=torch-gru; "
+        "without it, a row of yours shares only the limits of the tasks themselves, whatever its name",
+    )
+    group.addoption(
+        "--expectations",
+        default=None,
+        metavar="FILE",
+        help="the known limits of your rows, as data (TOML, or JSON unless the name ends in .toml): entries "
+        "of adapter, task, check, reason (and optional tiers); those cells are expected failures (xfail) "
+        "with your reason",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -146,6 +164,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"{origin}: {exc}") from None
         adapters[ref.name] = ref
     tasks = {**TASKS, **PENDING} if config.getoption("pending") else TASKS
+    config.stash[EXPECTED] = _expected(config, adapters)
     config.stash[MATRIX] = Matrix(
         tier=config.getoption("tier"), seeds=config.getoption("seeds"), adapters=adapters, tasks=tasks
     )
@@ -153,6 +172,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ResultCollector(config), "rnn-behaviour-results")
     if config.option.verbose >= 1 and not hasattr(config, "workerinput"):
         config.stash[MATRIX].progress = _live_line(config)
+
+
+def _expected(config: pytest.Config, adapters: dict[str, Any]) -> tuple[dict[str, str], tuple[Expectation, ...]]:
+    """--like and --expectations, checked: a bad one is one usage error line before anything runs."""
+    likes: dict[str, str] = {}
+    for text in config.getoption("like"):
+        name, sep, builtin = (part.strip() for part in text.partition("="))
+        if not sep or not name or not builtin:
+            raise pytest.UsageError(f"--like {text}: expected NAME=BUILTIN, e.g. mine=torch-gru")
+        if name not in adapters or name in BUILTINS:
+            raise pytest.UsageError(f"--like {text}: {name!r} is no row of yours (given with --adapter or installed)")
+        if builtin not in BUILTINS:
+            raise pytest.UsageError(f"--like {text}: {builtin!r} is no built-in; choose from {', '.join(BUILTINS)}")
+        likes[name] = builtin
+    path = config.getoption("expectations")
+    if not path:
+        return likes, ()
+    try:
+        return likes, expectations.load(path, adapters)
+    except ExpectationsError as exc:
+        raise pytest.UsageError(f"--expectations {exc}") from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -172,11 +212,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     timeout = metafunc.config.getoption("cell_timeout")
     if timeout is None:
         timeout = CELL_TIMEOUT[metafunc.config.getoption("tier")]
+    likes, declared = metafunc.config.stash[EXPECTED]
     for cell in metafunc.config.stash[MATRIX].cells():
         marks: list[pytest.MarkDecorator] = []
         if timeout:
             marks.append(pytest.mark.timeout(timeout, method="signal"))
-        reason = expected_failure(cell.adapter, cell.task, cell.check, metafunc.config.getoption("tier"))
+        tier = metafunc.config.getoption("tier")
+        reason = expected_failure(cell.adapter, cell.task, cell.check, tier, likes.get(cell.adapter), declared)
         if reason:
             # raises=: only a failed check is the expected failure; a crash stays an error.
             marks.append(pytest.mark.xfail(reason=reason, strict=False, raises=pytest.fail.Exception))
@@ -343,6 +385,8 @@ class ResultCollector:
                 ("failed", False): "failed",
                 ("skipped", True): "xfailed",
             }.get((report.outcome, xfail), report.outcome)
+            # What went wrong, as the terminal shows it, for report.md and report.html.
+            message = plain(report.longreprtext).strip() if report.failed or xfail else ""
             for rec in records:
                 if rec["passed"]:
                     rec["outcome"] = "xpassed" if xfail else "passed"
@@ -350,6 +394,7 @@ class ResultCollector:
                     rec["outcome"] = "xfailed" if xfail else "failed"
                 rec["cell_outcome"] = cell_outcome
                 rec["reason"] = report.wasxfail if xfail else ""
+                rec["message"] = message
             return records
         if report.when == "setup" and report.outcome in ("skipped", "failed"):
             outcome = "skipped" if report.outcome == "skipped" else "error"
@@ -401,6 +446,8 @@ class ResultCollector:
         if any(r["task"] != SPEED_TASK for r in self.records):
             tr.write_line(table.pivot(self.records))
             tr.write_line(table.LEGEND)
+            for line in table.skip_lines(self.records):
+                tr.write_line(line)
         for lesson in table.lessons(self.records):
             tr.write_line("")
             tr.write_line(lesson)

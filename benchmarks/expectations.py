@@ -1,17 +1,32 @@
 """Known limitations, as data: (adapter pattern, task, check) -> reason, applied as `xfail`.
 
 An implementation that beats one shows as XPASS and is reported as "better than expected", never
-as a failure. Patterns are `fnmatch` patterns over adapter names, so `*` covers adapters users
-bring too. Each reason says why the failure is expected; the calibration table in
+as a failure. Each reason says why the failure is expected; the calibration table in
 `tasks/README.md` shows how often it happens.
+
+Patterns are `fnmatch` patterns over the built-in adapter names (adapters.BUILTINS). The pattern
+`*` is a limit of the task itself (no training data beyond length 20) and applies to every row,
+users' rows included; any other pattern applies to the built-in rows it matches and to a user's
+row that says which built-in it is like (`--like mine=torch-gru`), never to a user's row by its
+name alone (a row called `min-gru` is not a GRU of this suite). A user declares the known limits
+of their own rows as data with `--expectations FILE` (`load`).
 """
 
 from __future__ import annotations
 
+import json
+import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
 
+from adapters import BUILTINS
 from tasks import PENDING, TASKS, TIERS
+
+#: The pattern of a limit of the task itself, which every row shares.
+EVERY_ROW = "*"
 
 
 @dataclass(frozen=True)
@@ -70,14 +85,105 @@ EXPECTATIONS: tuple[Expectation, ...] = (
 )
 
 
-def expected_failure(adapter: str, task: str, check: str, tier: str) -> str | None:
+def expected_failure(
+    adapter: str,
+    task: str,
+    check: str,
+    tier: str,
+    like: str | None = None,
+    declared: Iterable[Expectation] = (),
+) -> str | None:
     """The reason this cell is expected to fail, or None. A task's control checks (which any
-    model honouring the state contract fails) are expected failures everywhere."""
+    model honouring the state contract fails) are expected failures everywhere.
+
+    `like` is the built-in row whose expectations a user's row shares (`--like`); a built-in row
+    is like itself. `declared` are the user's own (`--expectations`), matched by exact name and
+    said first: the user's reason is the one shown."""
     known = {**TASKS, **PENDING}
     spec = known[task].check(check) if task in known else None
     if spec is not None and spec.control:
         return f"control check: {spec.description}"
+    for e in declared:
+        if e.adapter == adapter and e.task == task and e.check == check and tier in e.tiers:
+            return e.reason
+    builtin = adapter if adapter in BUILTINS else like
     for e in EXPECTATIONS:
-        if fnmatchcase(adapter, e.adapter) and e.task == task and e.check == check and tier in e.tiers:
+        applies = e.adapter == EVERY_ROW or (builtin is not None and fnmatchcase(builtin, e.adapter))
+        if applies and e.task == task and e.check == check and tier in e.tiers:
             return e.reason
     return None
+
+
+class ExpectationsError(ValueError):
+    """An --expectations file that cannot be used; the message says which entry and why, in one line."""
+
+
+#: The fields of one declared expectation: required, then optional.
+FIELDS = ("adapter", "task", "check", "reason")
+OPTIONAL = ("tiers",)
+
+
+def load(path: str | Path, adapters: Iterable[str], tasks: dict[str, Any] | None = None) -> tuple[Expectation, ...]:
+    """The expectations a user declares in a TOML or JSON file (TOML by a `.toml` suffix):
+
+        [[expectation]]
+        adapter = "min-gru"          # a row of this run, by its exact name
+        task = "sine_rollout"
+        check = "rollout"
+        reason = "the parallel scan drifts in closed loop"
+        tiers = ["smoke"]            # optional; every tier by default
+
+    JSON holds the same: `{"expectation": [{...}, ...]}` or the bare list. Any problem (the file,
+    its syntax, an unknown adapter, task, check, tier or field, an empty reason) raises one
+    `ExpectationsError` line."""
+    path = Path(path)
+    names = set(adapters)
+    known = {**TASKS, **PENDING} if tasks is None else tasks
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExpectationsError(f"{path}: cannot read ({exc})") from None
+    try:
+        data: Any = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ExpectationsError(f"{path}: not valid TOML ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ExpectationsError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); a .toml file is read as TOML"
+        ) from None
+    entries = data.get("expectation") if isinstance(data, dict) else data
+    if isinstance(data, dict) and set(data) - {"expectation"}:
+        raise ExpectationsError(
+            f"{path}: unknown key(s) {sorted(set(data) - {'expectation'})}; entries go under 'expectation'"
+        )
+    if not isinstance(entries, list) or not entries:
+        raise ExpectationsError(f"{path}: no entries: expected a list of tables under 'expectation' ([[expectation]])")
+    return tuple(_entry(path, i, entry, names, known) for i, entry in enumerate(entries, 1))
+
+
+def _entry(path: Path, i: int, entry: Any, names: set[str], known: dict[str, Any]) -> Expectation:
+    where = f"{path}: entry {i}"
+    if not isinstance(entry, dict):
+        raise ExpectationsError(f"{where} is not a table of {', '.join(FIELDS)}")
+    missing = [f for f in FIELDS if f not in entry]
+    unknown = sorted(set(entry) - set(FIELDS) - set(OPTIONAL))
+    if missing or unknown:
+        problem = f"lacks {', '.join(missing)}" if missing else f"has unknown field(s) {', '.join(unknown)}"
+        raise ExpectationsError(f"{where} {problem} (fields: {', '.join(FIELDS)}, optional {', '.join(OPTIONAL)})")
+    bad = [f for f in FIELDS if not isinstance(entry[f], str) or not entry[f].strip()]
+    if bad:
+        raise ExpectationsError(f"{where}: {', '.join(bad)} must be non-empty text")
+    adapter, task, check, reason = (entry[f].strip() for f in FIELDS)
+    if adapter not in names:
+        raise ExpectationsError(
+            f"{where}: adapter {adapter!r} is no row of this run (rows: {', '.join(sorted(names))})"
+        )
+    if task not in known:
+        raise ExpectationsError(f"{where}: no task {task!r} (tasks: {', '.join(sorted(known))})")
+    checks = [c.name for c in known[task].checks]
+    if check not in checks:
+        raise ExpectationsError(f"{where}: task {task!r} has no check {check!r} (checks: {', '.join(checks)})")
+    tiers = entry.get("tiers", list(TIERS))
+    if not isinstance(tiers, list) or not tiers or any(t not in TIERS for t in tiers):
+        raise ExpectationsError(f"{where}: tiers must be a list of {', '.join(TIERS)}, got {tiers!r}")
+    return Expectation(adapter, task, check, reason, tuple(tiers))

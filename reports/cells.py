@@ -8,6 +8,7 @@ is the median over seeds, and its pass rate comes with a 95% Wilson interval.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,26 @@ GOOD = frozenset({"passed", "xpassed"})
 BAD = frozenset({"failed", "error"})
 #: Records of this task are timings (benchmarks/test_speed.py): compared by relative slowdown.
 SPEED_TASK = "speed"
+
+
+#: ANSI escape sequences (colours and bold that Keras puts in its error text; cursor moves).
+ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def plain(text: str) -> str:
+    """`text` without its ANSI escape codes."""
+    return ANSI.sub("", text)
+
+
+def plain_records(value: Any) -> Any:
+    """A copy of records (any JSON nest) with every string `plain`: what a report reads."""
+    if isinstance(value, str):
+        return plain(value)
+    if isinstance(value, dict):
+        return {k: plain_records(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_records(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -64,6 +85,27 @@ class CellRecords:
     @property
     def seeds(self) -> int:
         return len(self.records)
+
+    @property
+    def message(self) -> str:
+        """What went wrong: pytest's failure message as the terminal showed it (the record's
+        `message`), else one line per failed seed from the record's fields (an older results
+        file), else the skip, error or expected-failure reason."""
+        if self.first.get("message"):
+            return plain(str(self.first["message"])).strip()
+        reason = str(self.first.get("reason") or "")
+        if reason and self.verdict in ("error", "skipped"):
+            return plain(reason).strip()
+        lines = []
+        for r in self.records:
+            if r.get("passed") is False and (r.get("value") is not None or r.get("detail")):
+                value = r.get("value")
+                text = f"seed {r.get('seed')}: {r.get('metric')} = {'nan' if value is None else f'{value:.4g}'}"
+                text += f" (threshold {r.get('threshold')})"
+                if r.get("stop_reason"):
+                    text += f"; {r.get('epochs')} epochs, stopped on {r['stop_reason']}"
+                lines.append(text + (f"\n  {r['detail']}" if r.get("detail") else ""))
+        return plain("\n".join(lines) or reason).strip()
 
     def field_median(self, name: str) -> float | None:
         return median(r.get(name) for r in self.records)

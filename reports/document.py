@@ -12,7 +12,7 @@ from typing import Any
 from tabulate import tabulate
 
 from reports import table
-from reports.cells import CellRecords, cells, extras, median, num, pass_rate_text
+from reports.cells import SPEED_TASK, CellRecords, cells, extras, median, num, pass_rate_text, plain_records
 
 TASK_HEADERS = [
     "check",
@@ -87,9 +87,43 @@ def task_tables(records: Iterable[dict[str, Any]]) -> list[Table]:
                     _extras(cell),
                 ]
             )
-        reasons = sorted({r["reason"] for c in task_cells for r in c.records if r.get("reason")})
-        note = "; ".join(reasons[:5]) + (f" (and {len(reasons) - 5} more)" if len(reasons) > 5 else "")
+        # Expected failures' reasons, each once; skips and failures have their own sections.
+        reasons = table.reason_groups([r for c in task_cells for r in c.records], ["xfailed", "xpassed"])
+        note = "; ".join(f"{reason} [{items}]" for reason, items in reasons)
         out.append(Table(f"{task} v{version}", TASK_HEADERS, rows, note))
+    return out
+
+
+#: Verdicts that need no explanation of what went wrong; any other (failed, error, or one this
+#: module does not know, such as a newer suite's) gets its message in the reports.
+EXPLAINED = frozenset({"passed", "xpassed", "xfailed", "skipped"})
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What went wrong in a cell (or in several cells with the same message, such as every check
+    of a model whose training raised): the verdict label, the cells, pytest's message."""
+
+    label: str
+    items: str
+    message: str
+
+
+def failures(records: Iterable[dict[str, Any]]) -> list[Failure]:
+    """One `Failure` per distinct (verdict, message) among the failed, errored and otherwise
+    unexplained cells, in record order."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for cell in cells(r for r in records if r["task"] != SPEED_TASK):
+        if cell.verdict in EXPLAINED:
+            continue
+        # The message names its own cell; a message shared by several cells is said once.
+        rec = {**cell.first, "reason": cell.message, "cell_outcome": cell.verdict}
+        groups.setdefault((cell.verdict, table.general_reason(rec)), []).append(rec)
+    out = []
+    for (verdict, general), recs in groups.items():
+        items = "; ".join(i for _, i in table.reason_groups(recs, [verdict]))
+        message = recs[0]["reason"] if len(recs) == 1 else general
+        out.append(Failure(table.LABELS.get(verdict, verdict), items, message))
     return out
 
 
@@ -109,13 +143,25 @@ def run_summary(run: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def markdown(payload: dict[str, Any]) -> str:
-    """report.md: run metadata, the pivot, the seeds' lessons, then one table per task."""
+    """report.md: run metadata, the pivot, what went wrong, the skips, the seeds' lessons, then one
+    table per task. ANSI escape codes (Keras error text has them) are left out."""
+    payload = plain_records(payload)
     records = payload["results"]
     lines = ["# rnn-behaviour report", ""]
     lines += [f"- **{label}**: {text}" for label, text in run_summary(payload["run"])]
     pivot = pivot_table(records)
     if pivot.rows:
         lines += ["", "## Adapter x check", "", pivot.markdown(), "", pivot.note, ""]
+    wrong = failures(records)
+    if wrong:
+        lines += ["## What went wrong", ""]
+        for f in wrong:
+            lines += [f"**{f.label}** {f.items}", "", "~~~~text", f.message, "~~~~", ""]
+    skipped = table.reason_groups(records, ["skipped"])
+    if skipped:
+        lines += ["## Skipped", ""]
+        lines += [f"- {reason} [{items}]" for reason, items in skipped]
+        lines += [""]
     speed = table.speed_table(records, tablefmt="github")
     if speed:
         lines += ["", "## Speed", "", speed, ""]

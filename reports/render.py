@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from reports import plots, table
-from reports.document import markdown, pivot_table, run_summary, task_tables
+from reports.cells import plain_records
+from reports.document import failures, markdown, pivot_table, run_summary, task_tables
 from reports.results import write_text_atomic
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -74,13 +75,17 @@ def render_html(template: str, **context: Any) -> str:
 
 
 def html(payload: dict[str, Any]) -> str:
-    """report.html: what report.md says, plus the figures, in one self-contained page."""
+    """report.html: what report.md says, plus the figures, in one self-contained page; each
+    failure's message is collapsed (<details>), ANSI escape codes are left out."""
+    payload = plain_records(payload)
     records = payload["results"]
     return render_html(
         "report.html.j2",
         run=payload["run"],
         summary=run_summary(payload["run"]),
         pivot=pivot_table(records),
+        failures=failures(records),
+        skipped=table.reason_groups(records, ["skipped"]),
         speed_html=table.speed_table(records, tablefmt="html"),  # tabulate escapes the cells
         lessons=table.lessons(records),
         better=table.better_than_expected(records),

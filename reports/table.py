@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 from tabulate import tabulate
 
-from reports.cells import SPEED_TASK, adapters, pass_rate_text
+from reports.cells import SPEED_TASK, adapters, cells, pass_rate_text, plain
 
 #: How each item outcome reads in a cell; XPASS is an implementation beating an expectation.
 LABELS = {
@@ -22,8 +23,11 @@ LABELS = {
 LEGEND = (
     "cells: outcome value/threshold (median over seeds; k/N seeds passing and its 95% Wilson interval "
     "when N > 1). "
-    "xfail = expected failure (benchmarks/expectations.py); XPASS = better than expected"
+    "xfail = expected failure (benchmarks/expectations.py); XPASS = better than expected. "
+    "training time: seconds spent training the row's models (sum over its tasks and seeds)"
 )
+#: The pivot's last row: per adapter, the sum of `train_seconds` over its (task, seed) models.
+TRAINING_ROW = ("training time (s)", "all tasks")
 
 
 def _num(value: float | None) -> str:
@@ -32,8 +36,9 @@ def _num(value: float | None) -> str:
 
 def cell_text(records: list[dict[str, Any]]) -> str:
     first = records[0]
-    label = LABELS.get(first.get("cell_outcome") or first["outcome"], first["outcome"])
-    if first["outcome"] in ("skipped", "error") and first.get("value") is None:
+    outcome = str(first.get("cell_outcome") or first["outcome"])
+    label = LABELS.get(outcome, outcome)  # an outcome this module does not know reads as it is
+    if all(r.get("value") is None for r in records) and outcome not in ("passed", "failed", "xfailed", "xpassed"):
         return label
     values = sorted(r["value"] for r in records if r.get("value") is not None)
     median = values[len(values) // 2] if values else None
@@ -63,7 +68,58 @@ def pivot_rows(records: Iterable[dict[str, Any]]) -> tuple[list[str], list[list[
         row = [f"{task} v{version}", check]
         row += [cell_text(by_adapter[a]) if a in by_adapter else "" for a in names]
         rows.append(row)
+    seconds = training_seconds(records)
+    if seconds:
+        rows.append([*TRAINING_ROW, *(f"{seconds[a]:.1f}" if a in seconds else "" for a in names)])
     return ["task", "check", *names], rows
+
+
+def training_seconds(records: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """{adapter: seconds spent training its models}: `train_seconds` summed over the adapter's
+    (task, seed) models, each counted once (a task's checks share one model)."""
+    per_model: dict[str, dict[tuple[str, Any], float]] = defaultdict(dict)
+    for rec in records:
+        value = rec.get("train_seconds")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            per_model[rec["adapter"]][(rec["task"], rec.get("seed"))] = float(value)
+    return {adapter: sum(models.values()) for adapter, models in per_model.items()}
+
+
+def general_reason(record: dict[str, Any]) -> str:
+    """The record's reason (ANSI codes stripped) with its own task.check said as "this check", so
+    a reason that differs only by the check it names (every weight check's "... forward_parity
+    needs the weights") is one reason."""
+    task, check = record["task"], record["check"]
+    reason = plain(str(record.get("reason") or "")).strip().replace(f"{task}.{check}", "this check")
+    if "_" in check:  # an identifier (carry_state, forward_parity), never a plain word such as "fit"
+        reason = re.sub(rf"(?<![\w.]){re.escape(check)}(?!\w)", "this check", reason)
+    return reason
+
+
+def reason_groups(records: Iterable[dict[str, Any]], outcomes: Iterable[str]) -> list[tuple[str, str]]:
+    """Each distinct reason of the cells whose verdict is in `outcomes`, once, with the cells it
+    applies to: [(reason, "adapter: task (check, check); task.check; other: ...")]."""
+    wanted = set(outcomes)
+    groups: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for cell in cells(r for r in records if r["task"] != SPEED_TASK):
+        reason = general_reason(cell.first) if cell.verdict in wanted else ""
+        if reason:
+            checks = groups.setdefault(reason, {}).setdefault(cell.adapter, {}).setdefault(cell.task, [])
+            checks.append(cell.check)
+    out = []
+    for reason, by_adapter in groups.items():
+        items = "; ".join(
+            f"{adapter}: "
+            + ", ".join(f"{t} ({', '.join(cs)})" if len(cs) > 1 else f"{t}.{cs[0]}" for t, cs in by_task.items())
+            for adapter, by_task in by_adapter.items()
+        )
+        out.append((reason, items))
+    return out
+
+
+def skip_lines(records: Iterable[dict[str, Any]]) -> list[str]:
+    """One line per distinct skip reason, with the cells it applies to."""
+    return [f"skipped: {reason} [{items}]" for reason, items in reason_groups(records, ["skipped"])]
 
 
 #: Side-by-side comparisons the seeds teach: (title, [(label, task, check), ...]).

@@ -92,9 +92,9 @@ def test_report_html_renders_tables_and_images_in_chromium(page: Path, tmp_path:
     assert probe["fetched"] == [], "the page must be self-contained"
     assert probe["images"] == 4 and probe["broken"] == [], probe
     assert min(probe["widths"]) > 100, probe
-    assert probe["tables"] >= 4 and probe["emptyTables"] == 0 and probe["rows"] == 10 + 20, (
+    assert probe["tables"] >= 4 and probe["emptyTables"] == 0 and probe["rows"] == 11 + 20, (
         probe
-    )  # pivot rows + one per cell
+    )  # pivot rows (the last: training time) + one per cell
 
     shot = tmp_path / "shot.png"
     run = _browser(
