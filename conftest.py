@@ -396,18 +396,19 @@ class ResultCollector:
         if not self._active():
             return
         self.incomplete = _run_incomplete(session)
+        run = run_metadata(
+            self.matrix.tier,
+            self.matrix.seeds,
+            self.config.getoption("min_pass_rate"),
+            ROOT,
+            device=self.config.getoption("device"),
+        )
+        run["incomplete"] = self.incomplete or None
         payload = {
             "schema_version": SCHEMA_VERSION,
-            "run": run_metadata(
-                self.matrix.tier,
-                self.matrix.seeds,
-                self.config.getoption("min_pass_rate"),
-                ROOT,
-                device=self.config.getoption("device"),
-            ),
+            "run": run,
             "results": sorted(self.records, key=lambda r: (r["adapter"], r["task"], r["check"], r["seed"])),
         }
-        payload["run"]["incomplete"] = self.incomplete or None
         try:
             write_json_atomic(self.results_path, payload)
         except OSError as exc:
@@ -474,7 +475,11 @@ def _terminate_as_interrupt(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, interrupt)
     except ValueError:  # not the main thread
         return
-    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    config.add_cleanup(_default_sigterm)
+
+
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _reason(report: pytest.TestReport) -> str:

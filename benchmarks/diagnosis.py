@@ -24,10 +24,14 @@ as incomplete rather than failed or timed out.
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -181,3 +185,41 @@ class Projection:
                     "(a larger --cell-timeout or a faster device would let it finish)"
                 )
         return False
+
+
+#: The calibration records (tasks/README.md, "Calibration"): the seed-to-seed spread of the
+#: LSTM/GRU built-ins at each gate, for the hint on a single-seed miss of a row not calibrated.
+CALIBRATION = Path(__file__).resolve().parent.parent / "tasks" / "calibration.csv"
+CALIBRATED = ("keras-lstm", "keras-gru", "torch-lstm", "torch-gru")
+
+
+@functools.lru_cache(maxsize=1)
+def _spreads() -> dict[tuple[str, str, str], float]:
+    """{(tier, task, check): the largest max - min over the seeds of one LSTM/GRU cell}."""
+    values: dict[tuple[str, str, str, str], list[float]] = {}
+    with contextlib.suppress(OSError), CALIBRATION.open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row["adapter"] in CALIBRATED and row["value"] not in ("", "nan", "None"):
+                values.setdefault((row["tier"], row["task"], row["check"], row["adapter"]), []).append(
+                    float(row["value"])
+                )
+    out: dict[tuple[str, str, str], float] = {}
+    for (tier, task, check, _), vs in values.items():
+        finite = [v for v in vs if math.isfinite(v)]
+        if len(finite) >= 2:
+            out[tier, task, check] = max(out.get((tier, task, check), 0.0), max(finite) - min(finite))
+    return out
+
+
+def near_gate(tier: str, task: str, check: str, value: float | None, threshold: float) -> str | None:
+    """A hint when a missed value is within the LSTM/GRU calibration's seed-to-seed spread of the
+    gate: one seed of a calibrated row could land there too, so one seed is not a verdict."""
+    if (tier, task, check) not in _spreads():
+        tier = "standard"  # the calibrated tier; a tier without records of this cell borrows it
+    spread = _spreads().get((tier, task, check))
+    if value is None or spread is None or not math.isfinite(value) or abs(value - threshold) > spread:
+        return None
+    return (
+        f"near the gate: {value:.4g} is within {spread:.3g} of the gate {threshold:g}, the seed-to-seed spread of "
+        f"the LSTM/GRU calibration at this gate ({tier} tier); one seed is not a verdict here: try --seeds 5"
+    )

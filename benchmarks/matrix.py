@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters import Adapter, AdapterRef
+from adapters import BUILTINS, Adapter, AdapterRef
 from adapters.base import FitLog, Model
-from benchmarks.diagnosis import Level, Projection, TooSlow, diagnose, reference_level
+from benchmarks.diagnosis import Level, Projection, TooSlow, diagnose, near_gate, reference_level
 from tasks import Task
 from tasks.base import CheckNotApplicable, CheckResult, Data
 
@@ -281,6 +281,9 @@ class Matrix:
             if result is not None and not result.passed:
                 level = self.level(task, seed)
                 rec["diagnosis"] = [str(f) for f in diagnose(log.loss_history, log.stop_reason, level)]
+                if cell.adapter not in BUILTINS and self.seeds == 1:  # the built-ins are the calibration
+                    hint = near_gate(self.tier, task.id, cell.check, rec["value"], rec["threshold"])
+                    rec["diagnosis"] += [hint] if hint else []
         return rec
 
 

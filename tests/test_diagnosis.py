@@ -4,7 +4,11 @@ histories, on real tasks' reference levels, and end to end through the plugin wi
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,15 +18,17 @@ from benchmarks.diagnosis import (
     Level,
     Projection,
     TooSlow,
-    did_not_train,
+    _spreads,
     diagnose,
+    did_not_train,
     diverged,
+    near_gate,
     reference_level,
     still_improving,
 )
 from reports.results import load, validate
 from tasks import TASKS
-from tests.test_plugin import run_matrix
+from tests.test_plugin import BEHAVIOUR, ROOT, run_matrix
 
 FALLING = [1.0 / (1 + e) for e in range(100)]  # still falling at the end
 CONVERGED = [1.0 / (1 + e) for e in range(50)] + [0.02] * 50
@@ -116,8 +122,8 @@ def test_failing_cell_says_did_not_train(pytester: pytest.Pytester) -> None:
 
 
 def test_failing_cell_says_diverged(pytester: pytest.Pytester) -> None:
-    result, results_file = run_matrix(pytester, "--tier", "smoke", "--adapter",
-                                      "rising=tests.diagnosis_fakes:RisingLoss", "-k", "rising-count_steps-fit")  # fmt: skip
+    rising = "rising=tests.diagnosis_fakes:RisingLoss"
+    result, results_file = run_matrix(pytester, "--tier", "smoke", "--adapter", rising, "-k", "rising-count_steps-fit")
     assert "diverged: the training loss rose from 1 (epoch 1)" in result.stdout.str()
     (rec,) = load(results_file)["results"]
     assert [d.split(":")[0] for d in rec["diagnosis"]] == ["diverged"]
@@ -146,3 +152,36 @@ def test_stopped_run_is_marked_incomplete(pytester: pytest.Pytester) -> None:
     payload = load(results_file)
     assert payload["run"]["incomplete"].startswith("stopped early")
     assert "INCOMPLETE run: stopped early" in result.stdout.str()
+
+
+def test_near_gate_hint_within_the_calibration_spread() -> None:
+    spread = _spreads()[("standard", "count_steps", "fit")]
+    assert 0 < spread < 1
+    gate = TASKS["count_steps"].check("fit").threshold
+    hint = near_gate("smoke", "count_steps", "fit", gate + spread / 2, gate)
+    assert hint is not None and "try --seeds 5" in hint and "(standard tier)" in hint
+    assert near_gate("smoke", "count_steps", "fit", gate + 2 * spread, gate) is None
+    assert near_gate("smoke", "count_steps", "fit", None, gate) is None
+    assert near_gate("smoke", "no_such_task", "fit", gate, gate) is None
+
+
+def test_sigterm_writes_results_marked_incomplete(tmp_path: Path) -> None:
+    """A run ended by SIGTERM (a session that ends) still writes results.json, marked incomplete."""
+    report = tmp_path / "report"
+    args = [sys.executable, "-m", "pytest", BEHAVIOUR, "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+            "--report-dir", str(report), "-p", "no:cacheprovider", "--tier", "smoke", "--cell-timeout", "0", "-v",
+            "--adapter", "flat=tests.diagnosis_fakes:FlatLoss", "--adapter", "slow=tests.diagnosis_fakes:SlowEpochs",
+            "-k", "flat-count_last-fit or slow-count_steps-fit"]  # fmt: skip
+    with subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the flat row has failed: the slow one trains for 30 s
+            if "flat-count_last-fit" in line and "FAILED" in line:
+                break
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        out = proc.stdout.read()
+        proc.wait(timeout=60)
+    payload = load(report / "results.json")
+    assert payload["run"]["incomplete"] == "interrupted before every item ran"
+    assert [r["adapter"] for r in payload["results"]] == ["flat"]
+    assert "INCOMPLETE run: interrupted" in out
