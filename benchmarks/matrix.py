@@ -163,7 +163,7 @@ class Matrix:
                 try:
                     with self._crash_marker(cell, seed):
                         spent = time.perf_counter() - started
-                        self._trained[key] = self._fit(adapter, task, seed, spent, self.seeds - seed)
+                        self._trained[key] = self._fit(adapter, task, seed, spent)
                 except TooSlow as exc:
                     self._trained[key] = CellIncomplete(f"{cell.adapter} on {task.id} (seed {seed}): {exc}")
                 except TrainingFailed as exc:  # an earlier process crashed in it (_crash_marker)
@@ -197,9 +197,8 @@ class Matrix:
         finally:  # any Python exception, timeouts included, is not a crash: they are cached above
             marker.unlink(missing_ok=True)
 
-    def _fit(self, adapter: Adapter, task: Task, seed: int, spent: float = 0.0, models_left: int = 1) -> Trained:
-        """Train one model; `spent` seconds of the cell went to its earlier seeds, and `models_left`
-        (this one included) are still to train within the cell timeout."""
+    def _fit(self, adapter: Adapter, task: Task, seed: int, spent: float = 0.0) -> Trained:
+        """Train one model; `spent` seconds of the cell's timeout went to its earlier seeds."""
         data = self.data(task, seed)
         model = adapter.build(task.spec, seed)
         budget = task.budget(self.tier)
@@ -208,7 +207,7 @@ class Matrix:
             label = f"{adapter.name} on {task.id} (seed {seed})"
             stop = Criterion(stop, label, self.progress, self.progress_every)
         if self.cell_timeout:
-            stop = Projection(stop, budget.max_epochs, self.cell_timeout, spent, models_left)
+            stop = Projection(stop, budget.max_epochs, self.cell_timeout, spent)
         log = model.fit(data.train, data.valid, budget, stop)
         return Trained(model, log, adapter)
 

@@ -95,7 +95,7 @@ def test_reference_levels_of_real_tasks() -> None:
 
 
 def test_projection_stops_a_slow_training_early() -> None:
-    stop = Projection(lambda model: False, max_epochs=100, timeout=5.0, spent=0.0, models_left=1)
+    stop = Projection(lambda model: False, max_epochs=100, timeout=5.0, spent=0.0)
     start = time.perf_counter()
     with pytest.raises(TooSlow, match=r"incomplete: projected \d+ s to train 100 epochs .* cell timeout of 5 s"):
         for _ in range(100):
@@ -105,9 +105,13 @@ def test_projection_stops_a_slow_training_early() -> None:
 
 
 def test_projection_lets_a_fast_or_finished_training_be() -> None:
-    stop = Projection(lambda model: False, max_epochs=20, timeout=60.0, spent=0.0, models_left=2)
+    stop = Projection(lambda model: False, max_epochs=20, timeout=60.0, spent=0.0)
     assert not any(stop(None) for _ in range(20))
-    done = Projection(lambda model: True, max_epochs=10**9, timeout=1e-9, spent=0.0, models_left=1)
+    late = Projection(lambda model: False, max_epochs=20, timeout=10.0, spent=10.5)  # earlier seeds took it all
+    with pytest.raises(TooSlow, match="after 10 s on the earlier seeds"):
+        for _ in range(20):
+            late(None)
+    done = Projection(lambda model: True, max_epochs=10**9, timeout=1e-9, spent=0.0)
     assert done(None) and done(None)  # the criterion met wins over any projection
 
 
