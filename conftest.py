@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,16 @@ from adapters.base import DEVICE_VARIABLE, DEVICES, threads
 from benchmarks import expectations, speed
 from benchmarks.conformance import CHECKS, Conformance
 from benchmarks.expectations import Expectation, ExpectationsError, expected_failure
-from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, Cell, CellSkipped, Matrix, Trained
+from benchmarks.matrix import (
+    CELL_PROPERTY,
+    INCOMPLETE_PROPERTY,
+    RECORDS_PROPERTY,
+    Cell,
+    CellIncomplete,
+    CellSkipped,
+    Matrix,
+    Trained,
+)
 from reports import table, write_reports
 from reports.cells import SPEED_TASK, plain
 from reports.cli import non_negative
@@ -166,9 +176,14 @@ def pytest_configure(config: pytest.Config) -> None:
     tasks = {**TASKS, **PENDING} if config.getoption("pending") else TASKS
     config.stash[EXPECTED] = _expected(config, adapters)
     config.stash[MATRIX] = Matrix(
-        tier=config.getoption("tier"), seeds=config.getoption("seeds"), adapters=adapters, tasks=tasks
+        tier=config.getoption("tier"),
+        seeds=config.getoption("seeds"),
+        adapters=adapters,
+        tasks=tasks,
+        cell_timeout=_cell_timeout(config),
     )
     _isolate_crashes(config)
+    _terminate_as_interrupt(config)
     config.pluginmanager.register(ResultCollector(config), "rnn-behaviour-results")
     if config.option.verbose >= 1 and not hasattr(config, "workerinput"):
         config.stash[MATRIX].progress = _live_line(config)
@@ -209,9 +224,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" not in metafunc.fixturenames:
         return
     params = []
-    timeout = metafunc.config.getoption("cell_timeout")
-    if timeout is None:
-        timeout = CELL_TIMEOUT[metafunc.config.getoption("tier")]
+    timeout = _cell_timeout(metafunc.config)
     likes, declared = metafunc.config.stash[EXPECTED]
     for cell in metafunc.config.stash[MATRIX].cells():
         marks: list[pytest.MarkDecorator] = []
@@ -224,6 +237,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             marks.append(pytest.mark.xfail(reason=reason, strict=False, raises=pytest.fail.Exception))
         params.append(pytest.param(cell, id=cell.id, marks=marks))
     metafunc.parametrize("cell", params)
+
+
+def _cell_timeout(config: pytest.Config) -> float:
+    """`--cell-timeout`, or the tier's default; 0 = no limit."""
+    timeout = config.getoption("cell_timeout")
+    return CELL_TIMEOUT[config.getoption("tier")] if timeout is None else timeout
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -331,6 +350,10 @@ def trained(cell: Cell, matrix: Matrix, request: pytest.FixtureRequest) -> Itera
     except CellSkipped as exc:
         matrix.done(cell)
         pytest.skip(str(exc))
+    except CellIncomplete as exc:  # projected past the cell timeout: neither a pass nor a failure
+        matrix.done(cell)
+        request.node.user_properties.append((INCOMPLETE_PROPERTY, str(exc)))
+        pytest.skip(str(exc))
     except BaseException:
         matrix.done(cell)
         raise
@@ -347,6 +370,7 @@ class ResultCollector:
         self.matrix = config.stash[MATRIX]
         self.records: list[dict[str, Any]] = []
         self.write_error = ""
+        self.incomplete = ""
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -396,6 +420,8 @@ class ResultCollector:
                 rec["reason"] = report.wasxfail if xfail else ""
                 rec["message"] = message
             return records
+        if report.when == "setup" and INCOMPLETE_PROPERTY in props:
+            return self._bare_records(props[CELL_PROPERTY], "incomplete", props[INCOMPLETE_PROPERTY])
         if report.when == "setup" and report.outcome in ("skipped", "failed"):
             outcome = "skipped" if report.outcome == "skipped" else "error"
             return self._bare_records(props[CELL_PROPERTY], outcome, _reason(report))
@@ -414,15 +440,18 @@ class ResultCollector:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self._active():
             return
+        self.incomplete = _run_incomplete(session)
+        run = run_metadata(
+            self.matrix.tier,
+            self.matrix.seeds,
+            self.config.getoption("min_pass_rate"),
+            ROOT,
+            device=self.config.getoption("device"),
+        )
+        run["incomplete"] = self.incomplete or None
         payload = {
             "schema_version": SCHEMA_VERSION,
-            "run": run_metadata(
-                self.matrix.tier,
-                self.matrix.seeds,
-                self.config.getoption("min_pass_rate"),
-                ROOT,
-                device=self.config.getoption("device"),
-            ),
+            "run": run,
             "results": sorted(self.records, key=lambda r: (r["adapter"], r["task"], r["check"], r["seed"])),
         }
         try:
@@ -457,6 +486,11 @@ class ResultCollector:
             tr.write_line(timings)
         for name in table.better_than_expected(self.records):
             tr.write_line(f"better than expected (XPASS): {name}")
+        if self.incomplete:
+            tr.write_line(f"INCOMPLETE run: {self.incomplete}; its results and reports cover only what ran", red=True)
+        incomplete = sorted({f"{r['adapter']}-{r['task']}" for r in self.records if r["outcome"] == "incomplete"})
+        if incomplete:
+            tr.write_line(f"incomplete cells (projected past --cell-timeout): {', '.join(incomplete)}", yellow=True)
         if self.write_error:
             tr.write_line(f"rnn-behaviour: {self.write_error}", red=True)
         else:
@@ -464,6 +498,35 @@ class ResultCollector:
             html = self.results_path.parent / "report.html"
             if html.exists():
                 tr.write_line(f"report: {html} (and report.md)")
+
+
+def _run_incomplete(session: pytest.Session) -> str:
+    """Why the session did not run every selected item ("" when it did): an interrupt (Ctrl-C, or a
+    SIGTERM, which the suite turns into one), or a stop such as --maxfail / -x."""
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        return "interrupted before every item ran"
+    stopped = session.shouldstop or session.shouldfail
+    return f"stopped early ({stopped})" if stopped else ""
+
+
+def _terminate_as_interrupt(config: pytest.Config) -> None:
+    """A SIGTERM (a session or job that ends) ends the run as Ctrl-C does, so the results and
+    reports are still written, marked incomplete. Only in the main process, only over the default."""
+    if hasattr(config, "workerinput") or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        return
+    config.add_cleanup(_default_sigterm)
+
+
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _reason(report: pytest.TestReport) -> str:

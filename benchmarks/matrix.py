@@ -21,13 +21,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters import Adapter, AdapterRef
+from adapters import BUILTINS, Adapter, AdapterRef
 from adapters.base import FitLog, Model
+from benchmarks.diagnosis import Level, Projection, TooSlow, diagnose, near_gate, reference_level
 from tasks import Task
 from tasks.base import CheckNotApplicable, CheckResult, Data
 
 #: The `user_properties` keys that carry a cell and its records to the report hooks.
 CELL_PROPERTY, RECORDS_PROPERTY = "rnn_cell", "rnn_records"
+#: The `user_properties` key of an incomplete cell's reason (its training was projected too long).
+INCOMPLETE_PROPERTY = "rnn_incomplete"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,11 @@ class CellSkipped(Exception):
 
 class TrainingFailed(Exception):
     """Building or training the model of a cell raised; the message names the cell and seed."""
+
+
+class CellIncomplete(Exception):
+    """Training was stopped because it was projected not to finish within the cell timeout: the
+    cell is *incomplete*, not failed; the message gives the projection."""
 
 
 class Criterion:
@@ -93,6 +101,7 @@ class Matrix:
     _loaded: dict[str, Adapter | BaseException] = field(default_factory=dict)
     _data: dict[tuple[str, int], Data] = field(default_factory=dict)
     _baselines: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    _levels: dict[tuple[str, int], Level | None] = field(default_factory=dict)
     _trained: dict[tuple[str, str, int], Trained | BaseException] = field(default_factory=dict)
     _pending: Counter[tuple[str, str]] = field(default_factory=Counter)
     #: Where progress lines of long trainings go (the terminal at -v), and how often.
@@ -102,6 +111,9 @@ class Matrix:
     #: behind if the process dies in it (a segfault or abort in native code), so that the worker
     #: that takes over the cell's other checks reports the crash instead of crashing again.
     crash_dir: Path | None = None
+    #: Seconds a cell may take (`--cell-timeout`; 0 = no limit): a model projected, after its first
+    #: epochs, to train past it is stopped and its cell recorded as incomplete.
+    cell_timeout: float = 0.0
 
     def cells(self) -> list[Cell]:
         return [
@@ -144,12 +156,16 @@ class Matrix:
         if task.spec.stateful and not adapter.capabilities.stateful_training:
             raise CellSkipped(f"{cell.adapter} does not declare stateful training, which {task.id} needs")
         out = []
+        started = time.perf_counter()
         for seed in range(self.seeds):
             key = (cell.adapter, cell.task, seed)
             if key not in self._trained:
                 try:
                     with self._crash_marker(cell, seed):
-                        self._trained[key] = self._fit(adapter, task, seed)
+                        spent = time.perf_counter() - started
+                        self._trained[key] = self._fit(adapter, task, seed, spent)
+                except TooSlow as exc:
+                    self._trained[key] = CellIncomplete(f"{cell.adapter} on {task.id} (seed {seed}): {exc}")
                 except TrainingFailed as exc:  # an earlier process crashed in it (_crash_marker)
                     self._trained[key] = exc
                 except pytest.fail.Exception as exc:  # pytest-timeout's --cell-timeout, in signal mode
@@ -181,14 +197,18 @@ class Matrix:
         finally:  # any Python exception, timeouts included, is not a crash: they are cached above
             marker.unlink(missing_ok=True)
 
-    def _fit(self, adapter: Adapter, task: Task, seed: int) -> Trained:
+    def _fit(self, adapter: Adapter, task: Task, seed: int, spent: float = 0.0) -> Trained:
+        """Train one model; `spent` seconds of the cell's timeout went to its earlier seeds."""
         data = self.data(task, seed)
         model = adapter.build(task.spec, seed)
+        budget = task.budget(self.tier)
         stop: Callable[[Any], bool] = lambda m: task.stop(m, data)  # noqa: E731
         if self.progress is not None:
             label = f"{adapter.name} on {task.id} (seed {seed})"
             stop = Criterion(stop, label, self.progress, self.progress_every)
-        log = model.fit(data.train, data.valid, task.budget(self.tier), stop)
+        if self.cell_timeout:
+            stop = Projection(stop, budget.max_epochs, self.cell_timeout, spent)
+        log = model.fit(data.train, data.valid, budget, stop)
         return Trained(model, log, adapter)
 
     def done(self, cell: Cell) -> None:
@@ -206,6 +226,13 @@ class Matrix:
             except CheckNotApplicable:
                 self._baselines[key] = float("nan")
         return self._baselines[key]
+
+    def level(self, task: Task, seed: int) -> Level | None:
+        """The reference training loss of the diagnosis (benchmarks/diagnosis.py), cached."""
+        key = (task.id, seed)
+        if key not in self._levels:
+            self._levels[key] = reference_level(task, self.data(task, seed), task.budget(self.tier).loss)
+        return self._levels[key]
 
     def evaluate(self, cell: Cell, trained: list[Trained]) -> list[dict[str, Any]]:
         """One record per seed (outcome is filled in from pytest's report later)."""
@@ -250,6 +277,12 @@ class Matrix:
                 versions={str(k): str(v) for k, v in trained.adapter.versions().items()},
                 compute_path={str(k): str(v) for k, v in trained.adapter.compute_path().items()},
             )
+            if result is not None and not result.passed:
+                level = self.level(task, seed)
+                rec["diagnosis"] = [str(f) for f in diagnose(log.loss_history, log.stop_reason, level)]
+                if cell.adapter not in BUILTINS and self.seeds == 1:  # the built-ins are the calibration
+                    hint = near_gate(self.tier, task.id, cell.check, rec["value"], rec["threshold"])
+                    rec["diagnosis"] += [hint] if hint else []
         return rec
 
 
@@ -295,6 +328,7 @@ def new_record(
         "extras": {},
         "curve": None,
         "loss_history": None,
+        "diagnosis": None,
         "versions": {},
         "compute_path": {},
     }
@@ -330,6 +364,8 @@ def failure_message(records: list[dict[str, Any]], min_pass_rate: float) -> str:
         )
         if r["detail"]:
             lines.append(f"    {r['detail']}")
+        for finding in r.get("diagnosis") or ():
+            lines.append(f"    {finding}")
     return "\n".join(lines)
 
 

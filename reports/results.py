@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
+OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error", "incomplete")
 #: Fields every record has (DESIGN §7), with the JSON types they may hold.
 RECORD_FIELDS: dict[str, tuple[type, ...]] = {
     "adapter": (str,),
