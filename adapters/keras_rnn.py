@@ -43,7 +43,7 @@ from adapters.custom import (
 )
 from adapters.keras_layer import KerasLayer, export_weights, import_weights
 from adapters.keras_native import KerasNative
-from adapters.keras_probe import Factory, probe_layer
+from adapters.keras_probe import Factory, probe_layer, probe_model
 from adapters.keras_stack import KerasStack
 from adapters.reference import (
     Weights,
@@ -264,6 +264,7 @@ class KerasAdapter:
         self.name = name or self.target
         self.device = check_device()
         self.info = probe_layer(self.factory, self.target)
+        probe_model(lambda spec: KerasModel(spec, self.factory, self.info.n_states, seed=0), self.target)
         self.cell, self.variant = self.info.cell, self.info.variant
         weight_io = self.info.access is not None
         masks = not self.info.mask_why_not
