@@ -17,8 +17,10 @@ import numpy as np
 from adapters.base import AdapterError
 from adapters.reference import GATES, Weights, has_recurrent_bias, weight_shapes
 
-#: The load-time probe: all different, so a shape that comes back names which size is wrong.
-PROBE_BATCH, PROBE_TIME, PROBE_INPUT, PROBE_HIDDEN = 2, 4, 3, 5
+#: The load-time probe's sizes: all different, so a shape that comes back names which size is
+#: wrong; the batch is neither 1 nor 2, so a one- or two-layer state's first dimension is never
+#: mistaken for it (a time-first module is told so); the hidden size divides into 2 or 4 heads.
+PROBE_BATCH, PROBE_TIME, PROBE_INPUT, PROBE_HIDDEN = 3, 7, 5, 8
 
 
 def first_line(exc: BaseException) -> str:

@@ -30,6 +30,11 @@ def time_first(input_size: int, hidden_size: int) -> nn.Module:
     return nn.LSTM(input_size, hidden_size)
 
 
+def time_first_two_layers(input_size: int, hidden_size: int) -> nn.Module:
+    """Two layers of nn.LSTM without batch_first (as sru.SRU's default): a state of (2, batch, hidden)."""
+    return nn.LSTM(input_size, hidden_size, num_layers=2)
+
+
 def doubles_hidden(input_size: int, hidden_size: int) -> nn.Module:
     """Returns 2 * hidden_size features per step."""
     return nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=True)
