@@ -8,7 +8,7 @@ import os
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -25,6 +25,7 @@ from adapters.custom import (
     cell_from_keys,
     cell_from_rows,
     first_line,
+    read_declaration,
 )
 from adapters.reference import (
     N_STATES,
@@ -58,6 +59,8 @@ class LayerInfo:
     variant: str = ""
     #: Why the layer cannot run padded batches ("" when its call takes a `mask` like keras.layers.LSTM).
     mask_why_not: str = ""
+    #: What the factory or its layer declares (`rnn_behaviour_capabilities`, adapters/custom.py).
+    declared: dict[str, bool | str] = field(default_factory=dict)
 
 
 def _shapes(values: Any) -> list[tuple[int, ...]]:
@@ -110,6 +113,7 @@ def _run(layer: keras.layers.Layer, call: str, x: np.ndarray, **kwargs: Any) -> 
 def _probe(factory: Factory, target: str, i: int, h: int, b: int, t: int) -> LayerInfo:
     x = np.random.default_rng(0).normal(size=(b, t, i)).astype(np.float32)
     layer = _make(factory, target, h, return_sequences=True, return_state=True)
+    declared = read_declaration(target, factory, layer)
     call = f"{target}({h}, return_sequences=True, return_state=True) on x of shape {(b, t, i)}"
     y, *states = _run(layer, call, x)
     if tuple(y.shape) != (b, t, h):
@@ -130,7 +134,8 @@ def _probe(factory: Factory, target: str, i: int, h: int, b: int, t: int) -> Lay
     y_last = _run(last, call_last, x)[0]
     if tuple(y_last.shape) != (b, h):
         raise AdapterError(f"{call_last} returned y of shape {tuple(y_last.shape)}; expected {(b, h)} (last step only)")
-    _make(factory, target, h, return_sequences=True, stateful=True, name="probe_stateful")
+    if declared.get("stateful_training", True) is True:
+        _make(factory, target, h, return_sequences=True, stateful=True, name="probe_stateful")
     cell, access, why_not = _weight_access(layer, i, h)
     recurrent_bias, variant = False, ""
     if cell is not None:
@@ -145,7 +150,8 @@ def _probe(factory: Factory, target: str, i: int, h: int, b: int, t: int) -> Lay
         n = N_STATES[cell]
         why_not = f"its weights read as {cell.upper()} weights, but it has {len(states)} state tensor(s), not {n}"
         cell, access = None, None
-    return LayerInfo(len(states), cell, access, why_not, recurrent_bias, variant, _mask_support(layer, call, x, states))
+    mask_why_not = _mask_support(layer, call, x, states)
+    return LayerInfo(len(states), cell, access, why_not, recurrent_bias, variant, mask_why_not, declared)
 
 
 def _layout(layer: keras.layers.Layer, cell: str, access: str | None) -> tuple[bool, str]:
@@ -222,11 +228,12 @@ def _weight_access(layer: keras.layers.Layer, input_size: int, hidden_size: int)
     )
 
 
-def probe_model(make_model: Callable[[ModelSpec], Any], target: str) -> None:
+def probe_model(make_model: Callable[[ModelSpec], Any], target: str, stateful: bool = True) -> None:
     """Build and run the suite's own model (`make_model(spec)`, a KerasModel) once at the probe's
     sizes, as every cell will: the layer on `keras.Input(shape=(None, features))` (a symbolic input
     of unknown length), a traced training step, a traced predict at two lengths, and the stateful
-    twin (`stateful=True` on a fixed `batch_shape`) taking the layer's weights. A layer that only
+    twin (`stateful=True` on a fixed `batch_shape`; unless `stateful` is False: a layer that declares
+    no stateful training) taking the layer's weights. A layer that only
     runs eagerly, or only at a static length, is one AdapterError here instead of a traceback in
     every cell. The global RNG state (Python's, NumPy's) is left as it was; each cell seeds its own."""
     b, t, i, h = PROBE_BATCH, PROBE_TIME, PROBE_INPUT, PROBE_HIDDEN
@@ -241,10 +248,12 @@ def probe_model(make_model: Callable[[ModelSpec], Any], target: str) -> None:
         for length in (t, t - 2):
             stage = f"a traced predict of that model on x of shape {(b, length, i)}"
             model.predict(x[:, :length])
-        stage = f"the stateful twin {target}({h}, stateful=True) on keras.Input(batch_shape={(b, t, i)})"
-        twin = model._rnn(True, name="probe_stateful", stateful=True)
-        twin(keras.Input(batch_shape=(b, t, i)))
-        ours, theirs = _shapes(model.rnn.get_weights()), _shapes(twin.get_weights())
+        ours = theirs = _shapes(model.rnn.get_weights())
+        if stateful:
+            stage = f"the stateful twin {target}({h}, stateful=True) on keras.Input(batch_shape={(b, t, i)})"
+            twin = model._rnn(True, name="probe_stateful", stateful=True)
+            twin(keras.Input(batch_shape=(b, t, i)))
+            theirs = _shapes(twin.get_weights())
     except AdapterError:
         raise
     except Exception as exc:

@@ -60,3 +60,11 @@ class _GrowsWhenStateful(keras.layers.LSTM):
 
 def grows_when_stateful(units: int, **layer_kwargs: Any) -> keras.layers.Layer:
     return _GrowsWhenStateful(units, **layer_kwargs)
+
+
+def declares_no_stateful(units: int, **layer_kwargs: Any) -> keras.layers.Layer:
+    """A factory that declares no stateful training (and so is not asked for a stateful twin)."""
+    return _GrowsWhenStateful(units, **layer_kwargs)
+
+
+declares_no_stateful.rnn_behaviour_capabilities = {"stateful_training": "no stateful form"}  # type: ignore[attr-defined]

@@ -168,6 +168,50 @@ def test_a_layer_the_suites_model_cannot_run_is_refused_at_load(spec: str, messa
     assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
 
 
+# --- declared capabilities: rnn_behaviour_capabilities on the factory or its module -------------
+
+
+@needs_torch
+def test_a_declared_stateless_module_is_skipped_with_its_reason() -> None:
+    from benchmarks.matrix import Cell, CellSkipped, Matrix
+
+    ref = resolve("torch:tests.byo_factories:declares_no_carry")
+    adapter = ref.load()
+    assert not adapter.capabilities.stateful_training and not adapter.capabilities.variable_length
+    assert adapter.capabilities.weight_io  # what it does not declare stays as the probe found it
+    reason = skip_reason("variable_length", "x", adapter.capabilities, adapter.capability_notes)  # type: ignore[attr-defined]
+    assert reason is not None and "variable_length is off: declared False" in reason
+    matrix = Matrix(tier="smoke", seeds=1, adapters={"no-carry": ref}, tasks=TASKS)
+    with pytest.raises(CellSkipped, match="its API carries no state between calls"):
+        matrix.train(Cell("no-carry", "streams", "carry_state"))
+
+
+@needs_torch
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            "torch:tests.byo_factories:claims_packed",
+            "declares variable_length, but the load-time probe found otherwise: its module does not take a "
+            "PackedSequence",
+        ),
+        ("torch:tests.byo_factories:bad_declaration", "names 'stateless', not one of stateful_training, variable"),
+    ],
+)
+def test_a_declaration_the_probe_contradicts_is_a_usage_error(spec: str, message: str) -> None:
+    with pytest.raises(AdapterError) as info:
+        resolve(spec).load()
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@needs_keras
+def test_a_keras_factory_declaring_no_stateful_training_gets_no_stateful_twin() -> None:
+    """Its layer adds a weight when stateful (refused above when it does not declare so)."""
+    adapter = resolve("keras:tests.byo_keras_factories:declares_no_stateful").load()
+    assert not adapter.capabilities.stateful_training and adapter.capabilities.variable_length
+    assert "no stateful form" in adapter.capability_notes["stateful_training"]  # type: ignore[attr-defined]
+
+
 # --- weight conformance: standard names, canonical export, or a skip with the reason -----------
 
 
