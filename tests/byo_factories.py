@@ -152,7 +152,7 @@ def claims_packed(input_size: int, hidden_size: int) -> nn.Module:
     return _ClaimsPacked(input_size, hidden_size, batch_first=True)
 
 
-def bad_declaration(input_size: int, hidden_size: int) -> nn.Module:
+def unknown_capability(input_size: int, hidden_size: int) -> nn.Module:
     module = nn.GRU(input_size, hidden_size, batch_first=True)
     module.rnn_behaviour_capabilities = {"stateless": True}  # type: ignore[assignment]
     return module
