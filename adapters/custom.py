@@ -8,17 +8,65 @@ accepted back is a usage error before anything trains. The built-ins go through 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from adapters.base import AdapterError
+from adapters.base import AdapterError, Capabilities
 from adapters.reference import GATES, Weights, has_recurrent_bias, weight_shapes
 
-#: The load-time probe: all different, so a shape that comes back names which size is wrong.
-PROBE_BATCH, PROBE_TIME, PROBE_INPUT, PROBE_HIDDEN = 2, 4, 3, 5
+#: The load-time probe's sizes: all different, so a shape that comes back names which size is
+#: wrong; the batch is neither 1 nor 2, so a one- or two-layer state's first dimension is never
+#: mistaken for it (a time-first module is told so); the hidden size divides into 2 or 4 heads.
+PROBE_BATCH, PROBE_TIME, PROBE_INPUT, PROBE_HIDDEN = 3, 7, 5, 8
+
+
+#: The attribute by which a factory, or the module/layer it returns, declares what it does not do:
+#: `rnn_behaviour_capabilities = {"stateful_training": "its API carries no state between calls"}`.
+#: Each key is one of DECLARABLE; a value False or a reason (a string) turns the capability off, and
+#: the checks that need it are skipped with that reason; True keeps what the probe found, and a
+#: True the probe contradicts is a usage error. The module's own declaration wins over the factory's.
+CAPABILITIES_ATTRIBUTE = "rnn_behaviour_capabilities"
+DECLARABLE = ("stateful_training", "variable_length", "weight_io")
+
+
+def read_declaration(target: str, *owners: Any) -> dict[str, bool | str]:
+    """The capabilities declared on `owners` (the factory, then its module or layer), checked."""
+    out: dict[str, bool | str] = {}
+    for owner in owners:
+        declared = getattr(owner, CAPABILITIES_ATTRIBUTE, None)
+        if declared is None:
+            continue
+        where = f"{target}: {CAPABILITIES_ATTRIBUTE} of {type(owner).__name__}"
+        if not isinstance(declared, Mapping):
+            raise AdapterError(f"{where} is a {type(declared).__name__}, not a dict of capability: False or reason")
+        for key, value in declared.items():
+            if key not in DECLARABLE:
+                raise AdapterError(f"{where} names {key!r}, not one of {', '.join(DECLARABLE)}")
+            if not isinstance(value, bool | str) or value == "":
+                raise AdapterError(f"{where}[{key!r}] is {value!r}: True, False or a reason (a non-empty string)")
+            out[key] = value
+    return out
+
+
+def apply_declaration(
+    target: str, capabilities: Capabilities, notes: dict[str, str], declared: Mapping[str, bool | str]
+) -> Capabilities:
+    """`capabilities` with the declared ones turned off (`notes` gets each one's reason); a
+    capability declared True that the probe did not find is an AdapterError with the probe's reason."""
+    for key, value in declared.items():
+        if value is True:
+            if not getattr(capabilities, key):
+                found = notes.get(key) or "it is off for this framework"
+                raise AdapterError(f"{target} declares {key}, but the load-time probe found otherwise: {found}")
+            continue
+        reason = value if isinstance(value, str) else "declared False"
+        notes[key] = f"{CAPABILITIES_ATTRIBUTE} says {key} is off: {reason}"
+        capabilities = dataclasses.replace(capabilities, **{key: False})
+    return capabilities
 
 
 def first_line(exc: BaseException) -> str:

@@ -4,9 +4,11 @@ before anything trains, and what it learns (cell, weight access, number of state
 from __future__ import annotations
 
 import inspect
+import os
 import random
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -23,6 +25,7 @@ from adapters.custom import (
     cell_from_keys,
     cell_from_rows,
     first_line,
+    read_declaration,
 )
 from adapters.reference import (
     N_STATES,
@@ -30,6 +33,7 @@ from adapters.reference import (
     has_recurrent_bias,
     needs_recurrent_bias,
 )
+from tasks.base import Budget, ModelSpec
 
 Factory = Callable[..., keras.layers.Layer]
 
@@ -55,6 +59,8 @@ class LayerInfo:
     variant: str = ""
     #: Why the layer cannot run padded batches ("" when its call takes a `mask` like keras.layers.LSTM).
     mask_why_not: str = ""
+    #: What the factory or its layer declares (`rnn_behaviour_capabilities`, adapters/custom.py).
+    declared: dict[str, bool | str] = field(default_factory=dict)
 
 
 def _shapes(values: Any) -> list[tuple[int, ...]]:
@@ -107,6 +113,7 @@ def _run(layer: keras.layers.Layer, call: str, x: np.ndarray, **kwargs: Any) -> 
 def _probe(factory: Factory, target: str, i: int, h: int, b: int, t: int) -> LayerInfo:
     x = np.random.default_rng(0).normal(size=(b, t, i)).astype(np.float32)
     layer = _make(factory, target, h, return_sequences=True, return_state=True)
+    declared = read_declaration(target, factory, layer)
     call = f"{target}({h}, return_sequences=True, return_state=True) on x of shape {(b, t, i)}"
     y, *states = _run(layer, call, x)
     if tuple(y.shape) != (b, t, h):
@@ -127,7 +134,8 @@ def _probe(factory: Factory, target: str, i: int, h: int, b: int, t: int) -> Lay
     y_last = _run(last, call_last, x)[0]
     if tuple(y_last.shape) != (b, h):
         raise AdapterError(f"{call_last} returned y of shape {tuple(y_last.shape)}; expected {(b, h)} (last step only)")
-    _make(factory, target, h, return_sequences=True, stateful=True, name="probe_stateful")
+    if declared.get("stateful_training", True) is True:
+        _make(factory, target, h, return_sequences=True, stateful=True, name="probe_stateful")
     cell, access, why_not = _weight_access(layer, i, h)
     recurrent_bias, variant = False, ""
     if cell is not None:
@@ -142,7 +150,8 @@ def _probe(factory: Factory, target: str, i: int, h: int, b: int, t: int) -> Lay
         n = N_STATES[cell]
         why_not = f"its weights read as {cell.upper()} weights, but it has {len(states)} state tensor(s), not {n}"
         cell, access = None, None
-    return LayerInfo(len(states), cell, access, why_not, recurrent_bias, variant, _mask_support(layer, call, x, states))
+    mask_why_not = _mask_support(layer, call, x, states)
+    return LayerInfo(len(states), cell, access, why_not, recurrent_bias, variant, mask_why_not, declared)
 
 
 def _layout(layer: keras.layers.Layer, cell: str, access: str | None) -> tuple[bool, str]:
@@ -217,3 +226,68 @@ def _weight_access(layer: keras.layers.Layer, input_size: int, hidden_size: int)
             "export_weights()/import_weights() in the canonical layout of adapters/reference.py"
         ),
     )
+
+
+def probe_model(make_model: Callable[[ModelSpec], Any], target: str, stateful: bool = True) -> None:
+    """Build and run the suite's own model (`make_model(spec)`, a KerasModel) once at the probe's
+    sizes, as every cell will: the layer on `keras.Input(shape=(None, features))` (a symbolic input
+    of unknown length), a traced training step, a traced predict at two lengths, and the stateful
+    twin (`stateful=True` on a fixed `batch_shape`; unless `stateful` is False: a layer that declares
+    no stateful training) taking the layer's weights. A layer that only
+    runs eagerly, or only at a static length, is one AdapterError here instead of a traceback in
+    every cell. The global RNG state (Python's, NumPy's) is left as it was; each cell seeds its own."""
+    b, t, i, h = PROBE_BATCH, PROBE_TIME, PROBE_INPUT, PROBE_HIDDEN
+    kept = random.getstate(), np.random.get_state()
+    x = np.random.default_rng(0).normal(size=(b, t, i)).astype(np.float32)
+    spec = ModelSpec(input_size=i, output_size=1, hidden_size=h, return_sequences=True)
+    stage = f"building the suite's model around {target}({h}, ...) on keras.Input(shape=(None, {i}))"
+    try:
+        model = make_model(spec)
+        stage = f"a traced training step of that model on x of shape {(b, t, i)}"
+        model.make_train_step(Budget(max_epochs=1, batch_size=b))(x, np.zeros((b, t, 1), np.float32))
+        for length in (t, t - 2):
+            stage = f"a traced predict of that model on x of shape {(b, length, i)}"
+            model.predict(x[:, :length])
+        ours = theirs = _shapes(model.rnn.get_weights())
+        if stateful:
+            stage = f"the stateful twin {target}({h}, stateful=True) on keras.Input(batch_shape={(b, t, i)})"
+            twin = model._rnn(True, name="probe_stateful", stateful=True)
+            twin(keras.Input(batch_shape=(b, t, i)))
+            theirs = _shapes(twin.get_weights())
+    except AdapterError:
+        raise
+    except Exception as exc:
+        raise AdapterError(
+            f"{stage} raised {traced_error(exc)}; the layer must run on a symbolic input of unknown length inside a "
+            "tf.function, as keras.layers.LSTM does"
+        ) from None
+    finally:
+        random.setstate(kept[0])
+        np.random.set_state(kept[1])
+    if ours != theirs:
+        raise AdapterError(
+            f"{stage} has weights of shapes {theirs}, not the layer's {ours}: stateful training copies the "
+            "weights between the two, so stateful=True must not add or change any"
+        )
+
+
+def traced_error(exc: BaseException) -> str:
+    """`Type: message (at file:line, in function)` of an error raised inside a tf.function or a
+    Keras layer call, whose text is the traced stack, the error line and Keras's own wrapping (ANSI
+    bold included); other errors as `first_line`."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("in user code"):
+        return first_line(exc)
+    errors = [k for k, line in enumerate(lines) if re.match(r"^[\w.]*(Error|Exception)\b[^ ]*: ", line)]
+    if not errors:
+        return first_line(exc)
+    k = errors[-1]
+    said = lines[k]
+    if "Exception encountered when calling" in said and k + 1 < len(lines):
+        said = f"{said.split(':', 1)[0]}: {lines[k + 1]}"
+    where = [m for line in lines[:k] if (m := re.match(r'^File "([^"]+)", line (\d+), in (\S+)', line))]
+    if where:
+        path, line_no, function = where[-1].groups()
+        said += f" (at {os.path.relpath(path) if path.startswith(os.getcwd()) else path}:{line_no}, in {function})"
+    return said

@@ -39,11 +39,12 @@ from adapters.base import (
     train_loop,
 )
 from adapters.custom import (
+    apply_declaration,
     import_target,
 )
 from adapters.keras_layer import KerasLayer, export_weights, import_weights
 from adapters.keras_native import KerasNative
-from adapters.keras_probe import Factory, probe_layer
+from adapters.keras_probe import Factory, probe_layer, probe_model
 from adapters.keras_stack import KerasStack
 from adapters.reference import (
     Weights,
@@ -264,6 +265,8 @@ class KerasAdapter:
         self.name = name or self.target
         self.device = check_device()
         self.info = probe_layer(self.factory, self.target)
+        stateful = self.info.declared.get("stateful_training", True) is True
+        probe_model(lambda spec: KerasModel(spec, self.factory, self.info.n_states, seed=0), self.target, stateful)
         self.cell, self.variant = self.info.cell, self.info.variant
         weight_io = self.info.access is not None
         masks = not self.info.mask_why_not
@@ -274,6 +277,7 @@ class KerasAdapter:
         self.capability_notes = {} if weight_io else {"weight_io": self.info.why_not}
         if not masks:
             self.capability_notes["variable_length"] = self.info.mask_why_not
+        self.capabilities = apply_declaration(self.target, self.capabilities, self.capability_notes, self.info.declared)
 
     def build(self, spec: ModelSpec, seed: int) -> KerasModel:
         return KerasModel(spec, self.factory, self.info.n_states, seed)

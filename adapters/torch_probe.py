@@ -4,7 +4,7 @@ anything trains, and what it learns (cell, weight access, the state's nest) driv
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import torch
@@ -23,6 +23,7 @@ from adapters.custom import (
     cell_from_keys,
     cell_from_rows,
     first_line,
+    read_declaration,
 )
 from adapters.reference import (
     N_STATES,
@@ -58,6 +59,8 @@ class ModuleInfo:
     variant: str = ""
     #: Why the module cannot run padded batches ("" when it takes a PackedSequence like nn.LSTM).
     packed_why_not: str = ""
+    #: What the factory or its module declares (`rnn_behaviour_capabilities`, adapters/custom.py).
+    declared: dict[str, bool | str] = field(default_factory=dict)
 
 
 def _shape(value: Any) -> str:
@@ -105,6 +108,7 @@ def probe_module(factory: Factory, target: str) -> ModuleInfo:
             raise AdapterError(f"calling {made} raised {first_line(exc)}") from None
         if not isinstance(module, nn.Module):
             raise AdapterError(f"{made} returned {type(module).__name__}, not a torch.nn.Module")
+        declared = read_declaration(target, factory, module)
         if not any(p.requires_grad for p in module.parameters()):
             raise AdapterError(f"{made} has no trainable parameters")
         x = torch.randn(b, t, i)
@@ -148,7 +152,7 @@ def probe_module(factory: Factory, target: str) -> ModuleInfo:
                 )
         packed_why_not = _packed_support(module, made, x, state)
         return ModuleInfo(
-            cell if access else None, access, why_not, spec, ranks, recurrent_bias, variant, packed_why_not
+            cell if access else None, access, why_not, spec, ranks, recurrent_bias, variant, packed_why_not, declared
         )
 
 

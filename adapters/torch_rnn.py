@@ -35,6 +35,7 @@ from adapters.base import (
     train_loop,
 )
 from adapters.custom import (
+    apply_declaration,
     import_target,
 )
 from adapters.reference import (
@@ -236,6 +237,7 @@ class TorchAdapter:
         self.capability_notes = {} if weight_io else {"weight_io": self.info.why_not}
         if not packed:
             self.capability_notes["variable_length"] = self.info.packed_why_not
+        self.capabilities = apply_declaration(self.target, self.capabilities, self.capability_notes, self.info.declared)
 
     def build(self, spec: ModelSpec, seed: int) -> TorchModel:
         return TorchModel(spec, self.factory, seed, self.device)

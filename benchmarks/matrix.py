@@ -154,7 +154,9 @@ class Matrix:
         adapter = self.adapter(cell.adapter)
         task = self.tasks[cell.task]
         if task.spec.stateful and not adapter.capabilities.stateful_training:
-            raise CellSkipped(f"{cell.adapter} does not declare stateful training, which {task.id} needs")
+            note = getattr(adapter, "capability_notes", {}).get("stateful_training")
+            why = f" ({note})" if note else ""
+            raise CellSkipped(f"{cell.adapter} does not declare stateful training{why}, which {task.id} needs")
         out = []
         started = time.perf_counter()
         for seed in range(self.seeds):

@@ -5,7 +5,7 @@ Importing this module imports torch; the tests that use it skip without torch.""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -28,6 +28,11 @@ def not_a_module(input_size: int, hidden_size: int) -> Any:
 def time_first(input_size: int, hidden_size: int) -> nn.Module:
     """nn.LSTM without batch_first: forward reads (time, batch, features)."""
     return nn.LSTM(input_size, hidden_size)
+
+
+def time_first_two_layers(input_size: int, hidden_size: int) -> nn.Module:
+    """Two layers of nn.LSTM without batch_first (as sru.SRU's default): a state of (2, batch, hidden)."""
+    return nn.LSTM(input_size, hidden_size, num_layers=2)
 
 
 def doubles_hidden(input_size: int, hidden_size: int) -> nn.Module:
@@ -117,3 +122,37 @@ class _DictState(nn.Module):
 
 def dict_state(input_size: int, hidden_size: int) -> nn.Module:
     return _DictState(input_size, hidden_size)
+
+
+class _DeclaresNoCarry(nn.GRU):
+    """A GRU whose package says it carries no state between calls and takes no padded batch: the
+    stateful tasks and the variable-length check are skipped with its reason."""
+
+    rnn_behaviour_capabilities: ClassVar[dict[str, bool | str]] = {
+        "stateful_training": "its API carries no state between calls",
+        "variable_length": False,
+    }
+
+
+def declares_no_carry(input_size: int, hidden_size: int) -> nn.Module:
+    return _DeclaresNoCarry(input_size, hidden_size, batch_first=True)
+
+
+class _ClaimsPacked(nn.GRU):
+    """Declares variable_length, but scales its input first, which a PackedSequence does not take."""
+
+    rnn_behaviour_capabilities: ClassVar[dict[str, bool | str]] = {"variable_length": True}
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> Any:  # type: ignore[override]
+        return super().forward(x * 1.0, state)
+
+
+def claims_packed(input_size: int, hidden_size: int) -> nn.Module:
+    """A usage error at load: the probe finds no PackedSequence support, which it declares."""
+    return _ClaimsPacked(input_size, hidden_size, batch_first=True)
+
+
+def unknown_capability(input_size: int, hidden_size: int) -> nn.Module:
+    module = nn.GRU(input_size, hidden_size, batch_first=True)
+    module.rnn_behaviour_capabilities = {"stateless": True}  # type: ignore[assignment]
+    return module

@@ -83,9 +83,9 @@ TORCH_BAD = [
     ("torch:no_such_pkg_xyz.rnn:lstm", "module 'no_such_pkg_xyz' not found"),
     ("torch:tests.byo_factories:missing", "'missing' (callables defined there: CanonicalGRU, canonical_gru"),
     ("torch:tests.byo_factories:NOT_CALLABLE", "tests.byo_factories:NOT_CALLABLE is a int, not a callable factory"),
-    ("torch:tests.byo_factories:no_arguments", "calling tests.byo_factories:no_arguments(3, 5) raised TypeError"),
+    ("torch:tests.byo_factories:no_arguments", "calling tests.byo_factories:no_arguments(5, 8) raised TypeError"),
     ("torch:tests.byo_factories:not_a_module", "returned str, not a torch.nn.Module"),
-    ("torch:tests.byo_factories:doubles_hidden", "y of shape (2, 4, 10); expected (2, 4, 5) = (batch, time, hidden"),
+    ("torch:tests.byo_factories:doubles_hidden", "y of shape (3, 7, 16); expected (3, 7, 8) = (batch, time, hidden"),
     ("torch:tests.byo_factories:only_y", "returned a Tensor; forward must return (y, state) like nn.LSTM"),
     ("torch:tests.byo_factories:rejects_state", "the state is not accepted back: "),
 ]  # fmt: skip
@@ -102,12 +102,23 @@ def test_a_bad_torch_factory_is_named_at_load(spec: str, message: str) -> None:
 
 @needs_torch
 def test_a_time_first_module_is_caught_by_its_state() -> None:
-    """nn.LSTM without batch_first reads the probe's (2, 4, 3) as time 2, batch 4: y's shape agrees
-    by accident, the state's batch of 4 gives it away."""
+    """nn.LSTM without batch_first reads the probe's (3, 7, 5) as time 3, batch 7: y's shape agrees
+    by accident, the state's batch of 7 gives it away."""
     with pytest.raises(
-        AdapterError, match=r"state of shape\(s\) \[\(1, 4, 5\), \(1, 4, 5\)\], without the batch size 2"
+        AdapterError, match=r"state of shape\(s\) \[\(1, 7, 8\), \(1, 7, 8\)\], without the batch size 3"
     ):
         resolve("torch:tests.byo_factories:time_first").load()
+
+
+@needs_torch
+def test_a_time_first_module_with_two_layers_gets_the_same_hint() -> None:
+    """Two layers: the state is (2, 7, 8); with a probe batch of 2 its first dimension passed for the
+    batch and the module failed later with a reshape error instead of this hint."""
+    with pytest.raises(AdapterError) as info:
+        resolve("torch:tests.byo_factories:time_first_two_layers").load()
+    message = str(info.value)
+    assert "[(2, 7, 8), (2, 7, 8)], without the batch size 3" in message
+    assert "is x read as (time, batch, features)?" in message and "\n" not in message
 
 
 @needs_keras
@@ -218,7 +229,16 @@ def test_a_bad_factory_is_a_one_line_usage_error(pytester: pytest.Pytester) -> N
     result = _collect(pytester, "--adapter", "torch:tests.byo_factories:doubles_hidden")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
-    assert "--adapter torch:tests.byo_factories:doubles_hidden: " in err and "expected (2, 4, 5)" in err
+    assert "--adapter torch:tests.byo_factories:doubles_hidden: " in err and "expected (3, 7, 8)" in err
+    assert "Traceback" not in err and "Traceback" not in result.stdout.str()
+
+
+@needs_keras
+def test_an_eager_only_keras_layer_is_a_one_line_usage_error(pytester: pytest.Pytester) -> None:
+    result = _collect(pytester, "--adapter", "keras:tests.byo_keras_factories:eager_only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "--adapter keras:tests.byo_keras_factories:eager_only: " in err and "inside a tf.function" in err
     assert "Traceback" not in err and "Traceback" not in result.stdout.str()
 
 
