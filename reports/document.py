@@ -131,7 +131,9 @@ def run_summary(run: dict[str, Any]) -> list[tuple[str, str]]:
     """The run's metadata as (label, text) pairs."""
     versions = run.get("versions") or {}
     machine = run.get("machine") or {}
+    incomplete = [("INCOMPLETE run", str(run["incomplete"]))] if run.get("incomplete") else []
     return [
+        *incomplete,
         ("time", str(run.get("time"))),
         ("git", str(run.get("git_sha") or "unknown")[:12]),
         ("tier", str(run.get("tier"))),

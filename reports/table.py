@@ -19,11 +19,13 @@ LABELS = {
     "xpassed": "XPASS",
     "skipped": "skip",
     "error": "ERROR",
+    "incomplete": "INCOMPLETE",
 }
 LEGEND = (
     "cells: outcome value/threshold (median over seeds; k/N seeds passing and its 95% Wilson interval "
     "when N > 1). "
-    "xfail = expected failure (benchmarks/expectations.py); XPASS = better than expected. "
+    "xfail = expected failure (benchmarks/expectations.py); XPASS = better than expected; INCOMPLETE = "
+    "stopped when its projected training time passed --cell-timeout. "
     "training time: seconds spent training the row's models (sum over its tasks and seeds)"
 )
 #: The pivot's last row: per adapter, the sum of `train_seconds` over its (task, seed) models.

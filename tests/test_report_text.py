@@ -63,7 +63,7 @@ def test_the_markdown_says_what_went_wrong_and_each_skip_once(payload: dict[str,
     # Two checks of one model that raised: one message, naming both cells.
     assert wrong.count("Exception encountered when calling LSTM.call()") == 1
     assert "**ERROR** mine: adding (mse, accuracy)" in wrong
-    assert "**incomplete** mine: sine_rollout.rollout" in wrong and "over --cell-timeout 600" in wrong
+    assert "**INCOMPLETE** mine: sine_rollout.rollout" in wrong and "over --cell-timeout 600" in wrong
     skipped = text[text.index("## Skipped") :].split("\n## ")[0]
     assert skipped.count("Capabilities.weight_io is False") == 1
     assert "this check needs the bare layer" in skipped
@@ -77,7 +77,7 @@ def test_the_pivot_has_the_training_time_per_row_and_unknown_outcomes_as_they_ar
     assert rows[-1][:2] == list(table.TRAINING_ROW)
     assert seconds == {"torch-lstm": "36.8", "torch-rnn": "25.4", "mine": "42.5"}  # 2.5 once: one model, two checks
     cells = {(r[0], r[1]): dict(zip(headers[2:], r[2:], strict=True)) for r in rows}
-    assert cells[("sine_rollout v1", "rollout")]["mine"] == "incomplete 0.4/0.25"
+    assert cells[("sine_rollout v1", "rollout")]["mine"] == "INCOMPLETE 0.4/0.25"
     assert cells[("conformance v1", "gate_order")]["mine"] == "skip"
     skips = table.skip_lines(payload["results"])
     assert len(skips) == 1 and skips[0].startswith("skipped: mine declares no weight import/export")
@@ -118,3 +118,12 @@ def test_the_plugin_puts_the_failure_message_in_report_md(pytester: pytest.Pytes
     md = (report_dir / "report.md").read_text()
     assert "**FAIL** forgetful: count_steps.carry_state" in md
     assert "the state handed back in is ignored" in md and "training time (s)" in md
+
+
+def test_an_interrupted_run_says_so_at_the_top(payload: dict[str, Any]) -> None:
+    payload["run"]["incomplete"] = "interrupted before every item ran"
+    text = markdown(payload)
+    assert "INCOMPLETE run" in text[: text.index("## ")] or "INCOMPLETE run" in text.split("\n## ")[0]
+    assert "interrupted before every item ran" in text
+    payload["run"]["incomplete"] = None
+    assert "INCOMPLETE run" not in markdown(payload)
