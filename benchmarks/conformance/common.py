@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, example, given, settings, target
+from hypothesis import HealthCheck, Phase, example, given, seed, settings, target
 from hypothesis import strategies as st
 
 from adapters import Adapter
@@ -201,10 +201,14 @@ class Mismatch(AssertionError):
 
 
 def explore(prop: Callable[..., None], strategy: st.SearchStrategy[Any], examples: int = EXAMPLES,
-            explicit: tuple[Any, ...] = ()) -> str | None:  # fmt: skip
+            explicit: tuple[Any, ...] = (), pinned: str = "") -> str | None:  # fmt: skip
     """Run `prop` on the explicit cases and `examples` generated ones (derandomized, no database);
-    the message of the first failing case, shrunk, else None."""
+    the message of the first failing case, shrunk, else None. Derandomized, Hypothesis seeds the
+    cases from a digest of `prop`'s source, so any edit to it draws other cases; `pinned` (a
+    digest in hex) keeps the cases of the source it was taken from."""
     test = given(strategy)(prop)
+    if pinned:
+        test = seed(int(pinned, 16))(test)
     for case in explicit:
         test = example(case)(test)
     test = settings(

@@ -34,6 +34,11 @@ from benchmarks.conformance.common import (
 )
 from benchmarks.conformance.rounding import Forward, RoundingLedger
 
+#: The cases streaming and batch_independence drew before their properties learnt of rounding
+#: (issue 15): the digests of their v2 sources, which Hypothesis seeded them from (`explore`).
+STREAMING_CASES = "19c1c6ef8a596a8f4bb0f1a22e2bec3d96fbc8fd4a3a5695777400a834eb6220c2afce871434d6be4918092aad80f385"
+BATCH_CASES = "16015a13ebe914343ecb7626b496b31d1817e03a104ff824abea4f38484827b048dbd2c64d8295c4c63e827d9fb816e3"
+
 
 def streaming(subject: Subject) -> Outcome:
     runner = Runner(subject, 3, 8, 11)
@@ -80,7 +85,7 @@ def streaming(subject: Subject) -> Outcome:
             )
 
     one_step = (2, 12, tuple(range(1, 12)), 1)
-    message = explore(prop, plans(), explicit=(one_step,))
+    message = explore(prop, plans(), explicit=(one_step,), pinned=STREAMING_CASES)
     if message:
         failure.append(message)
     g = rng(12)
@@ -178,7 +183,7 @@ def batch_independence(subject: Subject) -> Outcome:
                 f"{opinion.describe(err)}"
             )
 
-    message = explore(prop, cases())
+    message = explore(prop, cases(), pinned=BATCH_CASES)
     worst = max(errors.values())
     detail = f"on the {runner.kind}: alone vs in the batch {fmt(errors['alone'])}; permuted {fmt(errors['permuted'])}"
     detail += ledger.note()
