@@ -62,6 +62,11 @@ class TestPlantedScan:
         assert "are float32 rounding" in outcome.detail and outcome.extras["rounding_gap_float64"] < 1e-12
         assert outcome.threshold is not None and outcome.value <= outcome.threshold
 
+    def test_the_scan_passes_batch_independence_as_rounding(self) -> None:
+        outcome = check(SCAN, "batch_independence")
+        assert outcome.passed and outcome.value > common.SAME_COMPUTATION_ATOL, outcome.detail
+        assert "are float32 rounding" in outcome.detail
+
     def test_the_state_bug_fails_streaming_with_the_float64_runs_word(self) -> None:
         outcome = check(BUG, "streaming")
         assert not outcome.passed
