@@ -3,6 +3,7 @@ weights in the canonical layout of adapters/reference.py."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -117,13 +118,21 @@ class TorchLayer:
         if state is None and not grad:
             return xt, None, []
         arrays = check_state(self.cell, state, len(xt), self.hidden_size)
+        wide = np.float64 if self.dtype == torch.float64 else np.float32  # a float64 layer keeps its state's digits
         tensors = [
-            torch.from_numpy(np.asarray(a, np.float32).reshape((1, *a.shape) if rank == 3 else a.shape).copy())
+            torch.from_numpy(np.asarray(a, wide).reshape((1, *a.shape) if rank == 3 else a.shape).copy())
             .to(self.device, self.dtype)
             .requires_grad_(grad)
             for a, rank in zip(arrays, self.info.state_ranks, strict=True)
         ]
         return xt, pytree.tree_unflatten(tensors, self.info.state_spec), tensors
+
+    def float64_twin(self) -> TorchLayer:
+        """A copy of this layer (the same weights) computing in float64, outputs in float64: the
+        "same computation" checks' second opinion on a float32 gap (benchmarks/README.md)."""
+        return TorchLayer(
+            copy.deepcopy(self.module), self.info, self.input_size, self.hidden_size, self.device, dtype="float64"
+        )
 
     def forward(self, x: np.ndarray, state: Any = None, lengths: Any = None) -> tuple[np.ndarray, Any]:
         """With `lengths`, row b is read up to lengths[b] steps (packed, as nn.LSTM takes it) and

@@ -12,6 +12,7 @@ compares implementations as their users get them.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -108,13 +109,17 @@ class _Net(nn.Module):
         return out, state
 
 
-def _to_torch_state(state: Any, device: torch.device) -> Any:
-    """The module's state from predict's NumPy nest (same structure, arrays -> tensors)."""
+def _to_torch_state(state: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+    """The module's state from predict's NumPy nest (same structure, arrays -> tensors); with
+    `dtype`, its floating arrays in that dtype."""
     if state is None:
         return None
-    return pytree.tree_map(
-        lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device) if isinstance(a, np.ndarray) else a, state
-    )
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(a)).to(device)
+        return t.to(dtype) if dtype is not None and t.is_floating_point() else t
+
+    return pytree.tree_map(lambda a: tensor(a) if isinstance(a, np.ndarray) else a, state)
 
 
 def _to_numpy_state(state: Any) -> Any:
@@ -135,6 +140,16 @@ class TorchModel:
         self.net = _Net(spec, factory).to(self.device)
         self.rng = np.random.default_rng(seed)
         self.n_params = sum(p.numel() for p in self.net.parameters())
+        #: The dtype predict computes in (float64 in `float64_twin`'s copy only).
+        self.dtype: torch.dtype | None = None
+
+    def float64_twin(self) -> TorchModel:
+        """The same model (the same weights, as float64) computing in float64, for the "same
+        computation" checks: where two paths of a float32 model differ, the twin's two paths say
+        whether the mathematics differs or only the rounding (benchmarks/README.md, "Rounding")."""
+        twin = copy.copy(self)
+        twin.net, twin.dtype = copy.deepcopy(self.net).double(), torch.float64
+        return twin
 
     def _stepper(self, budget: Budget) -> tuple[Callable[[torch.Tensor, torch.Tensor, Any], tuple[float, Any]], Any]:
         """One optimizer step (Adam at the budget's rate) on a batch from a state, and the dtype
@@ -203,8 +218,8 @@ class TorchModel:
 
     def _predict(self, x: np.ndarray, state: Any, last_only: bool | None) -> tuple[np.ndarray, Any]:
         self.net.eval()
-        xt = torch.from_numpy(check_input(x, self.spec.input_size)).to(self.device)
-        out, new_state = self.net(xt, _to_torch_state(state, self.device), last_only)
+        xt = torch.from_numpy(check_input(x, self.spec.input_size)).to(self.device, self.dtype)
+        out, new_state = self.net(xt, _to_torch_state(state, self.device, self.dtype), last_only)
         if self.spec.head == "softmax":
             out = torch.softmax(out, dim=-1)
         return out.cpu().numpy().copy(), _to_numpy_state(new_state)

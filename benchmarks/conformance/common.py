@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, example, given, settings, target
+from hypothesis import HealthCheck, Phase, example, given, seed, settings, target
 from hypothesis import strategies as st
 
 from adapters import Adapter
 from adapters import reference as ref
 from adapters.reference import GATES, Layer, LayerAdapter
 from tasks.base import ModelSpec
+from tasks.rounding import float64_twin
 
 #: Bumped with a line in benchmarks/README.md whenever a check or tolerance changes.
 VERSION = 2
@@ -200,10 +201,14 @@ class Mismatch(AssertionError):
 
 
 def explore(prop: Callable[..., None], strategy: st.SearchStrategy[Any], examples: int = EXAMPLES,
-            explicit: tuple[Any, ...] = ()) -> str | None:  # fmt: skip
+            explicit: tuple[Any, ...] = (), pinned: str = "") -> str | None:  # fmt: skip
     """Run `prop` on the explicit cases and `examples` generated ones (derandomized, no database);
-    the message of the first failing case, shrunk, else None."""
+    the message of the first failing case, shrunk, else None. Derandomized, Hypothesis seeds the
+    cases from a digest of `prop`'s source, so any edit to it draws other cases; `pinned` (a
+    digest in hex) keeps the cases of the source it was taken from."""
     test = given(strategy)(prop)
+    if pinned:
+        test = seed(int(pinned, 16))(test)
     for case in explicit:
         test = example(case)(test)
     test = settings(
@@ -281,14 +286,28 @@ class Runner:
             self.layer: Layer | None = subject.layer(input_size, hidden_size, seed, weights_seed=seed)
             self.cell, self.kind = subject.cell, "bare layer"
             self.forward = self.layer.forward
+            self._twin = lambda: _method(float64_twin(self.layer), "forward")
         else:
             spec = ModelSpec(input_size=input_size, output_size=3, hidden_size=hidden_size, return_sequences=True)
             self.layer, self.kind = None, "model (no bare layer: weight_io is off)"
-            self.forward = subject.adapter.build(spec, seed).predict
+            model = subject.adapter.build(spec, seed)
+            self.forward = model.predict
+            self._twin = lambda: _method(float64_twin(model), "predict")
         self.input_size, self.hidden_size = input_size, hidden_size
+
+    def float64_twin(self) -> Callable[..., tuple[np.ndarray, Any]] | str:
+        """The forward of the same layer or model (same weights) computing in float64, or why
+        there is none (tasks/rounding.py); built on first use, then kept."""
+        if not hasattr(self, "_forward64"):
+            self._forward64 = self._twin()
+        return self._forward64
 
     def initial_state(self, batch: int, generator: np.random.Generator) -> Any:
         return None if self.cell is None else random_state(self.cell, batch, self.hidden_size, generator)
+
+
+def _method(twin: Any, name: str) -> Any:
+    return twin if isinstance(twin, str) else getattr(twin, name)
 
 
 def zeros_like(state: Any) -> Any:

@@ -4,6 +4,7 @@ one, else on the model (variable_length needs the bare layer)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 import numpy as np
@@ -31,6 +32,12 @@ from benchmarks.conformance.common import (
     take_rows,
     zeros_like,
 )
+from benchmarks.conformance.rounding import Forward, RoundingLedger
+
+#: The cases streaming and batch_independence drew before their properties learnt of rounding
+#: (issue 15): the digests of their v2 sources, which Hypothesis seeded them from (`explore`).
+STREAMING_CASES = "19c1c6ef8a596a8f4bb0f1a22e2bec3d96fbc8fd4a3a5695777400a834eb6220c2afce871434d6be4918092aad80f385"
+BATCH_CASES = "16015a13ebe914343ecb7626b496b31d1817e03a104ff824abea4f38484827b048dbd2c64d8295c4c63e827d9fb816e3"
 
 
 def streaming(subject: Subject) -> Outcome:
@@ -38,6 +45,7 @@ def streaming(subject: Subject) -> Outcome:
     errors = {"chunks": 0.0, "zero_state": 0.0, "final_is_last": 0.0}
     failure: list[str] = []
     plans_run = 0
+    ledger = RoundingLedger(runner)
 
     @st.composite
     def plans(draw: Any) -> tuple[int, int, tuple[int, ...], int]:
@@ -52,21 +60,24 @@ def streaming(subject: Subject) -> Outcome:
         g = rng(seed)
         x = float32(g.normal(0.0, 1.0, (batch, length, runner.input_size)))
         state = runner.initial_state(batch, g)
-        whole, whole_final = runner.forward(x, state)
-        pieces, carried = [], state
-        for part in np.split(x, cuts, axis=1):
-            out, carried = runner.forward(part, carried)
-            pieces.append(out)
-        chunked = np.concatenate(pieces, axis=1)
+
+        def paths(forward: Forward) -> tuple[Any, Any]:
+            whole, pieces, carried = forward(x, state), [], state
+            for part in np.split(x, cuts, axis=1):
+                out, carried = forward(part, carried)
+                pieces.append(out)
+            return whole, (np.concatenate(pieces, axis=1), carried)
+
+        (whole, whole_final), (chunked, carried) = paths(runner.forward)
         err = max(max_abs(chunked, whole), max_abs(carried, whole_final))
         errors["chunks"] = max(errors["chunks"], err)
         steer(err)
-        if err > TOL.same:
+        if err > TOL.same and not (opinion := ledger.ask(err, (whole, whole_final), paths)).explains(err):
             steps = [s for s in range(length) if max_abs(chunked[:, s], whole[:, s]) > TOL.same]
             where = f", first at step {steps[0]}" if steps else " (in the final state)"
-            cold = runner.forward(np.split(x, cuts, axis=1)[-1], None)[0]
-            note = ""
-            if max_abs(pieces[-1], cold) <= TOL.same:
+            last = np.split(x, cuts, axis=1)[-1]
+            note = f"; {opinion.describe(err)}"
+            if max_abs(chunked[:, length - last.shape[1] :], runner.forward(last, None)[0]) <= TOL.same:
                 note = ": the last chunk comes out as if from the zero state, so the state passed in is dropped"
             raise Mismatch(
                 f"fed in chunks cut at {list(cuts)} (B={batch}, T={length}) with the carried state, the output "
@@ -74,7 +85,7 @@ def streaming(subject: Subject) -> Outcome:
             )
 
     one_step = (2, 12, tuple(range(1, 12)), 1)
-    message = explore(prop, plans(), explicit=(one_step,))
+    message = explore(prop, plans(), explicit=(one_step,), pinned=STREAMING_CASES)
     if message:
         failure.append(message)
     g = rng(12)
@@ -98,14 +109,18 @@ def streaming(subject: Subject) -> Outcome:
         f"(one step at a time included); zero state vs none {fmt(errors['zero_state'])}"
     )
     detail += f"; final h vs last output {fmt(errors['final_is_last'])}" if runner.layer is not None else ""
+    detail += ledger.note()
     if failure:
         detail += ". " + "; ".join(failure)
-    return Outcome(worst, worst <= TOL.same and not failure, detail, dict(errors))
+    rest = max(errors["zero_state"], errors["final_is_last"])
+    passed = not failure and rest <= TOL.same and (errors["chunks"] <= TOL.same or ledger.explained > 0)
+    return Outcome(worst, passed, detail, dict(errors) | ledger.extras(), threshold=ledger.threshold())
 
 
 def batch_independence(subject: Subject) -> Outcome:
     runner = Runner(subject, 4, 6, 13)
     errors = {"alone": 0.0, "permuted": 0.0}
+    ledger = RoundingLedger(runner)
 
     @st.composite
     def cases(draw: Any) -> tuple[int, int, tuple[int, ...], int]:
@@ -117,39 +132,65 @@ def batch_independence(subject: Subject) -> Outcome:
         g = rng(seed)
         x = float32(g.normal(0.0, 1.0, (batch, length, runner.input_size)))
         state = runner.initial_state(batch, g)
+        index = np.asarray(order)
+        compares_final = runner.layer is not None
+
+        def rows(y: np.ndarray, final: Any, rows: Any) -> Any:
+            return (y[rows], take_rows(final, rows)) if compares_final else y[rows]
+
+        def alone(i: int) -> Callable[[Forward], tuple[Any, Any]]:
+            def paths(forward: Forward) -> tuple[Any, Any]:
+                y, final = forward(x, state)
+                return rows(y, final, slice(i, i + 1)), rows(
+                    *forward(x[i : i + 1], take_rows(state, slice(i, i + 1))), slice(None)
+                )
+
+            return paths
+
+        def permuted(forward: Forward) -> tuple[Any, Any]:
+            y, final = forward(x, state)
+            return rows(y, final, index), rows(
+                *forward(np.ascontiguousarray(x[index]), take_rows(state, index)), slice(None)
+            )
+
         y, final = runner.forward(x, state)
-        alone = []
+        alone_errors = []
         for i in range(batch):
             yi, fi = runner.forward(x[i : i + 1], take_rows(state, slice(i, i + 1)))
             err = max_abs(yi, y[i : i + 1])
-            if runner.layer is not None:
+            if compares_final:
                 err = max(err, max_abs(fi, take_rows(final, slice(i, i + 1))))
-            alone.append(err)
-        errors["alone"] = max(errors["alone"], *alone)
-        steer(max(alone), "alone")
-        for i, err in enumerate(alone):
-            if err > TOL.same:
+            alone_errors.append(err)
+        errors["alone"] = max(errors["alone"], *alone_errors)
+        steer(max(alone_errors), "alone")
+        for i, err in enumerate(alone_errors):
+            if err > TOL.same and not (opinion := ledger.ask(err, rows(y, final, slice(i, i + 1)), alone(i))).explains(
+                err
+            ):
                 raise Mismatch(
-                    f"row {i} of a batch of {batch} (T={length}) differs from that sample alone by {fmt(err)}"
+                    f"row {i} of a batch of {batch} (T={length}) differs from that sample alone by {fmt(err)}; "
+                    f"{opinion.describe(err)}"
                 )
-        index = np.asarray(order)
         yp, fp = runner.forward(np.ascontiguousarray(x[index]), take_rows(state, index))
         err = max_abs(yp, y[index])
-        if runner.layer is not None:
+        if compares_final:
             err = max(err, max_abs(fp, take_rows(final, index)))
         errors["permuted"] = max(errors["permuted"], err)
         steer(err, "permuted")
-        if err > TOL.same:
+        if err > TOL.same and not (opinion := ledger.ask(err, rows(y, final, index), permuted)).explains(err):
             raise Mismatch(
-                f"the batch permuted by {list(order)} gives outputs {fmt(err)} away from the outputs permuted"
+                f"the batch permuted by {list(order)} gives outputs {fmt(err)} away from the outputs permuted; "
+                f"{opinion.describe(err)}"
             )
 
-    message = explore(prop, cases())
+    message = explore(prop, cases(), pinned=BATCH_CASES)
     worst = max(errors.values())
     detail = f"on the {runner.kind}: alone vs in the batch {fmt(errors['alone'])}; permuted {fmt(errors['permuted'])}"
+    detail += ledger.note()
     if message:
         detail += ". " + message
-    return Outcome(worst, worst <= TOL.same and not message, detail, dict(errors))
+    passed = not message and (worst <= TOL.same or ledger.explained > 0)
+    return Outcome(worst, passed, detail, dict(errors) | ledger.extras(), threshold=ledger.threshold())
 
 
 def causality(subject: Subject) -> Outcome:
@@ -281,13 +322,14 @@ def variable_length(subject: Subject) -> Outcome:
 CHECKS: tuple[ConformanceCheck, ...] = (
     ConformanceCheck(
         "streaming", "max_abs_diff_chunked_vs_whole", SAME_COMPUTATION_ATOL, (),
-        "chunks fed with the carried state == the whole sequence (outputs and final state); zero state "
-        "== no state; final state == last output",
+        "chunks fed with the carried state == the whole sequence (outputs and final state), or differ by "
+        "float32 rounding only (the float64 twin); zero state == no state; final state == last output",
         streaming,
     ),
     ConformanceCheck(
         "batch_independence", "max_abs_diff_alone_vs_batched", SAME_COMPUTATION_ATOL, (),
-        "row i of a batch == that sample alone; permuting the batch permutes the outputs",
+        "row i of a batch == that sample alone; permuting the batch permutes the outputs (or float32 "
+        "rounding only, by the float64 twin)",
         batch_independence,
     ),
     ConformanceCheck(
