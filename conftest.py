@@ -3,8 +3,8 @@
 `pytest benchmarks` runs one item per (adapter, task, check) with ids such as
 `test_check[torch-gru-count_steps-carry_state]`, and one per (adapter, conformance check) such as
 `test_conformance[torch-gru-forward_parity]`. Results travel from each item through
-`user_properties` to `pytest_runtest_logreport` (so they survive pytest-xdist), are written to
-`<report-dir>/results.json` at the end of the session, and the terminal shows the pivot.
+`user_properties` to the `ResultCollector` (benchmarks/collector.py), which writes
+`<report-dir>/results.json` at the end of the session and shows the pivot.
 This module imports no ML framework; adapters import theirs when a cell first needs them.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,26 +23,22 @@ import pytest
 from adapters import BUILTINS, AdapterError, entry_points, resolve
 from adapters.base import DEVICE_VARIABLE, DEVICES, threads
 from benchmarks import expectations, speed
+from benchmarks.collector import MATRIX, ROOT, ResultCollector, terminate_as_interrupt
 from benchmarks.conformance import CHECKS, Conformance
 from benchmarks.expectations import Expectation, ExpectationsError, expected_failure
 from benchmarks.matrix import (
     CELL_PROPERTY,
     INCOMPLETE_PROPERTY,
-    RECORDS_PROPERTY,
     Cell,
     CellIncomplete,
     CellSkipped,
     Matrix,
     Trained,
 )
-from reports import table, write_reports
-from reports.cells import SPEED_TASK, plain
 from reports.cli import non_negative
-from reports.results import SCHEMA_VERSION, dir_problem, run_metadata, write_json_atomic
+from reports.results import dir_problem
 from tasks import PENDING, TASKS, TIERS
 
-ROOT = Path(__file__).resolve().parent
-MATRIX = pytest.StashKey[Matrix]()
 #: ({user row: the built-in it is like (--like)}, the expectations of --expectations FILE).
 EXPECTED = pytest.StashKey[tuple[dict[str, str], tuple[Expectation, ...]]]()
 #: pytest-xdist's workerinput key of the run's crash directory (`Matrix.crash_dir`).
@@ -183,7 +178,7 @@ def pytest_configure(config: pytest.Config) -> None:
         cell_timeout=_cell_timeout(config),
     )
     _isolate_crashes(config)
-    _terminate_as_interrupt(config)
+    terminate_as_interrupt(config)
     config.pluginmanager.register(ResultCollector(config), "rnn-behaviour-results")
     if config.option.verbose >= 1 and not hasattr(config, "workerinput"):
         config.stash[MATRIX].progress = _live_line(config)
@@ -359,181 +354,3 @@ def trained(cell: Cell, matrix: Matrix, request: pytest.FixtureRequest) -> Itera
         raise
     yield models
     matrix.done(cell)
-
-
-class ResultCollector:
-    """Gathers the records of every item (on the xdist controller too), writes results.json and
-    prints the pivot."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.matrix = config.stash[MATRIX]
-        self.records: list[dict[str, Any]] = []
-        self.write_error = ""
-        self.incomplete = ""
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = dict(report.user_properties)
-        if CELL_PROPERTY in props:
-            self.records.extend(self._records_of(report, props))
-        elif report.when == "???":  # pytest-xdist: the worker died running this item
-            from benchmarks.scheduling import param_id  # imports xdist, which is there if this runs
-
-            cell = self._templates().get(param_id(report.nodeid))
-            if cell is not None:
-                reason = f"{report.longrepr}: the process died (a hard crash, such as a segfault or an abort)"
-                self.records.extend(self._bare_records(cell, "error", reason))
-
-    def _templates(self) -> dict[str, dict[str, Any]]:
-        """{item parameter id: what `_bare_records` takes} for the behaviour and conformance items."""
-        tier, seeds = self.matrix.tier, self.matrix.seeds
-        out = {cell.id: {"template": self.matrix.template(cell), "seeds": seeds} for cell in self.matrix.cells()}
-        for adapter in self.matrix.adapters:
-            for check in CHECKS:
-                item = Conformance(adapter, check.name)
-                out[item.id] = {"template": item.template(tier), "seeds": 1}
-        return out
-
-    def _records_of(self, report: pytest.TestReport, props: dict[str, Any]) -> list[dict[str, Any]]:
-        """Final records of an item, from its setup (skip or error) or call report."""
-        xfail = hasattr(report, "wasxfail")
-        if report.when == "call":
-            records = props.get(RECORDS_PROPERTY)
-            if not records:  # a check that found it cannot run skips in its call (Outcome.skipped)
-                outcome = "skipped" if report.skipped and not xfail else "error"
-                return self._bare_records(props[CELL_PROPERTY], outcome, _reason(report))
-            cell_outcome = {
-                ("passed", False): "passed",
-                ("passed", True): "xpassed",
-                ("failed", False): "failed",
-                ("skipped", True): "xfailed",
-            }.get((report.outcome, xfail), report.outcome)
-            # What went wrong, as the terminal shows it, for report.md and report.html.
-            message = plain(report.longreprtext).strip() if report.failed or xfail else ""
-            for rec in records:
-                if rec["passed"]:
-                    rec["outcome"] = "xpassed" if xfail else "passed"
-                else:
-                    rec["outcome"] = "xfailed" if xfail else "failed"
-                rec["cell_outcome"] = cell_outcome
-                rec["reason"] = report.wasxfail if xfail else ""
-                rec["message"] = message
-            return records
-        if report.when == "setup" and INCOMPLETE_PROPERTY in props:
-            return self._bare_records(props[CELL_PROPERTY], "incomplete", props[INCOMPLETE_PROPERTY])
-        if report.when == "setup" and report.outcome in ("skipped", "failed"):
-            outcome = "skipped" if report.outcome == "skipped" else "error"
-            return self._bare_records(props[CELL_PROPERTY], outcome, _reason(report))
-        return []
-
-    @staticmethod
-    def _bare_records(cell: dict[str, Any], outcome: str, reason: str) -> list[dict[str, Any]]:
-        return [
-            {**cell["template"], "seed": seed, "outcome": outcome, "cell_outcome": outcome, "reason": reason}
-            for seed in range(cell["seeds"])
-        ]
-
-    def _active(self) -> bool:
-        return bool(self.records) and not hasattr(self.config, "workerinput")
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self._active():
-            return
-        self.incomplete = _run_incomplete(session)
-        run = run_metadata(
-            self.matrix.tier,
-            self.matrix.seeds,
-            self.config.getoption("min_pass_rate"),
-            ROOT,
-            device=self.config.getoption("device"),
-        )
-        run["incomplete"] = self.incomplete or None
-        payload = {
-            "schema_version": SCHEMA_VERSION,
-            "run": run,
-            "results": sorted(self.records, key=lambda r: (r["adapter"], r["task"], r["check"], r["seed"])),
-        }
-        try:
-            write_json_atomic(self.results_path, payload)
-        except OSError as exc:
-            self.write_error = f"could not write {self.results_path}: {exc}"
-            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-        else:
-            write_reports(payload, self.results_path.parent, log=self.config.get_terminal_writer().line)
-
-    @property
-    def results_path(self) -> Path:
-        path = Path(self.config.getoption("report_dir"))
-        return (path if path.is_absolute() else ROOT / path) / "results.json"
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self._active():
-            return
-        tr = terminalreporter
-        tr.write_sep("=", f"rnn-behaviour: tier {self.matrix.tier}, {self.matrix.seeds} seed(s)")
-        if any(r["task"] != SPEED_TASK for r in self.records):
-            tr.write_line(table.pivot(self.records))
-            tr.write_line(table.LEGEND)
-            for line in table.skip_lines(self.records):
-                tr.write_line(line)
-        for lesson in table.lessons(self.records):
-            tr.write_line("")
-            tr.write_line(lesson)
-        timings = table.speed_table(self.records)
-        if timings:
-            tr.write_line("")
-            tr.write_line(timings)
-        for name in table.better_than_expected(self.records):
-            tr.write_line(f"better than expected (XPASS): {name}")
-        if self.incomplete:
-            tr.write_line(f"INCOMPLETE run: {self.incomplete}; its results and reports cover only what ran", red=True)
-        incomplete = sorted({f"{r['adapter']}-{r['task']}" for r in self.records if r["outcome"] == "incomplete"})
-        if incomplete:
-            tr.write_line(f"incomplete cells (projected past --cell-timeout): {', '.join(incomplete)}", yellow=True)
-        if self.write_error:
-            tr.write_line(f"rnn-behaviour: {self.write_error}", red=True)
-        else:
-            tr.write_line(f"results: {self.results_path}")
-            html = self.results_path.parent / "report.html"
-            if html.exists():
-                tr.write_line(f"report: {html} (and report.md)")
-
-
-def _run_incomplete(session: pytest.Session) -> str:
-    """Why the session did not run every selected item ("" when it did): an interrupt (Ctrl-C, or a
-    SIGTERM, which the suite turns into one), or a stop such as --maxfail / -x."""
-    if session.exitstatus == pytest.ExitCode.INTERRUPTED:
-        return "interrupted before every item ran"
-    stopped = session.shouldstop or session.shouldfail
-    return f"stopped early ({stopped})" if stopped else ""
-
-
-def _terminate_as_interrupt(config: pytest.Config) -> None:
-    """A SIGTERM (a session or job that ends) ends the run as Ctrl-C does, so the results and
-    reports are still written, marked incomplete. Only in the main process, only over the default."""
-    if hasattr(config, "workerinput") or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread
-        return
-    config.add_cleanup(_default_sigterm)
-
-
-def _default_sigterm() -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _reason(report: pytest.TestReport) -> str:
-    if report.skipped and isinstance(report.longrepr, tuple):
-        return str(report.longrepr[2]).removeprefix("Skipped: ")
-    crash = getattr(report.longrepr, "reprcrash", None)
-    if crash is not None:
-        return str(crash.message)
-    lines = report.longreprtext.strip().splitlines()
-    return lines[0] if lines else ""
