@@ -35,17 +35,20 @@ FLOAT64_RTOL = 1e-9
 ROUNDING_K = 10.0
 
 
-def _arrays(nest: Any) -> list[np.ndarray]:
+def arrays(nest: Any) -> list[np.ndarray]:
+    """The arrays of a state or output in a fixed order: a tuple/list nest in order, a dict by its
+    sorted keys (a module's state may be any such nest, README), an array as itself."""
     if isinstance(nest, dict):
-        return [a for key in sorted(nest, key=str) for a in _arrays(nest[key])]
+        return [a for key in sorted(nest, key=str) for a in arrays(nest[key])]
     if isinstance(nest, tuple | list):
-        return [a for s in nest for a in _arrays(s)]
+        return [a for s in nest for a in arrays(s)]
     return [np.asarray(nest)]
 
 
-def _max_abs(a: Any, b: Any) -> float:
-    pairs = list(zip(_arrays(a), _arrays(b), strict=False))
-    if len(_arrays(a)) != len(_arrays(b)) or any(x.shape != y.shape for x, y in pairs):
+def max_abs(a: Any, b: Any) -> float:
+    """Largest |a - b| over arrays or nests of them; inf on a shape mismatch or NaN."""
+    pairs = list(zip(arrays(a), arrays(b), strict=False))
+    if len(arrays(a)) != len(arrays(b)) or any(x.shape != y.shape for x, y in pairs):
         return float("inf")
     worst = 0.0
     for x, y in pairs:
@@ -83,10 +86,10 @@ class Rounding:
 def second_opinion(first32: Any, first64: Any, second64: Any) -> Rounding:
     """The judgement from the first path in float32 and both paths in float64 (nests of arrays);
     outputs that do not come back in float64 are no float64 run."""
-    if any(a.dtype != np.float64 for a in _arrays(first64) + _arrays(second64)):
+    if any(a.dtype != np.float64 for a in arrays(first64) + arrays(second64)):
         return Rounding(why_not="the float64 twin does not compute in float64")
-    scale = max(1.0, *(float(np.abs(a).max()) for a in _arrays(first64) if a.size))
-    return Rounding(_max_abs(second64, first64) / scale, _max_abs(first32, first64))
+    scale = max(1.0, *(float(np.abs(a).max()) for a in arrays(first64) if a.size))
+    return Rounding(max_abs(second64, first64) / scale, max_abs(first32, first64))
 
 
 def float64_twin(owner: Any) -> Any:

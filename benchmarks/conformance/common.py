@@ -16,7 +16,7 @@ from adapters import Adapter
 from adapters import reference as ref
 from adapters.reference import GATES, Layer, LayerAdapter
 from tasks.base import ModelSpec
-from tasks.rounding import float64_twin
+from tasks.rounding import arrays, float64_twin, max_abs  # one reading of a nest for the checks and the tasks
 
 #: Bumped with a line in benchmarks/README.md whenever a check or tolerance changes.
 VERSION = 2
@@ -144,29 +144,6 @@ def layer_adapter(name: str, adapter: Any) -> LayerAdapter:
 
 def rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
-
-
-def arrays(state: Any) -> list[np.ndarray]:
-    """The arrays of a state or output in a fixed order: a tuple/list nest in order, a dict by its
-    sorted keys (a module's state may be any such nest, README), an array as itself."""
-    if isinstance(state, dict):
-        return [a for key in sorted(state, key=str) for a in arrays(state[key])]
-    if isinstance(state, tuple | list):
-        return [a for s in state for a in arrays(s)]
-    return [np.asarray(state)]
-
-
-def max_abs(a: Any, b: Any) -> float:
-    """Largest |a - b| over arrays or states (tuples of arrays); inf on a shape mismatch or NaN."""
-    pairs = list(zip(arrays(a), arrays(b), strict=False))
-    if len(arrays(a)) != len(arrays(b)) or any(x.shape != y.shape for x, y in pairs):
-        return float("inf")
-    worst = 0.0
-    for x, y in pairs:
-        if x.size:
-            diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
-            worst = max(worst, float("inf") if np.isnan(diff).any() else float(diff.max()))
-    return worst
 
 
 def float32(a: np.ndarray) -> np.ndarray:
