@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -152,3 +153,13 @@ def canonical_gradients(
         out[key] = grad
     import_weights(restore)
     return out
+
+
+def takes_keyword(factory: Callable[..., Any], keyword: str) -> bool:
+    """Whether the factory's signature names `keyword` or takes **kwargs (else calling it with
+    `keyword` would be a TypeError); True when the signature cannot be read."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == keyword or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)

@@ -5,7 +5,6 @@ adapters/reference_stack.py. A factory that takes neither keyword cannot be stac
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,20 +14,10 @@ import torch.utils._pytree as pytree
 from torch import nn
 
 from adapters.base import AdapterError, check_input
-from adapters.custom import first_line
+from adapters.custom import first_line, takes_keyword
 from adapters.reference import to_stacked
 from adapters.reference_stack import NotStackable, check_stack_weights, suffix, units
 from adapters.torch_probe import TORCH_GATES, Factory, ModuleInfo
-
-
-def takes_keyword(factory: Factory, keyword: str) -> bool:
-    """Whether the factory's signature names `keyword` or takes **kwargs (else calling it with
-    `keyword` would be a TypeError); True when the signature cannot be read."""
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.name == keyword or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 class TorchStack:

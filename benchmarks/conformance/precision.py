@@ -21,13 +21,12 @@ first line; when neither runs, the whole check is skipped with both reasons.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
 
 from adapters import reference as ref
-from adapters.custom import first_line
+from adapters.custom import first_line, takes_keyword
 from adapters.reference import Layer, Weights
 from benchmarks.conformance.common import (
     ConformanceCheck,
@@ -127,18 +126,10 @@ def run_dtype(layer: Layer, cell: str, dtype: str) -> tuple[float, float, str, i
     return worst, worst_err, failure, cases
 
 
-def _takes_dtype(build_layer: Any) -> bool:
-    try:
-        parameters = inspect.signature(build_layer).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.name == "dtype" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-
-
 def low_precision(subject: Subject) -> Outcome:
     cell, ran, skipped, failures = subject.cell, {}, [], []
     extras: dict[str, float] = {}
-    if not _takes_dtype(subject.layers().build_layer):
+    if not takes_keyword(subject.layers().build_layer, "dtype"):
         reason = f"{subject.name}: its build_layer() takes no dtype keyword: the bare layer is float32 only"
         return Outcome(float("nan"), True, reason, skipped=reason)
     for dtype in CLASSES:
