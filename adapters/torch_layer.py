@@ -48,30 +48,44 @@ def _numpy_params(module: nn.Module, grad: bool = False) -> dict[str, np.ndarray
     out = {}
     for name, p in module.named_parameters():
         value = p.grad if grad else p
-        out[name] = np.zeros(tuple(p.shape), np.float32) if value is None else _numpy(value)
+        out[name] = np.zeros(tuple(p.shape), np.float32) if value is None else to_numpy(value)
     return out
 
 
-def _numpy(t: torch.Tensor) -> np.ndarray:
+def to_numpy(t: torch.Tensor) -> np.ndarray:
     """A tensor's values as a numpy array of its own, from whatever device it is on; float16 and
     bfloat16 (which NumPy lacks) come back as float32, exactly."""
     t = t.detach().cpu()
     return (t.float() if t.dtype in (torch.float16, torch.bfloat16) else t).numpy().copy()
 
 
-def _load_rnn(module: nn.Module, cell: str, weights: Mapping[str, np.ndarray]) -> None:
+def torch_parameters(cell: str, weights: Mapping[str, np.ndarray], suffix: str = "l0") -> dict[str, np.ndarray]:
+    """One layer/direction's parameters under PyTorch's names (`weight_ih_<suffix>`, ...) from
+    canonical weights in either layout (no bh: bias_hh = 0)."""
     kernel, recurrent, bias, recurrent_bias = to_stacked(cell, TORCH_GATES[cell], to_layout(cell, weights, True))
-    values = {"weight_ih_l0": kernel.T, "weight_hh_l0": recurrent.T, "bias_ih_l0": bias, "bias_hh_l0": recurrent_bias}
+    assert recurrent_bias is not None  # to_layout(..., True) gives every cell its bh
+    values = {"weight_ih": kernel.T, "weight_hh": recurrent.T, "bias_ih": bias, "bias_hh": recurrent_bias}
+    return {f"{role}_{suffix}": value for role, value in values.items()}
+
+
+def copy_parameters(module: nn.Module, values: Mapping[str, np.ndarray]) -> None:
+    """Write `values` into the module's parameters of those names, in place (so a module on the GPU
+    keeps its tensors), as float32."""
+    params = dict(module.named_parameters())
     with torch.no_grad():
-        for name, p in module.named_parameters():
-            p.copy_(torch.from_numpy(np.ascontiguousarray(values[name], np.float32)))
+        for name, value in values.items():
+            params[name].copy_(torch.from_numpy(np.ascontiguousarray(value, np.float32)))
+
+
+def _load_rnn(module: nn.Module, cell: str, weights: Mapping[str, np.ndarray]) -> None:
+    copy_parameters(module, torch_parameters(cell, weights))
 
 
 def export_weights(module: nn.Module, cell: str, access: str) -> Weights:
     """A module's recurrent weights in the canonical layout (`access` from `probe_module`)."""
     if access == "export":
         exported = cast(Any, module).export_weights().items()
-        return {k: _numpy(v) if isinstance(v, torch.Tensor) else np.asarray(v) for k, v in exported}
+        return {k: to_numpy(v) if isinstance(v, torch.Tensor) else np.asarray(v) for k, v in exported}
     return _canonical(cell, _numpy_params(module))
 
 
@@ -140,8 +154,8 @@ class TorchLayer:
         xt, st, _ = self._inputs(x, state)
         with torch.no_grad():
             y, final = self.module(xt, st) if lengths is None else self._packed(xt, st, lengths)
-        arrays = [_numpy(s).reshape(len(xt), self.hidden_size) for s in pytree.tree_leaves(final)]
-        return _numpy(y), pack_state(self.cell, arrays)
+        arrays = [to_numpy(s).reshape(len(xt), self.hidden_size) for s in pytree.tree_leaves(final)]
+        return to_numpy(y), pack_state(self.cell, arrays)
 
     def _packed(self, xt: torch.Tensor, st: Any, lengths: Any) -> tuple[torch.Tensor, Any]:
         n = np.asarray(lengths)
@@ -167,9 +181,11 @@ class TorchLayer:
                 d_t = torch.from_numpy(np.asarray(d, np.float32)).to(self.device)
                 loss = loss + (s.reshape(len(xt), self.hidden_size) * d_t).sum()
         loss.backward()
-        dx = _numpy(xt.grad) if xt.grad is not None else np.zeros(x.shape, np.float32)
+        dx = to_numpy(xt.grad) if xt.grad is not None else np.zeros(x.shape, np.float32)
         zero = np.zeros((len(xt), self.hidden_size), np.float32)
-        dstate = pack_state(self.cell, [zero if t.grad is None else _numpy(t.grad).reshape(zero.shape) for t in leaves])
+        dstate = pack_state(
+            self.cell, [zero if t.grad is None else to_numpy(t.grad).reshape(zero.shape) for t in leaves]
+        )
         grads = _numpy_params(self.module, grad=True)
         if self.access == "standard":
             return dx, _canonical(self.cell, grads), dstate

@@ -11,10 +11,7 @@ import torch.utils._pytree as pytree
 from torch import nn
 
 from adapters.native import NativeCall, max_change
-
-
-def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().copy()
+from adapters.torch_layer import to_numpy
 
 
 class TorchNative:
@@ -42,7 +39,7 @@ class TorchNative:
     def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         with torch.no_grad():
             y, final = self.module(self._tensor(x), self._state(state))
-        return _numpy(y), pytree.tree_map(lambda s: _numpy(s) if isinstance(s, torch.Tensor) else s, final)
+        return to_numpy(y), pytree.tree_map(lambda s: to_numpy(s) if isinstance(s, torch.Tensor) else s, final)
 
     def _layout(self, x: np.ndarray, layout: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The input in `layout`, and the tensor it is a view of (None when it is its own)."""
@@ -72,19 +69,19 @@ class TorchNative:
         owned = {"x": xt, **{f"state[{k}]": s for k, s in enumerate(_tensors(st))}}
         if base is not None:
             owned[f"{tuple(base.shape)} tensor that x is a view of"] = base
-        before = {name: _numpy(t) for name, t in owned.items()}
+        before = {name: to_numpy(t) for name, t in owned.items()}
         generator = np.random.default_rng(seed)
         outputs = []
         for _ in range(repeats):
             with torch.set_grad_enabled(backward):
                 y, final = self.module(xt, st)
             leaves = _tensors(final)
-            outputs.append((_numpy(y), [_numpy(s) for s in leaves]))
+            outputs.append((to_numpy(y), [to_numpy(s) for s in leaves]))
             if backward:
                 pulled = [t for t in (y, *leaves) if t.requires_grad]
                 upstream = [self._tensor(generator.normal(0.0, 1.0, tuple(t.shape))) for t in pulled]
                 torch.autograd.backward(pulled, upstream)
-        changed = {name: max_change(before[name], _numpy(t)) for name, t in owned.items()}
+        changed = {name: max_change(before[name], to_numpy(t)) for name, t in owned.items()}
         return NativeCall(outputs, changed)
 
 

@@ -15,9 +15,9 @@ from torch import nn
 
 from adapters.base import AdapterError, check_input
 from adapters.custom import first_line, takes_keyword
-from adapters.reference import to_stacked
 from adapters.reference_stack import NotStackable, check_stack_weights, suffix, units
-from adapters.torch_probe import TORCH_GATES, Factory, ModuleInfo
+from adapters.torch_layer import copy_parameters, to_numpy, torch_parameters
+from adapters.torch_probe import Factory, ModuleInfo
 
 
 class TorchStack:
@@ -70,18 +70,12 @@ class TorchStack:
             st = pytree.tree_unflatten(leaves, self.info.state_spec)
         with torch.no_grad():
             y, final = self.module(xt, st)
-        out = [s.detach().cpu().numpy().copy() for s in pytree.tree_leaves(final)]
-        return y.detach().cpu().numpy().copy(), (out[0], out[1]) if self.cell == "lstm" else out[0]
+        out = [to_numpy(s) for s in pytree.tree_leaves(final)]
+        return to_numpy(y), (out[0], out[1]) if self.cell == "lstm" else out[0]
 
     def import_weights(self, weights: Mapping[str, Mapping[str, np.ndarray]]) -> None:
         checked = check_stack_weights(
             self.cell, self.input_size, self.hidden_size, self.num_layers, self.bidirectional, weights
         )
-        params = dict(self.module.named_parameters())
-        with torch.no_grad():
-            for name, w in checked.items():
-                kernel, recurrent, bias, recurrent_bias = to_stacked(self.cell, TORCH_GATES[self.cell], w)
-                values = {"weight_ih": kernel.T, "weight_hh": recurrent.T, "bias_ih": bias,
-                          "bias_hh": np.zeros_like(bias) if recurrent_bias is None else recurrent_bias}  # fmt: skip
-                for role, value in values.items():
-                    params[f"{role}_{name}"].copy_(torch.from_numpy(np.ascontiguousarray(value, np.float32)))
+        for name, w in checked.items():
+            copy_parameters(self.module, torch_parameters(self.cell, w, name))
