@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tasks.base import Budget, ModelSpec, Split
+from tasks.base import Budget, CheckNotApplicable, ModelSpec, Split
 
 StopFn = Callable[["Model"], bool]
 
@@ -59,6 +59,28 @@ class Capabilities:
     #: `native_module(input_size, hidden_size, seed)` hands conformance the module itself, run
     #: with its framework's own tensors (adapters/native.py).
     native_module: bool = False
+    #: The model takes an initial state and hands back its final one (`predict(x, state) -> (y,
+    #: state)`). Off for a module that declares it has none (`rnn_behaviour_capabilities = {"state":
+    #: reason}`): its predict returns a `NoState`, and every check that hands a state back is skipped.
+    state: bool = True
+
+
+class NoState:
+    """The state `predict` returns for a model that declares it carries none: handing it (or any
+    state) back raises `CheckNotApplicable` with the reason, so that a check that continues a
+    sequence is skipped with it instead of silently restarting from zero and failing."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"NoState({self.reason!r})"
+
+
+def refuse_state(state: Any, reason: str | None) -> None:
+    """For a model that declares no state (`reason`): CheckNotApplicable if a state is handed in."""
+    if reason is not None and state is not None:
+        raise CheckNotApplicable(f"the module declares no state ({reason}): this check hands a state back")
 
 
 @dataclass

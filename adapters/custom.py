@@ -9,6 +9,7 @@ accepted back is a usage error before anything trains. The built-ins go through 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
@@ -30,8 +31,13 @@ PROBE_BATCH, PROBE_TIME, PROBE_INPUT, PROBE_HIDDEN = 3, 7, 5, 8
 #: Each key is one of DECLARABLE; a value False or a reason (a string) turns the capability off, and
 #: the checks that need it are skipped with that reason; True keeps what the probe found, and a
 #: True the probe contradicts is a usage error. The module's own declaration wins over the factory's.
+#: `state` off means the module takes no initial state and returns none: it is called `module(x)`
+#: (torch) and may return y alone; what needs a state (stateful training, padded batches, the weight
+#: checks, which hand in a random initial state) goes off with it.
 CAPABILITIES_ATTRIBUTE = "rnn_behaviour_capabilities"
-DECLARABLE = ("stateful_training", "variable_length", "weight_io")
+DECLARABLE = ("state", "stateful_training", "variable_length", "weight_io")
+#: The capabilities that need a state handed in and out, turned off with `state`.
+NEED_STATE = ("stateful_training", "variable_length", "weight_io")
 
 
 def read_declaration(target: str, *owners: Any) -> dict[str, bool | str]:
@@ -67,7 +73,20 @@ def apply_declaration(
         reason = value if isinstance(value, str) else "declared False"
         notes[key] = f"{CAPABILITIES_ATTRIBUTE} says {key} is off: {reason}"
         capabilities = dataclasses.replace(capabilities, **{key: False})
+    if not capabilities.state:
+        for key in NEED_STATE:
+            if getattr(capabilities, key):
+                notes[key] = f"{notes['state']}, and {key} needs one"
+                capabilities = dataclasses.replace(capabilities, **{key: False})
     return capabilities
+
+
+def declared_stateless(declared: Mapping[str, bool | str]) -> str | None:
+    """The reason a factory or its module gave for having no state, or None when it has one."""
+    value = declared.get("state", True)
+    if value is True:
+        return None
+    return value if isinstance(value, str) else "declared False"
 
 
 def first_line(exc: BaseException) -> str:
@@ -163,3 +182,23 @@ def takes_keyword(factory: Callable[..., Any], keyword: str) -> bool:
     except (TypeError, ValueError):
         return True
     return any(p.name == keyword or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+#: The keyword by which a factory that names it is told the task's training length (an LMU's window).
+LENGTH_KEYWORD = "sequence_length"
+
+
+def with_length(factory: Callable[..., Any], length: int | None) -> Callable[..., Any]:
+    """`factory` with `sequence_length=length` bound when its signature names that keyword itself
+    (through **kwargs does not count: keras.layers.LSTM and nn.LSTM take those and would refuse it);
+    else `factory` unchanged. The load-time probe and conformance call the factory without it."""
+    if length is None:
+        return factory
+    try:
+        names = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return factory
+    parameter = names.get(LENGTH_KEYWORD)
+    if parameter is None or parameter.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL):
+        return factory
+    return functools.partial(factory, **{LENGTH_KEYWORD: length})

@@ -24,6 +24,7 @@ from adapters.custom import (
     PROBE_TIME,
     cell_from_keys,
     cell_from_rows,
+    declared_stateless,
     first_line,
     read_declaration,
 )
@@ -61,6 +62,13 @@ class LayerInfo:
     mask_why_not: str = ""
     #: What the factory or its layer declares (`rnn_behaviour_capabilities`, adapters/custom.py).
     declared: dict[str, bool | str] = field(default_factory=dict)
+    #: Each state's shape without the batch, at the probe's units (PROBE_HIDDEN): (units,) for an
+    #: LSTM's; other shapes (an LMU's memory) are read again at each model's units.
+    state_shapes: tuple[tuple[int, ...], ...] = ()
+
+    def units_only(self) -> bool:
+        """Whether every state is (batch, units), as for keras.layers.LSTM."""
+        return all(shape == (PROBE_HIDDEN,) for shape in self.state_shapes)
 
 
 def _shapes(values: Any) -> list[tuple[int, ...]]:
@@ -114,13 +122,19 @@ def _probe(factory: Factory, target: str, i: int, h: int, b: int, t: int) -> Lay
     x = np.random.default_rng(0).normal(size=(b, t, i)).astype(np.float32)
     layer = _make(factory, target, h, return_sequences=True, return_state=True)
     declared = read_declaration(target, factory, layer)
+    if declared_stateless(declared) is not None:
+        raise AdapterError(
+            f"{target} declares no state: that is supported for torch modules only; a Keras layer returns its "
+            "states with return_state=True (declare stateful_training off if it cannot carry them across batches)"
+        )
     call = f"{target}({h}, return_sequences=True, return_state=True) on x of shape {(b, t, i)}"
     y, *states = _run(layer, call, x)
     if tuple(y.shape) != (b, t, h):
         raise AdapterError(f"{call} returned y of shape {tuple(y.shape)}; expected {(b, t, h)} = (batch, time, units)")
-    if any(tuple(s.shape) != (b, h) for s in states):
+    if any(len(s.shape) < 2 or s.shape[0] != b for s in states):
         raise AdapterError(
-            f"{call} returned states of shapes {_shapes(states)}; expected each {(b, h)} = (batch, units)"
+            f"{call} returned states of shapes {_shapes(states)}; expected each batch first, (batch, ...) with "
+            f"batch {b}, such as {(b, h)} = (batch, units)"
         )
     again = _run(layer, f"the state is not accepted back: {call[: call.index(' on x')]} with initial_state=", x[:, :1],
                  initial_state=states)  # fmt: skip
@@ -150,8 +164,14 @@ def _probe(factory: Factory, target: str, i: int, h: int, b: int, t: int) -> Lay
         n = N_STATES[cell]
         why_not = f"its weights read as {cell.upper()} weights, but it has {len(states)} state tensor(s), not {n}"
         cell, access = None, None
+    if cell is not None and any(tuple(s.shape) != (b, h) for s in states):
+        why_not = (
+            f"its weights read as {cell.upper()} weights, but its states are {_shapes(states)}, not (batch, units)"
+        )
+        cell, access = None, None
     mask_why_not = _mask_support(layer, call, x, states)
-    return LayerInfo(len(states), cell, access, why_not, recurrent_bias, variant, mask_why_not, declared)
+    shapes = tuple(tuple(int(d) for d in s.shape[1:]) for s in states)
+    return LayerInfo(len(states), cell, access, why_not, recurrent_bias, variant, mask_why_not, declared, shapes)
 
 
 def _layout(layer: keras.layers.Layer, cell: str, access: str | None) -> tuple[bool, str]:
@@ -176,7 +196,7 @@ def _mask_support(layer: keras.layers.Layer, call: str, x: np.ndarray, states: l
     except Exception as exc:
         return f"its layer does not run a mask ({call} with a mask of lengths {lengths} raised {first_line(exc)})"
     shapes = _shapes(out) if isinstance(out, list | tuple) else _shapes([out])
-    if shapes != [(b, t, tuple(states[0].shape)[-1]), *_shapes(states)]:
+    if shapes != [(b, t, PROBE_HIDDEN), *_shapes(states)]:
         return f"{call} with a mask of lengths {lengths} returned shapes {shapes}, not those it returns without one"
     return ""
 
@@ -226,6 +246,17 @@ def _weight_access(layer: keras.layers.Layer, input_size: int, hidden_size: int)
             "export_weights()/import_weights() in the canonical layout of adapters/reference.py"
         ),
     )
+
+
+def state_shapes(factory: Factory, info: LayerInfo, units: int, features: int) -> list[tuple[int, ...]]:
+    """Each state's shape without the batch for a layer of `units` fed `features`: (units,) when the
+    probe found only such states (no layer is built), else read from a throwaway layer run eagerly
+    on one step (the caller seeds Keras afterwards, so the model's own weights do not change)."""
+    if info.units_only():
+        return [(units,)] * info.n_states
+    layer = factory(units, return_sequences=True, return_state=True, name="state_shapes")
+    _, *states = layer(np.zeros((1, 1, features), np.float32))
+    return [tuple(int(d) for d in s.shape[1:]) for s in states]
 
 
 def probe_model(make_model: Callable[[ModelSpec], Any], target: str, stateful: bool = True) -> None:

@@ -41,10 +41,11 @@ from adapters.base import (
 from adapters.custom import (
     apply_declaration,
     import_target,
+    with_length,
 )
 from adapters.keras_layer import KerasLayer, export_weights, import_weights
 from adapters.keras_native import KerasNative
-from adapters.keras_probe import Factory, probe_layer, probe_model
+from adapters.keras_probe import Factory, LayerInfo, probe_layer, probe_model, state_shapes
 from adapters.keras_stack import KerasStack
 from adapters.reference import (
     Weights,
@@ -100,10 +101,13 @@ def _loss(budget: Budget) -> tuple[keras.losses.Loss, Any]:
 
 
 class KerasModel:
-    def __init__(self, spec: ModelSpec, factory: Factory, n_states: int, seed: int) -> None:
+    def __init__(self, spec: ModelSpec, factory: Factory, info: LayerInfo, seed: int) -> None:
+        #: Each state's shape without the batch: (units,) for keras.layers.LSTM's (read first, since
+        #: a layer built to read them draws from Keras's seeded generator).
+        self.state_shapes = state_shapes(factory, info, spec.hidden_size, spec.input_projection or spec.input_size)
         keras.utils.set_random_seed(seed)
         self.spec = spec
-        self.factory, self.n_states = factory, n_states
+        self.factory, self.n_states = factory, info.n_states
         self.proj = keras.layers.Dense(spec.input_projection, name="proj") if spec.input_projection else None
         self.rnn = self._rnn(spec.return_sequences, name="rnn", return_state=True)
         self.head = keras.layers.Dense(spec.output_size, activation=HEAD_ACTIVATION[spec.head], name="head")
@@ -119,13 +123,13 @@ class KerasModel:
     def _model(self, rnn: keras.layers.Layer) -> keras.Model:
         """[proj] -> rnn -> head with the initial state as inputs and the final state as outputs."""
         x_in = keras.Input(shape=(None, self.spec.input_size), name="x")
-        states_in = [keras.Input(shape=(self.spec.hidden_size,), name=f"state{i}") for i in range(self.n_states)]
+        states_in = [keras.Input(shape=shape, name=f"state{i}") for i, shape in enumerate(self.state_shapes)]
         h = self.proj(x_in) if self.proj is not None else x_in
         seq, *states_out = rnn(h, initial_state=states_in)
         return keras.Model([x_in, *states_in], [self.head(seq), *states_out])
 
     def _zeros(self, x: tf.Tensor) -> list[tf.Tensor]:
-        return [tf.zeros((tf.shape(x)[0], self.spec.hidden_size)) for _ in range(self.n_states)]
+        return [tf.zeros((tf.shape(x)[0], *shape)) for shape in self.state_shapes]
 
     def _call(self, x: tf.Tensor, states: list[tf.Tensor], last_only: bool = False) -> list[tf.Tensor]:
         model = self.keras_model
@@ -235,14 +239,14 @@ class KerasModel:
 
     def _predict(self, x: np.ndarray, state: Any, last_only: bool) -> tuple[np.ndarray, Any]:
         x = check_input(x, self.spec.input_size)
+        expected = [(len(x), *shape) for shape in self.state_shapes]
         if state is None:
-            states = [np.zeros((len(x), self.spec.hidden_size), np.float32) for _ in range(self.n_states)]
+            states = [np.zeros(shape, np.float32) for shape in expected]
         else:
             states = [np.asarray(s, np.float32) for s in (state if isinstance(state, tuple) else (state,))]
-            expected = (len(x), self.spec.hidden_size)
-            if len(states) != self.n_states or any(s.shape != expected for s in states):
+            if [s.shape for s in states] != expected:
                 got = [s.shape for s in states]
-                raise AdapterError(f"state must be {self.n_states} array(s) of shape {expected}; got {got}")
+                raise AdapterError(f"state must be {self.n_states} array(s) of shape(s) {expected}; got {got}")
         y, *new_states = self._forward(tf.constant(x), [tf.constant(s) for s in states], last_only)
         out = tuple(s.numpy() for s in new_states)
         return y.numpy(), (out if self.n_states > 1 else out[0])
@@ -266,7 +270,7 @@ class KerasAdapter:
         self.device = check_device()
         self.info = probe_layer(self.factory, self.target)
         stateful = self.info.declared.get("stateful_training", True) is True
-        probe_model(lambda spec: KerasModel(spec, self.factory, self.info.n_states, seed=0), self.target, stateful)
+        probe_model(lambda spec: KerasModel(spec, self.factory, self.info, seed=0), self.target, stateful)
         self.cell, self.variant = self.info.cell, self.info.variant
         weight_io = self.info.access is not None
         masks = not self.info.mask_why_not
@@ -280,7 +284,7 @@ class KerasAdapter:
         self.capabilities = apply_declaration(self.target, self.capabilities, self.capability_notes, self.info.declared)
 
     def build(self, spec: ModelSpec, seed: int) -> KerasModel:
-        return KerasModel(spec, self.factory, self.info.n_states, seed)
+        return KerasModel(spec, with_length(self.factory, spec.sequence_length), self.info, seed)
 
     def versions(self) -> dict[str, str]:
         return {"keras": keras.__version__, "tensorflow": tf.__version__}

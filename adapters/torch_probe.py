@@ -22,6 +22,7 @@ from adapters.custom import (
     PROBE_TIME,
     cell_from_keys,
     cell_from_rows,
+    declared_stateless,
     first_line,
     read_declaration,
 )
@@ -113,6 +114,8 @@ def probe_module(factory: Factory, target: str) -> ModuleInfo:
             raise AdapterError(f"{made} has no trainable parameters")
         x = torch.randn(b, t, i)
         x_text = f"x of shape {(b, t, i)}"
+        if (reason := declared_stateless(declared)) is not None:
+            return _probe_stateless(module, f"{made}.forward({x_text})", x, declared, reason)
         calls = [
             (f"{made}.forward({x_text})", lambda: module(x)),
             (f"{made}.forward({x_text}, None)", lambda: module(x, None)),
@@ -154,6 +157,49 @@ def probe_module(factory: Factory, target: str) -> ModuleInfo:
         return ModuleInfo(
             cell if access else None, access, why_not, spec, ranks, recurrent_bias, variant, packed_why_not, declared
         )
+
+
+def stateless_output(out: Any) -> Any:
+    """y from what a module that declares no state returns: y alone, or (y, anything)."""
+    return out[0] if isinstance(out, tuple | list) and out else out
+
+
+def _probe_stateless(module: nn.Module, call: str, x: torch.Tensor, declared: dict[str, bool | str],
+                     reason: str) -> ModuleInfo:  # fmt: skip
+    """A module that declares no state is called `module(x)` only; y must be batch first."""
+    try:
+        y = stateless_output(module(x))
+    except Exception as exc:
+        raise AdapterError(
+            f"{call} raised {first_line(exc)} (it declares no state, so it is called with x alone)"
+        ) from None
+    expected = (x.shape[0], x.shape[1], PROBE_HIDDEN)
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != expected:
+        raise AdapterError(
+            f"{call} returned y of shape {_shape(y)}; expected {expected} = (batch, time, hidden_size), batch first"
+        )
+    why = f"it declares no state ({reason}), and the weight checks hand one in"
+    return ModuleInfo(None, None, why, None, (), packed_why_not=f"it declares no state ({reason})", declared=declared)
+
+
+class Stateless(nn.Module):
+    """A module that declares no state, behind the `forward(x, state=None) -> (y, None)` the suite
+    calls: it is handed x alone, and a state handed in is refused (the checks that would hand one
+    are skipped before they do; this is the guard)."""
+
+    def __init__(self, inner: nn.Module, reason: str) -> None:
+        super().__init__()
+        self.inner, self.reason = inner, reason
+
+    def forward(self, x: Any, state: Any = None) -> tuple[torch.Tensor, None]:
+        if state is not None:
+            raise ValueError(f"this module declares no state ({self.reason}); none can be handed in")
+        return stateless_output(self.inner(x)), None
+
+
+def stateless_factory(factory: Factory, reason: str) -> Factory:
+    """`factory` with each module it makes wrapped in `Stateless`."""
+    return lambda input_size, hidden_size, **kwargs: Stateless(factory(input_size, hidden_size, **kwargs), reason)
 
 
 def _packed_support(module: nn.Module, made: str, x: torch.Tensor, state: Any) -> str:

@@ -26,18 +26,22 @@ from adapters.base import (
     AdapterError,
     Capabilities,
     FitLog,
+    NoState,
     StopFn,
     check_input,
     check_stateful,
     device_request,
     epoch_batches,
+    refuse_state,
     stream_chunks,
     threads,
     train_loop,
 )
 from adapters.custom import (
     apply_declaration,
+    declared_stateless,
     import_target,
+    with_length,
 )
 from adapters.reference import (
     Weights,
@@ -46,7 +50,7 @@ from adapters.reference import (
 )
 from adapters.torch_layer import TorchLayer, export_weights, import_weights
 from adapters.torch_native import TorchNative
-from adapters.torch_probe import Factory, probe_module
+from adapters.torch_probe import Factory, probe_module, stateless_factory
 from adapters.torch_stack import TorchStack
 from tasks.base import Budget, ModelSpec, Split
 
@@ -131,7 +135,14 @@ def _detach(state: Any) -> Any:
 
 
 class TorchModel:
-    def __init__(self, spec: ModelSpec, factory: Factory, seed: int, device: torch.device | None = None) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        factory: Factory,
+        seed: int,
+        device: torch.device | None = None,
+        no_state: str | None = None,
+    ) -> None:
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
@@ -142,6 +153,8 @@ class TorchModel:
         self.n_params = sum(p.numel() for p in self.net.parameters())
         #: The dtype predict computes in (float64 in `float64_twin`'s copy only).
         self.dtype: torch.dtype | None = None
+        #: Why the module has no state (it declares so), or None: predict then refuses one.
+        self.no_state = no_state
 
     def float64_twin(self) -> TorchModel:
         """The same model (the same weights, as float64) computing in float64, for the "same
@@ -217,12 +230,14 @@ class TorchModel:
         return self._predict(x, state, True)
 
     def _predict(self, x: np.ndarray, state: Any, last_only: bool | None) -> tuple[np.ndarray, Any]:
+        refuse_state(state, self.no_state)
         self.net.eval()
         xt = torch.from_numpy(check_input(x, self.spec.input_size)).to(self.device, self.dtype)
         out, new_state = self.net(xt, _to_torch_state(state, self.device, self.dtype), last_only)
         if self.spec.head == "softmax":
             out = torch.softmax(out, dim=-1)
-        return out.cpu().numpy().copy(), _to_numpy_state(new_state)
+        y = out.cpu().numpy().copy()
+        return y, (NoState(self.no_state) if self.no_state is not None else _to_numpy_state(new_state))
 
 
 class TorchAdapter:
@@ -241,13 +256,19 @@ class TorchAdapter:
             raise AdapterError(f"{self.target} is a {type(self.factory).__name__}, not a callable factory")
         self.name = name or self.target
         self.info = probe_module(self.factory, self.target)
+        #: Why the module has no state, when it declares so; its modules are then wrapped.
+        self.no_state = declared_stateless(self.info.declared)
+        self.user_factory = self.factory
+        if self.no_state is not None:
+            self.factory = stateless_factory(self.factory, self.no_state)
         self.cell, self.variant = self.info.cell, self.info.variant
         weight_io = self.info.access is not None
         self.device = select_device()
         packed = not self.info.packed_why_not
         self.capabilities = Capabilities(
-            stateful_training=True, variable_length=packed, weight_io=weight_io, gpu=True, native_module=True
-        )
+            stateful_training=True, variable_length=packed, weight_io=weight_io, gpu=True, native_module=True,
+            state=self.no_state is None,
+        )  # fmt: skip
         #: Why a capability is missing, for the skip reason of the checks that need it.
         self.capability_notes = {} if weight_io else {"weight_io": self.info.why_not}
         if not packed:
@@ -255,7 +276,10 @@ class TorchAdapter:
         self.capabilities = apply_declaration(self.target, self.capabilities, self.capability_notes, self.info.declared)
 
     def build(self, spec: ModelSpec, seed: int) -> TorchModel:
-        return TorchModel(spec, self.factory, seed, self.device)
+        factory = with_length(self.user_factory, spec.sequence_length)  # the task's length, if it asks
+        if self.no_state is not None:
+            factory = stateless_factory(factory, self.no_state)
+        return TorchModel(spec, factory, seed, self.device, self.no_state)
 
     def versions(self) -> dict[str, str]:
         return {"torch": str(torch.__version__)}

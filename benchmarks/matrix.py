@@ -8,6 +8,7 @@ JSON-able dicts that travel through pytest's `user_properties`, so they survive 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -202,7 +203,7 @@ class Matrix:
     def _fit(self, adapter: Adapter, task: Task, seed: int, spent: float = 0.0) -> Trained:
         """Train one model; `spent` seconds of the cell's timeout went to its earlier seeds."""
         data = self.data(task, seed)
-        model = adapter.build(task.spec, seed)
+        model = adapter.build(dataclasses.replace(task.spec, sequence_length=int(data.train.x.shape[1])), seed)
         budget = task.budget(self.tier)
         stop: Callable[[Any], bool] = lambda m: task.stop(m, data)  # noqa: E731
         if self.progress is not None:

@@ -43,6 +43,9 @@ class ModelSpec:
     input_projection: int | None = None
     stateful: bool = False
     batch_size: int | None = None
+    #: The length of the training sequences (padded length; a stateful task's whole stream), set by
+    #: the matrix when it trains: offered to a factory that names a `sequence_length` keyword.
+    sequence_length: int | None = None
 
 
 @dataclass(frozen=True)

@@ -156,3 +156,56 @@ def unknown_capability(input_size: int, hidden_size: int) -> nn.Module:
     module = nn.GRU(input_size, hidden_size, batch_first=True)
     module.rnn_behaviour_capabilities = {"stateless": True}  # type: ignore[assignment]
     return module
+
+
+# --- the protocol's three shapes of a module that is not nn.LSTM, each passing what applies ------
+
+
+class BatchFirst(nn.Module):
+    """The glue a time-first module needs (the README's example): x and y transposed around it;
+    its state ((layers, batch, hidden) for a stack) passes through as it is."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        y, state = self.inner(x.transpose(0, 1), state)
+        return y.transpose(0, 1), state
+
+
+def time_first_glued(input_size: int, hidden_size: int) -> nn.Module:
+    """A time-first GRU of two layers (SRU's and nn.GRU's default layout) behind `BatchFirst`."""
+    return BatchFirst(nn.GRU(input_size, hidden_size, num_layers=2))
+
+
+class _Stateless(nn.Module):
+    """A whole-sequence module whose API carries no state: forward(x) -> y. It says so, and every
+    check that hands a state back (carry-over, streaming, the stateful tasks) is skipped with its
+    reason instead of failing on a state it was never asked for."""
+
+    rnn_behaviour_capabilities: ClassVar[dict[str, bool | str]] = {
+        "state": "its API runs whole sequences and hands no state out"
+    }
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.gru = nn.GRU(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gru(x)[0]
+
+
+def stateless(input_size: int, hidden_size: int) -> nn.Module:
+    return _Stateless(input_size, hidden_size)
+
+
+#: The lengths `length_aware` was built with, in order (the test reads and clears it).
+LENGTHS_SEEN: list[int | None] = []
+
+
+def length_aware(input_size: int, hidden_size: int, sequence_length: int | None = None) -> nn.Module:
+    """Names `sequence_length` (an LMU's window would be set from it): the matrix offers the
+    task's training length; the load-time probe and conformance call it without one."""
+    LENGTHS_SEEN.append(sequence_length)
+    return nn.GRU(input_size, hidden_size, batch_first=True)

@@ -68,3 +68,35 @@ def declares_no_stateful(units: int, **layer_kwargs: Any) -> keras.layers.Layer:
 
 
 declares_no_stateful.rnn_behaviour_capabilities = {"stateful_training": "no stateful form"}  # type: ignore[attr-defined]
+
+
+class _MemoryCell(keras.layers.Layer):
+    """An LMU-like cell: a hidden state of `units` and a memory of MEMORY values (not units), so its
+    `state_size` is [units, MEMORY]: the suite's model reads each state's shape from the layer."""
+
+    MEMORY = 3
+
+    def __init__(self, units: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = [units, self.MEMORY]
+        self.output_size = units
+
+    def build(self, input_shape: Any) -> None:
+        features = input_shape[-1]
+        self.kernel = self.add_weight(shape=(features + self.MEMORY, self.units), name="kernel")
+        self.recurrent = self.add_weight(shape=(self.units, self.units), name="recurrent", initializer="orthogonal")
+        self.encoder = self.add_weight(shape=(features, self.MEMORY), name="encoder")
+
+    def call(self, x: Any, states: Any) -> Any:
+        h, m = states
+        m = 0.9 * m + keras.ops.matmul(x, self.encoder)
+        h = keras.ops.tanh(
+            keras.ops.matmul(keras.ops.concatenate([x, m], -1), self.kernel) + keras.ops.matmul(h, self.recurrent)
+        )
+        return h, [h, m]
+
+
+def memory_state(units: int, **layer_kwargs: Any) -> keras.layers.Layer:
+    """Passes: a layer whose second state is (batch, 3), whatever its units."""
+    return keras.layers.RNN(_MemoryCell(units), **layer_kwargs)

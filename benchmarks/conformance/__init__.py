@@ -100,6 +100,10 @@ def skip_reason(
     with neither standard parameter names nor a canonical export)."""
     needs = CHECKS_BY_NAME[check].needs
     notes = notes or {}
+    if "state" in needs and not capabilities.state:
+        return (
+            f"{name}: {notes.get('state') or 'it has no state (Capabilities.state is False)'}; {check} hands one back"
+        )
     if "weight_io" in needs and not capabilities.weight_io:
         if notes.get("weight_io"):
             return f"{name}: no weight conformance: {notes['weight_io']}; {check} needs the weights"

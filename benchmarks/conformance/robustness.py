@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from adapters.base import NoState
 from benchmarks.conformance.common import HANG_SECONDS, ConformanceCheck, Outcome, Subject, float32, rng
 from tasks.base import ModelSpec
 
@@ -103,7 +104,9 @@ def _bad_cases(forward: Callable[..., Any], input_size: int) -> Iterator[BadCase
     wide = np.zeros((2, 5, input_size + 1), np.float32)
     yield BadCase(f"{input_size + 1} features instead of {input_size}", lambda: forward(wide), _FEATURE_WORDS,
                   "the feature size")  # fmt: skip
-    yield BadCase("a batch-of-3 state with a batch of 2", lambda: forward(good, state_of_3), _STATE_WORDS, "the state")
+    if state_of_3 is not None and not isinstance(state_of_3, NoState):  # a module with no state is handed none
+        yield BadCase("a batch-of-3 state with a batch of 2", lambda: forward(good, state_of_3), _STATE_WORDS,
+                      "the state")  # fmt: skip
     yield BadCase(f"NaN at step {t}", lambda: forward(nan_x), _NAN_WORDS, "the NaN", nan_behaviour)
     empty = np.zeros((2, 0, input_size), np.float32)
     yield BadCase("an empty sequence", lambda: forward(empty), _EMPTY_WORDS, "the empty sequence", empty_behaviour)
