@@ -27,14 +27,14 @@ from benchmarks.collector import MATRIX, ROOT, ResultCollector, terminate_as_int
 from benchmarks.conformance import CHECKS, Conformance
 from benchmarks.expectations import Expectation, ExpectationsError, expected_failure
 from benchmarks.matrix import (
-    CELL_PROPERTY,
-    INCOMPLETE_PROPERTY,
     Cell,
     CellIncomplete,
     CellSkipped,
     Matrix,
     Trained,
 )
+from benchmarks.records import CELL_PROPERTY, INCOMPLETE_PROPERTY
+from benchmarks.sweep import DEFAULT_MULTIPLES, parse_multiples
 from reports.cli import non_negative
 from reports.results import dir_problem
 from tasks import PENDING, TASKS, TIERS
@@ -131,6 +131,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"(default by tier: {', '.join(f'{t} {s}' for t, s in CELL_TIMEOUT.items())}; 0 = no limit)",
     )
     group.addoption(
+        "--lr-sweep",
+        nargs="?",
+        const=",".join(f"{m:g}" for m in DEFAULT_MULTIPLES),
+        default=None,
+        metavar="MULTIPLES",
+        help="train each model at several multiples of the task's learning rate and keep the best by the "
+        f"task's validation criterion (default multiples {','.join(f'{m:g}' for m in DEFAULT_MULTIPLES)}); "
+        "the record's lr_sweep says which won. For architectures the recipes were not tuned for; the "
+        "calibrated gates assume the recipe's rate. Each cell's timeout is multiplied by the number of rates",
+    )
+    group.addoption(
         "--like",
         action="append",
         default=[],
@@ -176,6 +187,7 @@ def pytest_configure(config: pytest.Config) -> None:
         adapters=adapters,
         tasks=tasks,
         cell_timeout=_cell_timeout(config),
+        lr_multiples=_lr_multiples(config),
     )
     _isolate_crashes(config)
     terminate_as_interrupt(config)
@@ -235,9 +247,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _cell_timeout(config: pytest.Config) -> float:
-    """`--cell-timeout`, or the tier's default; 0 = no limit."""
+    """`--cell-timeout`, or the tier's default, times the number of --lr-sweep rates; 0 = no limit."""
     timeout = config.getoption("cell_timeout")
-    return CELL_TIMEOUT[config.getoption("tier")] if timeout is None else timeout
+    timeout = CELL_TIMEOUT[config.getoption("tier")] if timeout is None else timeout
+    return timeout * max(1, len(_lr_multiples(config)))
+
+
+def _lr_multiples(config: pytest.Config) -> tuple[float, ...]:
+    text = config.getoption("lr_sweep")
+    if text is None:
+        return ()
+    try:
+        return parse_multiples(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--lr-sweep {text}: {exc}") from None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

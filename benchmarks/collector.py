@@ -14,12 +14,8 @@ from typing import Any
 import pytest
 
 from benchmarks.conformance import CHECKS, Conformance
-from benchmarks.matrix import (
-    CELL_PROPERTY,
-    INCOMPLETE_PROPERTY,
-    RECORDS_PROPERTY,
-    Matrix,
-)
+from benchmarks.matrix import Matrix
+from benchmarks.records import CELL_PROPERTY, INCOMPLETE_PROPERTY, RECORDS_PROPERTY
 from reports import table, write_reports
 from reports.cells import SPEED_TASK, plain
 from reports.results import SCHEMA_VERSION, run_metadata, write_json_atomic

@@ -25,13 +25,10 @@ import pytest
 from adapters import BUILTINS, Adapter, AdapterRef
 from adapters.base import FitLog, Model
 from benchmarks.diagnosis import Level, Projection, TooSlow, diagnose, near_gate, reference_level
+from benchmarks.records import RECORDS_PROPERTY, failure_message, finite_or_none, new_record, verdict
+from benchmarks.sweep import sweep
 from tasks import Task
-from tasks.base import CheckNotApplicable, CheckResult, Data
-
-#: The `user_properties` keys that carry a cell and its records to the report hooks.
-CELL_PROPERTY, RECORDS_PROPERTY = "rnn_cell", "rnn_records"
-#: The `user_properties` key of an incomplete cell's reason (its training was projected too long).
-INCOMPLETE_PROPERTY = "rnn_incomplete"
+from tasks.base import Budget, CheckNotApplicable, CheckResult, Data
 
 
 @dataclass(frozen=True)
@@ -89,6 +86,8 @@ class Trained:
     model: Model
     log: FitLog
     adapter: Adapter
+    #: Under --lr-sweep, what each learning rate gave and which won (benchmarks/sweep.py).
+    sweep: dict[str, Any] | None = None
 
 
 @dataclass
@@ -115,6 +114,9 @@ class Matrix:
     #: Seconds a cell may take (`--cell-timeout`; 0 = no limit): a model projected, after its first
     #: epochs, to train past it is stopped and its cell recorded as incomplete.
     cell_timeout: float = 0.0
+    #: `--lr-sweep`: the multiples of each task's learning rate to train at, keeping the best (empty:
+    #: the task's own rate only).
+    lr_multiples: tuple[float, ...] = ()
 
     def cells(self) -> list[Cell]:
         return [
@@ -201,13 +203,26 @@ class Matrix:
             marker.unlink(missing_ok=True)
 
     def _fit(self, adapter: Adapter, task: Task, seed: int, spent: float = 0.0) -> Trained:
-        """Train one model; `spent` seconds of the cell's timeout went to its earlier seeds."""
+        """Train one model (under --lr-sweep, one per learning rate, keeping the best); `spent`
+        seconds of the cell's timeout went to its earlier seeds."""
+        data = self.data(task, seed)
+        budget = task.budget(self.tier)
+        if not self.lr_multiples:
+            return self._fit_at(adapter, task, seed, budget, spent)
+
+        def at(rate: Budget, before: float) -> Trained:
+            return self._fit_at(adapter, task, seed, rate, spent + before, f", lr {rate.learning_rate:.3g}")
+
+        trained, summary = sweep(task, data, budget, self.lr_multiples, at)
+        trained.sweep = summary
+        return trained
+
+    def _fit_at(self, adapter: Adapter, task: Task, seed: int, budget: Budget, spent: float, lr: str = "") -> Trained:
         data = self.data(task, seed)
         model = adapter.build(dataclasses.replace(task.spec, sequence_length=int(data.train.x.shape[1])), seed)
-        budget = task.budget(self.tier)
         stop: Callable[[Any], bool] = lambda m: task.stop(m, data)  # noqa: E731
         if self.progress is not None:
-            label = f"{adapter.name} on {task.id} (seed {seed})"
+            label = f"{adapter.name} on {task.id} (seed {seed}{lr})"
             stop = Criterion(stop, label, self.progress, self.progress_every)
         if self.cell_timeout:
             stop = Projection(stop, budget.max_epochs, self.cell_timeout, spent)
@@ -279,6 +294,7 @@ class Matrix:
                 # str(): a framework's version object (torch's TorchVersion) cannot cross to xdist.
                 versions={str(k): str(v) for k, v in trained.adapter.versions().items()},
                 compute_path={str(k): str(v) for k, v in trained.adapter.compute_path().items()},
+                lr_sweep=trained.sweep,
             )
             if result is not None and not result.passed:
                 level = self.level(task, seed)
@@ -287,89 +303,6 @@ class Matrix:
                     hint = near_gate(self.tier, task.id, cell.check, rec["value"], rec["threshold"])
                     rec["diagnosis"] += [hint] if hint else []
         return rec
-
-
-def new_record(
-    adapter: str,
-    task: str,
-    check: str,
-    task_version: int,
-    tier: str,
-    metric: str,
-    threshold: float,
-    higher_is_better: bool,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """A record with every field of the results schema; the rest is filled in as the cell runs.
-
-    Any item (behaviour, conformance, speed) that puts `(CELL_PROPERTY, {"template": record,
-    "seeds": n})` and, once scored, `(RECORDS_PROPERTY, [records])` in its `user_properties` is
-    collected into the pivot and results file; `outcome` is set from pytest's report.
-    """
-    return {
-        "adapter": adapter,
-        "task": task,
-        "check": check,
-        "task_version": task_version,
-        "seed": seed,
-        "tier": tier,
-        "outcome": None,
-        "cell_outcome": None,
-        "reason": "",
-        "passed": None,
-        "metric": metric,
-        "value": None,
-        "threshold": threshold,
-        "higher_is_better": higher_is_better,
-        "baseline": None,
-        "train_seconds": None,
-        "epochs": None,
-        "stop_reason": None,
-        "time_to_criterion_s": None,
-        "params": None,
-        "detail": "",
-        "extras": {},
-        "curve": None,
-        "loss_history": None,
-        "diagnosis": None,
-        "versions": {},
-        "compute_path": {},
-    }
-
-
-def finite_or_none(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def verdict(records: list[dict[str, Any]], min_pass_rate: float) -> bool:
-    passed = sum(bool(r["passed"]) for r in records)
-    return passed >= math.ceil(min_pass_rate * len(records) - 1e-9)
-
-
-def failure_message(records: list[dict[str, Any]], min_pass_rate: float) -> str:
-    """Names adapter, task, check, seed, value, threshold and baseline, with the task's detail."""
-    first = records[0]
-    op = ">=" if first["higher_is_better"] else "<="
-    passed = sum(bool(r["passed"]) for r in records)
-    lines = [
-        f"{first['adapter']} failed {first['task']}.{first['check']}: passed {passed}/{len(records)} seeds "
-        f"(needs {min_pass_rate:.0%}); gate {first['metric']} {op} {first['threshold']:g}"
-    ]
-    for r in records:
-        if r["passed"]:
-            continue
-        value = "nan" if r["value"] is None else f"{r['value']:.4g}"
-        baseline = "n/a" if r["baseline"] is None else f"{r['baseline']:.4g}"
-        lines.append(
-            f"  seed {r['seed']}: {r['metric']} = {value} (threshold {r['threshold']:g}, memoryless baseline "
-            f"{baseline}; {r['epochs']} epochs, stopped on {r['stop_reason']})"
-        )
-        if r["detail"]:
-            lines.append(f"    {r['detail']}")
-        for finding in r.get("diagnosis") or ():
-            lines.append(f"    {finding}")
-    return "\n".join(lines)
 
 
 def score(cell: Cell, matrix: Matrix, trained: list[Trained], request: pytest.FixtureRequest) -> None:

@@ -19,7 +19,8 @@ from benchmarks.conformance import (
     run,
     skip_reason,
 )
-from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, CellSkipped, Matrix, finite_or_none
+from benchmarks.matrix import CellSkipped, Matrix
+from benchmarks.records import CELL_PROPERTY, RECORDS_PROPERTY, finite_or_none
 
 
 @pytest.fixture

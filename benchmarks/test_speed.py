@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks.matrix import CELL_PROPERTY, RECORDS_PROPERTY, CellSkipped, Matrix, new_record
+from benchmarks.matrix import CellSkipped, Matrix
+from benchmarks.records import CELL_PROPERTY, RECORDS_PROPERTY, new_record
 from benchmarks.speed import BUDGET, ROUNDS, TASK, VERSION, SpeedItem, flops
 
 

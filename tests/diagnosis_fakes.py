@@ -47,3 +47,23 @@ class SlowEpochs(CountingOracle):
 
     def build(self, spec: ModelSpec, seed: int) -> _FakeModel:
         return _Scripted(RunningSum(spec.return_sequences, horizon=1), lambda epoch: 1.0, seconds_per_epoch=0.3)
+
+
+#: The highest learning rate `RateSensitive` trains at; count_steps' recipe (3e-3) is above it.
+RATE_SENSITIVE_MAX = 1e-3
+
+
+class _RateSensitive(_Scripted):
+    def fit(self, train: Split, valid: Split, budget: Budget, stop: Any) -> FitLog:
+        if budget.learning_rate <= RATE_SENSITIVE_MAX:
+            self.predictor, self.losses = RunningSum(self.predictor.per_step), lambda epoch: 0.5 / (1 + epoch)
+        return super().fit(train, valid, budget, stop)
+
+
+class RateSensitive(CountingOracle):
+    """Learns to count exactly at a learning rate of at most 1e-3; above it, its loss doubles every
+    epoch and it stops after one step ("diverged"): the recipe's rate fails it, --lr-sweep's x0.1
+    and x0.3 let it pass."""
+
+    def build(self, spec: ModelSpec, seed: int) -> _FakeModel:
+        return _RateSensitive(RunningSum(spec.return_sequences, horizon=1), lambda epoch: 1.0 * 2.0**epoch)

@@ -80,7 +80,10 @@ def test_a_declared_stateless_module_is_skipped_with_its_reason() -> None:
             "declares variable_length, but the load-time probe found otherwise: its module does not take a "
             "PackedSequence",
         ),
-        ("torch:tests.byo_factories:unknown_capability", "names 'stateless', not one of state, stateful_training, variable"),
+        (
+            "torch:tests.byo_factories:unknown_capability",
+            "names 'stateless', not one of state, stateful_training",
+        ),
     ],
 )
 def test_a_declaration_the_probe_contradicts_is_a_usage_error(spec: str, message: str) -> None:

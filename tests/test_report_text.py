@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.matrix import new_record
+from benchmarks.records import new_record
 from reports import render, table
 from reports.document import failures, markdown
 from reports.results import load

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import reports
-from benchmarks.matrix import new_record
+from benchmarks.records import new_record
 from reports import cells, plots, render
 from reports.cli import main
 from reports.compare import compare

@@ -46,7 +46,7 @@ from benchmarks.conformance.common import (
     Subject,
     on_gpu,
 )
-from benchmarks.matrix import new_record
+from benchmarks.records import new_record
 
 #: The registry, in report order.
 ORDER = (
