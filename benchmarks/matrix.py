@@ -282,6 +282,8 @@ class Matrix:
                 extras={k: finite_or_none(v) for k, v in result.extras.items()},
                 curve={k: [finite_or_none(v) for v in vs] for k, vs in result.curve.items()} if result.curve else None,
             )
+            if result.threshold is not None:  # held to another gate (rounding): the record says which
+                rec["threshold"] = result.threshold
         if trained is not None:
             log = trained.log
             rec.update(

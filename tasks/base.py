@@ -134,6 +134,9 @@ class CheckResult:
     detail: str = ""
     extras: Mapping[str, float] = field(default_factory=dict)
     curve: Mapping[str, list[float]] | None = None
+    #: The gate that applied when it is not the check's own: a gap judged float32 rounding by the
+    #: model's float64 twin (tasks/rounding.py) was held to its own float32 error, not the check's.
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)

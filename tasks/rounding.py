@@ -71,6 +71,11 @@ class Rounding:
     def explains(self, gap32: float) -> bool:
         return not self.why_not and self.gap64 <= FLOAT64_RTOL and gap32 <= ROUNDING_K * self.own32
 
+    def gate(self, threshold: float) -> float:
+        """The gate a gap explained as rounding was held to: the check's, or the model's own float32
+        error times ROUNDING_K where that is larger."""
+        return max(threshold, ROUNDING_K * self.own32)
+
     def describe(self, gap32: float) -> str:
         """What the float64 run says of a float32 gap, in words."""
         if self.why_not:

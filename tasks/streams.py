@@ -275,7 +275,9 @@ class Streams(Task):
                 return CheckResult(value, gate.passes(value), detail)
             opinion = self._rounding(model, x, whole)
             extras = {} if opinion.why_not else {"gap_float64": opinion.gap64, "own_float32": opinion.own32}
-            return CheckResult(value, opinion.explains(value), f"{detail}; {opinion.describe(value)}", extras)
+            explained = opinion.explains(value)
+            return CheckResult(value, explained, f"{detail}; {opinion.describe(value)}", extras,
+                               threshold=opinion.gate(gate.threshold) if explained else None)  # fmt: skip
         if check == "last_is_last":
             predict_last = getattr(model, "predict_last", None)
             if predict_last is None:

@@ -111,8 +111,9 @@ def test_online_equals_offline_judges_rounding_by_the_float64_twin() -> None:
     scan = resolve(SCAN).load().build(spec, 0)
     result = task.evaluate("online_equals_offline", scan, data, "smoke")
     assert result.passed and result.value > 1e-5 and "float32 rounding" in result.detail, result
+    assert result.threshold is not None and result.value <= result.threshold  # the record shows the gate it met
     bug = task.evaluate("online_equals_offline", resolve(BUG).load().build(spec, 0), data, "smoke")
-    assert not bug.passed and "differs too" in bug.detail, bug
+    assert not bug.passed and "differs too" in bug.detail and bug.threshold is None, bug
 
     class NoTwin:
         def predict(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
