@@ -267,7 +267,7 @@ class Matrix:
         check = task.check(cell.check)
         return new_record(
             cell.adapter, cell.task, cell.check, task.version, self.tier, check.metric, check.threshold,
-            check.higher_is_better,
+            check.higher_is_better, capability=task.capability(cell.check),
         )  # fmt: skip
 
     def record(self, cell: Cell, seed: int, result: CheckResult | None, trained: Trained | None) -> dict[str, Any]:

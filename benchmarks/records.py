@@ -28,6 +28,7 @@ def new_record(
     threshold: float,
     higher_is_better: bool,
     seed: int = 0,
+    capability: str | None = None,
 ) -> dict[str, Any]:
     """A record with every field of the results schema; the rest is filled in as the cell runs.
 
@@ -50,6 +51,7 @@ def new_record(
         "value": None,
         "threshold": threshold,
         "higher_is_better": higher_is_better,
+        "capability": capability,
         "baseline": None,
         "train_seconds": None,
         "epochs": None,

@@ -11,7 +11,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from reports import table
+from reports import profile, table
 from reports.cells import SPEED_TASK, CellRecords, cells, extras, median, num, pass_rate_text, plain_records
 
 TASK_HEADERS = [
@@ -44,6 +44,19 @@ class Table:
 def pivot_table(records: list[dict[str, Any]]) -> Table:
     headers, rows = table.pivot_rows(records)
     return Table("adapter x check", headers, rows, table.LEGEND)
+
+
+PROFILE_NOTE = (
+    "judged checks passed per capability (what each check measures; control checks and timings not counted): "
+    "a pass or XPASS counts as passed; a failure, error or expected failure as judged but not passed; "
+    "skipped and incomplete cells are not judged"
+)
+
+
+def profile_table(records: list[dict[str, Any]]) -> Table:
+    """The capability profile (reports/profile.py): a row per capability, a column per adapter."""
+    headers, rows = profile.profile_rows(records)
+    return Table("capability profile", headers, rows, PROFILE_NOTE)
 
 
 def _extras(cell: CellRecords) -> str:
@@ -154,6 +167,9 @@ def markdown(payload: dict[str, Any]) -> str:
     pivot = pivot_table(records)
     if pivot.rows:
         lines += ["", "## Adapter x check", "", pivot.markdown(), "", pivot.note, ""]
+    capabilities = profile_table(records)
+    if capabilities.rows:
+        lines += ["## Capability profile", "", capabilities.markdown(), "", capabilities.note, ""]
     wrong = failures(records)
     if wrong:
         lines += ["## What went wrong", ""]

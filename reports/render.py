@@ -13,9 +13,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from reports import plots, table
+from reports import plots, profile, table
 from reports.cells import plain_records
-from reports.document import failures, markdown, pivot_table, run_summary, task_tables
+from reports.document import failures, markdown, pivot_table, profile_table, run_summary, task_tables
 from reports.results import write_text_atomic
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -41,10 +41,20 @@ FIGURES: tuple[tuple[str, str, Callable[[list[dict[str, Any]]], bytes | None]], 
         "first seed bold, other seeds thin.",
         plots.length_curves,
     ),
+    (
+        "memory curves",
+        "The memory-length and state-tracking tasks' curves side by side (first seed): recall vs delay, "
+        "accuracy vs length.",
+        profile.memory_curves,
+    ),
     ("sine rollout", "Autoregressive rollout from 20 true values vs the true sine (seed 003).", plots.sine_rollout),
     ("loss curves", "Training loss per epoch (first seed bold).", plots.loss_curves),
     ("speed", "Median time per speed check (lower is better); labels give the FLOP rate.", plots.speed_bars),
 )
+
+
+def _figure(title: str, caption: str, png: bytes | None) -> Figure | None:
+    return Figure(title, caption, png) if png else None
 
 
 def figures(records: list[dict[str, Any]]) -> list[Figure]:
@@ -84,6 +94,10 @@ def html(payload: dict[str, Any]) -> str:
         run=payload["run"],
         summary=run_summary(payload["run"]),
         pivot=pivot_table(records),
+        capabilities=profile_table(records),
+        radar=_figure(
+            "capability profile", "Share of judged checks passed per capability, per adapter.", profile.radar(records)
+        ),
         failures=failures(records),
         skipped=table.reason_groups(records, ["skipped"]),
         speed_html=table.speed_table(records, tablefmt="html"),  # tabulate escapes the cells

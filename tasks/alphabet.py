@@ -254,7 +254,7 @@ class AlphabetStateful(Task):
 
     id: str = "alphabet_stateful"
     version: int = 1
-    tags: tuple[str, ...] = ("seed001", "seed004", "alphabet", "stateful", "state", "fixed-data")
+    tags: tuple[str, ...] = ("seed001", "seed004", "alphabet", "state contract", "stateful", "state", "fixed-data")
     spec: ModelSpec = ModelSpec(
         input_size=1,
         output_size=N_LETTERS,

@@ -99,6 +99,20 @@ class Data:
         return cls(train, valid, test, probes)
 
 
+#: What a check measures, for the report's capability profile (bsuite's radar by tag): a task
+#: names its own in `tags` (the first one there applies to its checks), a check that measures
+#: another names it in `Check.capability`; control checks measure none.
+CAPABILITIES = (
+    "basics",  # the mapping a tutorial teaches: fit, encodings, one-step forecasts
+    "memory length",  # recall after a delay: adding, copy, selective copy, n-back
+    "state tracking",  # a finite state tracked exactly: parity, cycle navigation, Dyck-1
+    "counting",  # an unbounded count within the training lengths
+    "length generalisation",  # the same rule past the training length
+    "state contract",  # the state handed out continues the sequence; a cold start does not
+    "numerical conformance",  # the float64 reference, no training (benchmarks/conformance)
+)
+
+
 @dataclass(frozen=True)
 class Check:
     """A named pass/fail gate. `threshold` compares with the value in `higher_is_better`'s sense."""
@@ -113,6 +127,8 @@ class Check:
     #: stream fed with the state thrown away); it proves the task needs the state. It runs as an
     #: expected failure, and the task's oracle must fail it too.
     control: bool = False
+    #: What it measures when that is not its task's capability (one of CAPABILITIES).
+    capability: str = ""
 
     def passes(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -176,6 +192,14 @@ class Task:
             if check.name == name:
                 return check
         raise TaskError(f"task {self.id!r} has no check {name!r}; choose from {[c.name for c in self.checks]}")
+
+    def capability(self, check: str) -> str | None:
+        """What `check` measures (CAPABILITIES): its own, else the first of the task's tags that is
+        one, else "basics"; None for a control check, which measures nothing of the model."""
+        spec = self.check(check)
+        if spec.control:
+            return None
+        return spec.capability or next((t for t in self.tags if t in CAPABILITIES), "basics")
 
     def generate(self, rng: np.random.Generator, tier: str) -> Data:
         raise NotImplementedError

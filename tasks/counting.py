@@ -154,6 +154,7 @@ class CountLast(Task):
             False,
             "seed 000 investigation 1",
             "MSE at length 40 after training on length 20 (the curve covers 1..40)",
+            capability="length generalisation",
         ),
     )
 
@@ -225,6 +226,7 @@ class CountSteps(Task):
             False,
             "seed 000 investigation 2",
             "worst MSE over lengths 21..40, never trained on",
+            capability="length generalisation",
         ),
         Check(
             "carry_state",
@@ -234,6 +236,7 @@ class CountSteps(Task):
             "seed 000 investigation 3",
             "chunks fed with the carried state give the whole-sequence output (and the right count, "
             "MSE <= 0.05; the seed's examples within 0.5)",
+            capability="state contract",
         ),
         Check(
             "cold_start",
@@ -243,6 +246,7 @@ class CountSteps(Task):
             "seed 000 investigation 3",
             "a later chunk fed from the zero state must differ from the same chunk fed with the carried "
             "state by >= 1 on average: the count lives in the state passed in",
+            capability="state contract",
         ),
     )
 

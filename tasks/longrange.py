@@ -77,7 +77,7 @@ class Adding(Task):
 
     id: str = "adding"
     version: int = 1
-    tags: tuple[str, ...] = ("literature", "seed003", "long-range")
+    tags: tuple[str, ...] = ("literature", "seed003", "memory length", "long-range")
     spec: ModelSpec = ModelSpec(input_size=2, output_size=1, hidden_size=64, return_sequences=False)
     budgets: Any = field(default_factory=lambda: tiered(15, 30, 60, batch_size=64, learning_rate=3e-3))
     checks: tuple[Check, ...] = (
@@ -156,7 +156,7 @@ class CopyMemory(Task):
 
     id: str = "copy_memory"
     version: int = 1
-    tags: tuple[str, ...] = ("literature", "seed003", "long-range")
+    tags: tuple[str, ...] = ("literature", "seed003", "memory length", "long-range")
     spec: ModelSpec = ModelSpec(
         input_size=N_CLASSES, output_size=N_CLASSES, hidden_size=64, return_sequences=True, head="softmax"
     )

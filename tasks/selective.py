@@ -94,6 +94,7 @@ class AdjacentSum(Task):
             False,
             "seed 002",
             "moving x_{t-2} by 5 moves y_t and later outputs by < 0.2 on average",
+            capability="memory length",
         ),
     )
 

@@ -82,7 +82,7 @@ class MovingAverageStateful(Task):
 
     id: str = "moving_average_stateful"
     version: int = 1
-    tags: tuple[str, ...] = ("seed004", "seed001", "stateful", "state")
+    tags: tuple[str, ...] = ("seed004", "seed001", "state contract", "stateful", "state")
     spec: ModelSpec = ModelSpec(
         input_size=1, output_size=1, hidden_size=20, return_sequences=True, stateful=True, batch_size=MA_STREAMS
     )
@@ -211,7 +211,7 @@ class Streams(Task):
 
     id: str = "streams"
     version: int = 1
-    tags: tuple[str, ...] = ("seed004", "stateful", "state", "multivariate")
+    tags: tuple[str, ...] = ("seed004", "state contract", "stateful", "state", "multivariate")
     spec: ModelSpec = ModelSpec(
         input_size=N_FEATURES,
         output_size=N_FEATURES,
@@ -248,6 +248,7 @@ class Streams(Task):
             False,
             "seed 004",
             "test MSE / MSE of repeating the current value, after a 10-step burn-in",
+            capability="basics",
         ),
     )
 

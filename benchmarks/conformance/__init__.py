@@ -80,7 +80,10 @@ class Conformance:
     def template(self, tier: str) -> dict[str, Any]:
         """The item's record before it ran: what a skip, an error or a crash reports."""
         check = CHECKS_BY_NAME[self.check]
-        return new_record(self.adapter, TASK, self.check, VERSION, tier, check.metric, check.threshold, False)
+        return new_record(
+            self.adapter, TASK, self.check, VERSION, tier, check.metric, check.threshold, False,
+            capability="numerical conformance",
+        )  # fmt: skip
 
 
 def counterpart_name(adapter: Any) -> str | None:
