@@ -8,6 +8,7 @@ from tasks.alphabet import AlphabetFeatures, AlphabetOneChar, AlphabetStateful, 
 from tasks.base import TIERS, Task, TaskError
 from tasks.counting import CountLast, CountSteps
 from tasks.longrange import Adding, CopyMemory
+from tasks.nback import NBack
 from tasks.selective import AdjacentSum
 from tasks.sine import SineRollout
 from tasks.streams import MovingAverageStateful, Streams
@@ -34,7 +35,7 @@ TASKS: dict[str, Task] = {
 #: budget that learns it reliably is calibrated: the 0.99 recall gate takes 10^4-10^5 optimizer
 #: steps per model (at T = 20, seed 0: torch-gru 0.990 after 248 epochs, 7 min of one core;
 #: torch-lstm and the Keras rows short of it), so its calibration waits for a GPU (tasks/README.md).
-PENDING: dict[str, Task] = {task.id: task for task in (CopyMemory(),)}
+PENDING: dict[str, Task] = {task.id: task for task in (CopyMemory(), NBack())}
 
 
 def get_task(task_id: str) -> Task:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -84,7 +85,9 @@ def test_generate_is_a_pure_function_of_the_generator(task_and_data) -> None:
 def test_task_metadata(task_id: str) -> None:
     task = ALL_TASKS[task_id]
     assert isinstance(task.version, int) and task.version >= 1
-    assert "seed 0" in (type(task).__doc__ or "").lower(), "the docstring names the seed experiment it reproduces"
+    doc = type(task).__doc__ or ""
+    anchor = re.search(r"seed 0\d\d|et al\. \d{4}|\w+/[\w/]+\.py", doc, re.IGNORECASE)
+    assert anchor, "the docstring names the seed experiment, paper or file (repository path) it reproduces"
     assert set(task.budgets) == set(TIERS)
     assert len({c.name for c in task.checks}) == len(task.checks)
     assert all(c.source and c.description for c in task.checks)
