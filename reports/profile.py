@@ -101,9 +101,11 @@ def _curve_keys(record: dict[str, Any]) -> tuple[str, str] | None:
 def memory_curves(records: list[dict[str, Any]]) -> bytes | None:
     """One panel per memory-length or state-tracking task with a two-column curve (e.g. recall vs
     delay, accuracy vs length), one line per adapter (its first seed), side by side."""
+    every = cells(records)
+    memory_tasks = {cell.task for cell in every if _capability(cell) in MEMORY}
     panels: dict[str, dict[str, tuple[tuple[str, str], dict[str, Any]]]] = {}
-    for cell in cells(records):
-        if _capability(cell) not in MEMORY or cell.adapter in panels.get(cell.task, {}):
+    for cell in every:  # any check of such a task (its `longer` may count as length generalisation)
+        if cell.task not in memory_tasks or cell.adapter in panels.get(cell.task, {}):
             continue
         for rec in cell.records:
             keys = _curve_keys(rec)

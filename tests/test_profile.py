@@ -72,7 +72,15 @@ def test_the_reports_show_the_profile_and_the_memory_curves() -> None:
     curves = [
         _rec("a", "copy", "recall", "passed", "memory length", curve={"delay": [1, 2, 3], "recall": [1.0, 0.9, 0.5]}),
         _rec("b", "copy", "recall", "passed", "memory length", curve={"delay": [1, 2, 3], "recall": [1.0, 1.0, 1.0]}),
-        _rec("a", "parity", "longer", "failed", "state tracking", curve={"length": [40, 100], "accuracy": [1, 0.6]}),
+        _rec("a", "parity", "fit", "passed", "state tracking"),
+        _rec(
+            "a",
+            "parity",
+            "longer",
+            "failed",
+            "length generalisation",
+            curve={"length": [40, 100], "accuracy": [1, 0.6]},
+        ),
     ]
     payload = _payload(RECORDS + curves)
     md = markdown(payload)
@@ -82,3 +90,11 @@ def test_the_reports_show_the_profile_and_the_memory_curves() -> None:
     assert profile.memory_curves(RECORDS) is None  # no curves: no figure
     page = render.html(payload)
     assert 'id="profile"' in page and "capability profile" in page and "memory curves" in page
+
+
+def test_a_state_tracking_tasks_curve_is_drawn_whichever_check_carries_it() -> None:
+    fit = _rec("a", "parity", "fit", "passed", "state tracking")
+    longer = _rec("a", "parity", "longer", "failed", "length generalisation",
+                  curve={"length": [40, 100, 500], "accuracy": [1.0, 0.9, 0.6]})  # fmt: skip
+    assert (profile.memory_curves([fit, longer]) or b"").startswith(PNG_MAGIC)
+    assert profile.memory_curves([longer]) is None  # a counting task's length curve is drawn elsewhere
