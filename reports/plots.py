@@ -220,8 +220,11 @@ def speed_bars(records: list[dict[str, Any]], task: str = SPEED_TASK) -> bytes |
     return _png(fig)
 
 
-def history(points: dict[str, list[tuple[_dt.datetime, float]]], ylabel: str) -> bytes | None:
-    """A trend line per adapter over run time (the leaderboard's history)."""
+def history(
+    points: dict[str, list[tuple[_dt.datetime, float]]], ylabel: str, marks: Sequence[_dt.datetime] = ()
+) -> bytes | None:
+    """A trend line per adapter over run time (the leaderboard's history); a dashed line at each of
+    `marks` (the runs whose lock or task versions changed)."""
     if not any(points.values()):
         return None
     plt = _pyplot()
@@ -229,6 +232,8 @@ def history(points: dict[str, list[tuple[_dt.datetime, float]]], ylabel: str) ->
     for i, (adapter, pts) in enumerate(points.items()):
         pts = sorted(pts)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=adapter, color=f"C{i % 10}")
+    for j, when in enumerate(marks):
+        ax.axvline(when, color="grey", ls="--", lw=1, label="lock/tasks changed" if j == 0 else None)
     from matplotlib.ticker import MaxNLocator
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
