@@ -224,7 +224,7 @@ def build(runs: Sequence[tuple[str, dict[str, Any]]]) -> Leaderboard:
         plots.history(points, "checks passed", marks),
         latest_text,
         speed,
-        plots.history(seconds, "total training s", marks),
+        plots.history(seconds, "total training s", marks, "training time per adapter"),
         extra,
     )
 

@@ -221,7 +221,10 @@ def speed_bars(records: list[dict[str, Any]], task: str = SPEED_TASK) -> bytes |
 
 
 def history(
-    points: dict[str, list[tuple[_dt.datetime, float]]], ylabel: str, marks: Sequence[_dt.datetime] = ()
+    points: dict[str, list[tuple[_dt.datetime, float]]],
+    ylabel: str,
+    marks: Sequence[_dt.datetime] = (),
+    title: str = "history per adapter",
 ) -> bytes | None:
     """A trend line per adapter over run time (the leaderboard's history); a dashed line at each of
     `marks` (the runs whose lock or task versions changed)."""
@@ -237,7 +240,7 @@ def history(
     from matplotlib.ticker import MaxNLocator
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="run time (UTC)", ylabel=ylabel, title="history per adapter")
+    ax.set(xlabel="run time (UTC)", ylabel=ylabel, title=title)
     ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.autofmt_xdate()
     return _png(fig)
