@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pytest arguments, e.g. make bench ARGS="--tier smoke -k torch-lstm"
 ARGS ?=
 
-.PHONY: test bench smoke examples calibrate lint clean
+.PHONY: test bench smoke examples nightly calibrate lint clean
 
 $(STAMP): requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,10 @@ $(STAMP): requirements.txt constraints.txt
 
 # Self-tests on up to 4 workers (most of their time is subprocess runs of the plugin);
 # ARGS="-n 0" runs them in one process, e.g. for --pdb.
+# The workflows are linted first (actionlint, from the lock; shellcheck and pyflakes left out so
+# that every machine checks the same things).
 test: $(STAMP)
+	$(VENV)/bin/actionlint -shellcheck= -pyflakes= .github/workflows/*.yml
 	$(PY) -m pytest tests -n auto --maxprocesses 4 $(ARGS)
 
 bench: $(STAMP)
@@ -47,6 +50,21 @@ examples: $(STAMP)
 	$(call example,mingru,torch:examples.mingru:mingru,--fails sine_rollout.one_step adjacent_sum.held_out)
 	$(call example,keras_cell,keras:examples.keras_cell:keras_cell,)
 	$(call example,forgets_state,torch:examples.forgets_state:forgets_state,$(FORGETS_STATE))
+
+# The nightly job (.github/workflows/nightly.yml) here, by the same commands: the smoke tier in 2
+# shards, merged, compared with the previous local night (reports/nightly/history, git-ignored),
+# the leaderboard redrawn over the kept history (reports/nightly/leaderboard). Exit 1 names each
+# regression. ARGS go to both shards' pytest, e.g. ARGS="--adapter mine=torch:pkg.rnn:mine".
+NIGHTLY := reports/nightly
+NIGHTLY_KEEP ?= 60
+NIGHTLY_WORKERS ?= 2
+nightly: $(STAMP)
+	rm -rf $(NIGHTLY)/shard-1 $(NIGHTLY)/shard-2 $(NIGHTLY)/night
+	$(PY) -m reports nightly shard 1 2 --tier smoke -o $(NIGHTLY)/shard-1 -- -q -n $(NIGHTLY_WORKERS) $(ARGS)
+	$(PY) -m reports nightly shard 2 2 --tier smoke -o $(NIGHTLY)/shard-2 -- -q -n $(NIGHTLY_WORKERS) $(ARGS)
+	$(PY) -m reports nightly merge $(NIGHTLY)/shard-1 $(NIGHTLY)/shard-2 --expect 2 -o $(NIGHTLY)/night
+	$(PY) -m reports nightly publish $(NIGHTLY)/night --history $(NIGHTLY)/history --keep $(NIGHTLY_KEEP) \
+		-o $(NIGHTLY)/leaderboard
 
 # Re-make the calibration tables in tasks/README.md and tasks/calibration.csv: torch over 20
 # seeds, keras over 20 (counting) and 10 (the rest), the smoke tier over 10 (LSTM/GRU). Hours on

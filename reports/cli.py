@@ -1,7 +1,8 @@
-"""`python -m reports {report,compare,leaderboard,merge}`: the command line over results files.
+"""`python -m reports {report,compare,leaderboard,merge,nightly}`: the command line over results files.
 
-Exit codes: 0 fine, 1 regression (compare), 2 bad input (missing or malformed file, task version
-mismatch, usage). Bad input is one line on stderr, never a traceback.
+Exit codes: 0 fine, 1 regression (compare, nightly publish), 2 bad input (missing or malformed
+file, task version mismatch, usage). Bad input is one line on stderr, never a traceback.
+`nightly shard` exits with pytest's code when the shard is broken (2 and up).
 """
 
 from __future__ import annotations
@@ -73,11 +74,48 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("merge", help="join the results files of shards of one run")
     m.add_argument("shards", nargs="+", metavar="SHARD.json")
     m.add_argument("-o", "--out", required=True, metavar="OUT.json")
+    _nightly_parser(sub.add_parser("nightly", help="the nightly job's steps: shard, merge, publish"))
     return p
 
 
+def _nightly_parser(n: argparse.ArgumentParser) -> None:
+    from reports.compare import DEFAULT_SPEED_TOLERANCE, DEFAULT_TOLERANCE
+
+    steps = n.add_subparsers(dest="step", required=True, metavar="STEP")
+    s = steps.add_parser("shard", help="run shard K of N of the matrix; fails only on a broken run")
+    s.add_argument("group", type=int, metavar="K")
+    s.add_argument("splits", type=int, metavar="N")
+    s.add_argument("--tier", default="full", choices=("smoke", "standard", "full"))
+    s.add_argument("-o", "--out", required=True, metavar="DIR", help="the shard's report directory")
+    s.usage = f"{PROG} nightly shard [-h] [--tier TIER] -o DIR K N [-- PYTEST_ARG ...]"
+    s.epilog = "Arguments after -- go to pytest as they are, e.g. -- -n auto --adapter mine=torch:pkg.rnn:mine"
+
+    m = steps.add_parser("merge", help="the night's results.json and report from its shards")
+    m.add_argument("shards", nargs="+", metavar="SHARD", help="a shard's report directory or results file")
+    m.add_argument("-o", "--out", required=True, metavar="NIGHT_DIR")
+    m.add_argument("--expect", type=int, metavar="N", help="refuse unless exactly N shards are given")
+
+    p = steps.add_parser(
+        "publish", help="history, leaderboard, compare with the previous night; exit 1 on a regression"
+    )
+    p.add_argument("night", metavar="NIGHT_DIR", help="the merged night (results.json and report.html)")
+    p.add_argument("--history", required=True, metavar="DIR", help="one results file per night, kept here")
+    p.add_argument("--keep", type=int, default=60, metavar="N", help="nights kept in the history (default 60)")
+    p.add_argument("--base", metavar="BASE.json", help="compare with this instead of the newest earlier night")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="the leaderboard pages")
+    p.add_argument("--tolerance", type=non_negative(), default=DEFAULT_TOLERANCE, help="as for compare")
+    p.add_argument("--speed-tolerance", type=non_negative(), default=DEFAULT_SPEED_TOLERANCE, help="as for compare")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # What follows `--` is pytest's (nightly shard), kept away from argparse.
+    rest = argv[argv.index("--") + 1 :] if "--" in argv else []
+    p = parser()
+    args = p.parse_args(argv[: len(argv) - len(rest) - 1] if "--" in argv else argv)
+    if rest and getattr(args, "step", None) != "shard":
+        p.error(f"arguments after -- are only for nightly shard: {' '.join(rest)}")
+    args.pytest_args = rest
     try:
         return _run(args)
     except ResultsError as exc:
@@ -132,4 +170,32 @@ def _run(args: argparse.Namespace) -> int:
         write_json_atomic(Path(args.out), merged)
         print(f"wrote {args.out}: {len(merged['results'])} records from {len(args.shards)} shard(s)")
         return 0
+    if args.command == "nightly":
+        return _nightly(args)
     raise AssertionError(args.command)
+
+
+def _nightly(args: argparse.Namespace) -> int:
+    from reports import nightly
+
+    if args.step == "shard":
+        rc, line = nightly.run_shard(args.group, args.splits, args.tier, Path(args.out), args.pytest_args)
+        print(f"{PROG} nightly shard: {line}", file=sys.stderr if rc else sys.stdout)
+        return rc
+    if args.step == "merge":
+        merged, target = nightly.merge_night(args.shards, _out_dir(Path(args.out)), args.expect)
+        print(f"wrote {target} (and its report): {len(merged['results'])} records from {len(args.shards)} shard(s)")
+        return 0
+    if args.step == "publish":
+        pub = nightly.publish(
+            Path(args.night),
+            _out_dir(Path(args.history)),
+            _out_dir(Path(args.out)),
+            args.keep,
+            Path(args.base) if args.base else None,
+            args.tolerance,
+            args.speed_tolerance,
+        )
+        nightly.annotate(pub)
+        return pub.rc
+    raise AssertionError(args.step)

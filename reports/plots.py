@@ -220,8 +220,14 @@ def speed_bars(records: list[dict[str, Any]], task: str = SPEED_TASK) -> bytes |
     return _png(fig)
 
 
-def history(points: dict[str, list[tuple[_dt.datetime, float]]], ylabel: str) -> bytes | None:
-    """A trend line per adapter over run time (the leaderboard's history)."""
+def history(
+    points: dict[str, list[tuple[_dt.datetime, float]]],
+    ylabel: str,
+    marks: Sequence[_dt.datetime] = (),
+    title: str = "history per adapter",
+) -> bytes | None:
+    """A trend line per adapter over run time (the leaderboard's history); a dashed line at each of
+    `marks` (the runs whose lock or task versions changed)."""
     if not any(points.values()):
         return None
     plt = _pyplot()
@@ -229,10 +235,12 @@ def history(points: dict[str, list[tuple[_dt.datetime, float]]], ylabel: str) ->
     for i, (adapter, pts) in enumerate(points.items()):
         pts = sorted(pts)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=adapter, color=f"C{i % 10}")
+    for j, when in enumerate(marks):
+        ax.axvline(when, color="grey", ls="--", lw=1, label="lock/tasks changed" if j == 0 else None)
     from matplotlib.ticker import MaxNLocator
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="run time (UTC)", ylabel=ylabel, title="history per adapter")
+    ax.set(xlabel="run time (UTC)", ylabel=ylabel, title=title)
     ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.autofmt_xdate()
     return _png(fig)

@@ -253,25 +253,63 @@ def test_leaderboard_over_three_runs_ranks_and_draws_the_history(payload, tmp_pa
         ("torch-lstm", task, check)
         for task, check in [("count_last", "fit"), ("count_steps", "fit"), ("sine_rollout", "rollout")]
     ]
-    # Given out of order: the latest night (the 22nd) is ranked, where torch-lstm fails 3 checks.
+    # Given out of order: the latest night (the 22nd) is ranked, where torch-lstm fails 3 checks;
+    # on the 21st the lock moved (torch) and count_last's task version changed.
+    moved = _night(payload, 21, set(fit[:1]))
+    moved["run"]["versions"]["torch"] = "2.14.0+cpu"
+    for rec in moved["results"]:
+        if rec["task"] == "count_last":
+            rec["task_version"] = 2
     files = [
         _write(tmp_path / "c.json", _night(payload, 22, set(fit))),
         _write(tmp_path / "a.json", _night(payload, 20, set())),
-        _write(tmp_path / "b.json", _night(payload, 21, set(fit[:1]))),
+        _write(tmp_path / "b.json", moved),
     ]
     out = tmp_path / "board"
     assert main(["leaderboard", *map(str, files), "-o", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["history.png", "leaderboard.html", "leaderboard.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["history.png", "leaderboard.html", "leaderboard.md", "speed.png"]
     assert (out / "history.png").read_bytes().startswith(PNG_MAGIC)
     md = (out / "leaderboard.md").read_text()
     ranking = [line for line in md.splitlines() if re.match(r"\| \d", line)][:2]
     assert [line.split("|")[2].strip() for line in ranking] == ["torch-rnn", "torch-lstm"]
-    history = [line for line in md.splitlines() if line.startswith("| 2026-11-")]
+    history = [line for line in md.splitlines() if line.startswith("| 2026-11-") and "| smoke  |" in line]
     assert [line.split("|")[1].strip()[:10] for line in history] == ["2026-11-20", "2026-11-21", "2026-11-22"]
     assert [line.split("|")[4].strip() for line in history] == ["8/10", "7/10", "5/10"]  # torch-lstm passed
+    # What changed is said on the night it changed, both ways (back on the 22nd).
+    assert [line.split("|")[6].strip() for line in history] == [
+        "",
+        "lock: torch 2.13.0+cpu -> 2.14.0+cpu; tasks: count_last v1 -> v2",
+        "lock: torch 2.14.0+cpu -> 2.13.0+cpu; tasks: count_last v2 -> v1",
+    ]
+    # The speed table: each adapter's total training time per night.
+    seconds = sum(
+        {
+            (r["task"], r["seed"]): r["train_seconds"] for r in payload["results"] if r["adapter"] == "torch-lstm"
+        }.values()
+    )
+    speed = md.split("## Speed")[1]
+    rows = [line for line in speed.splitlines() if line.startswith("| 2026-11-")]
+    assert [line.split("|")[3].strip() for line in rows] == [f"{seconds:.1f}"] * 3
     assert "![checks passed per adapter over run time](history.png)" in md
+    assert "![total training time per adapter over run time](speed.png)" in md
     page = (out / "leaderboard.html").read_text()
-    assert page.count('<img src="data:image/png;base64,') == 1
+    assert page.count('<img src="data:image/png;base64,') == 2
+    assert "lock: torch 2.13.0+cpu -&gt; 2.14.0+cpu" in page
+
+
+def test_leaderboard_draws_the_sections_appended_to_its_hook(payload, tmp_path: Path, monkeypatch) -> None:
+    from reports import leaderboard
+    from reports.document import Table
+
+    def runs(timed: Any) -> Table:
+        return Table("capability profile", ["adapter", "runs"], [["torch-lstm", str(len(timed))]], "from the hook")
+
+    monkeypatch.setattr(leaderboard, "SECTIONS", [runs])
+    out = tmp_path / "board"
+    assert main(["leaderboard", str(_write(tmp_path / "a.json", _night(payload, 20, set()))), "-o", str(out)]) == 0
+    assert "## capability profile" in (out / "leaderboard.md").read_text()
+    assert "| torch-lstm | 1      |" in (out / "leaderboard.md").read_text()
+    assert '<h2 id="capability-profile">capability profile</h2>' in (out / "leaderboard.html").read_text()
 
 
 def test_leaderboard_tie_break_is_fewer_failures_then_less_training_time() -> None:
