@@ -42,6 +42,9 @@ N_STREAMS, STREAM_LENGTH, CHUNKS = 50, 500, (20, 120)
 #: `forgets`: positions changed per test sequence (each one its own copy of the batch).
 N_NUDGED = 6
 CRITERION = 0.995
+#: `forgets`' gate: the built-ins' worst over 20 seeds each at standard was 0.085 (torch-lstm; the
+#: calibration table), a model that keeps x_{t-k-1} with weight w moves y_t by w (the null: 0.3).
+FORGETS_TV = 0.1
 #: `long_stream`'s bound on chunked vs whole outputs (probabilities), as count_steps.carry_state's.
 CHUNK_ATOL = 1e-4
 
@@ -136,10 +139,11 @@ class NBack(Task):
         Check(
             "forgets",
             "mean_tv_shift_from_x_t_minus_k_minus_1",
-            0.05,
+            FORGETS_TV,
             False,
             "bsuite memory_len",
-            "changing x_{t-k-1} moves y_t's distribution by < 0.05 (total variation, mean over sequences)",
+            f"changing x_{{t-k-1}} moves y_t's distribution by <= {FORGETS_TV:g} (total variation, mean over "
+            "sequences); remembering it with weight w moves it by w",
         ),
     )
 
