@@ -12,8 +12,8 @@ something else; the speed table has each adapter's total training time per run. 
 over run time, the changed runs marked. Writes `leaderboard.md` (with `history.png` and `speed.png`
 beside it) and a self-contained `leaderboard.html`.
 
-More sections (the capability profile of issue 16, say) are one function `(runs) -> Table | None`
-appended to `SECTIONS`: each is drawn after the history, in both pages.
+More sections are one function `(runs) -> Table | None` appended to `SECTIONS`: each is drawn
+after the history, in both pages; the first is the latest run's capability profile.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 from reports import plots
 from reports.cells import BAD, GOOD, cells
-from reports.document import Table
+from reports.document import Table, profile_table
 from reports.results import ResultsError, load, write_bytes_atomic, write_text_atomic
 
 TIE_BREAK = (
@@ -119,8 +119,17 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 
 #: More sections of the page after the history: each `(runs, oldest first) -> Table | None`
-#: (None: nothing to show). The capability profile (issue 16) goes here.
-SECTIONS: list[Callable[[Sequence[Run]], Table | None]] = []
+#: (None: nothing to show).
+def latest_profile(runs: Sequence[Run]) -> Table | None:
+    """The capability profile (reports/profile.py) of the latest run, or None when its records name
+    no capability (results written before they did)."""
+    table = profile_table(runs[-1][2]["results"]) if runs else None
+    if table is None or not table.rows:
+        return None
+    return Table("capability profile of the latest run", table.headers, table.rows, table.note)
+
+
+SECTIONS: list[Callable[[Sequence[Run]], Table | None]] = [latest_profile]
 
 
 @dataclass(frozen=True)

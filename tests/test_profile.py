@@ -98,3 +98,22 @@ def test_a_state_tracking_tasks_curve_is_drawn_whichever_check_carries_it() -> N
                   curve={"length": [40, 100, 500], "accuracy": [1.0, 0.9, 0.6]})  # fmt: skip
     assert (profile.memory_curves([fit, longer]) or b"").startswith(PNG_MAGIC)
     assert profile.memory_curves([longer]) is None  # a counting task's length curve is drawn elsewhere
+
+
+def test_the_leaderboard_shows_the_latest_runs_profile(tmp_path) -> None:
+    import json
+
+    from reports.cli import main
+
+    older, latest = _payload(RECORDS), _payload([dict(r, outcome="passed", cell_outcome="passed") for r in RECORDS])
+    latest["run"]["time"] = "2026-11-27T00:00:00+00:00"
+    paths = []
+    for name, payload in (("a", older), ("b", latest)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(payload))
+    out = tmp_path / "board"
+    assert main(["leaderboard", *map(str, paths), "-o", str(out)]) == 0
+    md = (out / "leaderboard.md").read_text()
+    assert "## capability profile of the latest run" in md
+    assert "| memory length" in md and "1/1 (100%)" in md.split("## capability profile of the latest run")[1]
+    assert "0/1 (0%)" not in md.split("## capability profile of the latest run")[1]  # the latest, not the older
