@@ -36,7 +36,9 @@ TRAIN_LENGTH = 40
 GATE_LENGTHS = (100, 500)
 CURVE_LENGTHS = (40, 60, 100, 200, 300, 500)
 N_TRAIN, N_VALID, N_TEST, N_LONG = 2000, 300, 500, 300
-CRITERION = 0.999
+#: Training stops early only on a perfect validation split: a model stopped at 0.999 (at length 40)
+#: generalises worse (seed 0, torch-lstm: 0.964 at 500 vs 0.982 after 15 epochs).
+CRITERION = 1.0
 
 
 def prefixes(rng: np.random.Generator, n: int, length: int) -> Split:
@@ -108,7 +110,7 @@ class Dyck1(Task):
     tags: tuple[str, ...] = ("literature", "state tracking", "counting")
     spec: ModelSpec = ModelSpec(input_size=2, output_size=2, hidden_size=32, return_sequences=True, head="softmax")
     budgets: Any = field(
-        default_factory=lambda: tiered(60, 60, 120, batch_size=64, learning_rate=1e-2, loss="crossentropy")
+        default_factory=lambda: tiered(15, 15, 30, batch_size=64, learning_rate=1e-2, loss="crossentropy")
     )
     checks: tuple[Check, ...] = (
         Check("fit", "balanced_accuracy", 0.99, True, "Suzgun et al. 2019", "balanced accuracy on length-40 prefixes"),

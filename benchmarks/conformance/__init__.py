@@ -109,10 +109,10 @@ def skip_reason(
         )
     if "weight_io" in needs and not capabilities.weight_io:
         if notes.get("weight_io"):
-            return f"{name}: no weight conformance: {notes['weight_io']}; {check} needs the weights"
+            return f"{name}: no weight conformance: {notes['weight_io']}; the checks that need the weights are skipped"
         return (
             f"{name} declares no weight import/export in the canonical layout (Capabilities.weight_io is "
-            f"False); {check} needs the bare layer and its weights"
+            "False); the checks that need the bare layer and its weights are skipped"
         )
     if "variable_length" in needs and not capabilities.variable_length:
         if notes.get("variable_length"):
