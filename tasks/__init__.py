@@ -11,6 +11,7 @@ from tasks.longrange import Adding, CopyMemory
 from tasks.selective import AdjacentSum
 from tasks.sine import SineRollout
 from tasks.streams import MovingAverageStateful, Streams
+from tasks.tracking import Parity
 
 TASKS: dict[str, Task] = {
     task.id: task
@@ -27,6 +28,7 @@ TASKS: dict[str, Task] = {
         SineRollout(),
         Streams(),
         Adding(),
+        Parity(),
     )
 }
 
