@@ -52,7 +52,7 @@ from adapters.reference import (
     match_shapes,
     model_to_layout,
 )
-from tasks.base import Budget, ModelSpec, Split
+from tasks.base import UNSCORED, Budget, ModelSpec, Split
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"the keras adapters need KERAS_BACKEND=tensorflow, not {keras.backend.backend()!r}")
@@ -95,8 +95,8 @@ HEAD_ACTIVATION = {"linear": None, "softmax": "softmax", "tanh": "tanh"}
 
 def _loss(budget: Budget) -> tuple[keras.losses.Loss, Any]:
     """The budget's loss and the dtype of the targets it takes."""
-    if budget.loss == "crossentropy":
-        return keras.losses.SparseCategoricalCrossentropy(), np.int32
+    if budget.loss == "crossentropy":  # UNSCORED targets are left out, as torch's ignore_index does
+        return keras.losses.SparseCategoricalCrossentropy(ignore_class=UNSCORED), np.int32
     return keras.losses.MeanSquaredError(), np.float32
 
 

@@ -82,6 +82,29 @@ EXPECTATIONS: tuple[Expectation, ...] = (
         "seeds, keras-rnn 0/10); "
         "vanishing gradients (seed 003 §2; Le et al. 2015)",
     ),
+    *(
+        Expectation(
+            "*-rnn",
+            "copy_memory",
+            check,
+            "a plain tanh RNN does not learn to copy in the budget: recall stays at chance (1/8) over every "
+            "delay at T = 50 after the 60-epoch cap (standard: torch-rnn 0/20 seeds, median recall 0.124; "
+            "keras-rnn 0/10, 0.129) where LSTM and GRU stop at 99.5% within 34 epochs; vanishing "
+            "gradients (seed 003 §2; Arjovsky et al. 2016)",
+        )
+        for check in ("recall", "longest_delay")
+    ),
+    *(
+        Expectation(
+            "*-rnn",
+            "parity",
+            check,
+            "a plain tanh RNN learns running parity on about half the seeds in the budget (standard: "
+            "torch-rnn 9/20 seeds, keras-rnn 5/10, seed 0 failing in both); the others stay at 0.53-0.81 "
+            "per-step accuracy at the epoch cap, where LSTM and GRU stop at 100% within 6 epochs",
+        )
+        for check in ("fit", "longer")
+    ),
 )
 
 

@@ -19,6 +19,9 @@ import numpy as np
 TIERS: tuple[str, ...] = ("smoke", "standard", "full")
 Head = Literal["linear", "softmax", "tanh"]
 Loss = Literal["mse", "crossentropy"]
+#: A crossentropy target that is not trained on: the loss is over the other steps only (torch's
+#: `ignore_index` default; Keras's `ignore_class`). Tasks score their checks on their own steps.
+UNSCORED = -100
 
 
 class Predictor(Protocol):

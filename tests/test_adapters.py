@@ -15,6 +15,7 @@ from adapters import BUILTINS, AdapterError, AdapterRef, resolve
 from adapters.base import Adapter, FitLog, epoch_batches
 from benchmarks.matrix import Cell, CellSkipped, Matrix
 from tasks import TASKS
+from tasks.base import UNSCORED
 
 
 def _load(name: str) -> Adapter:
@@ -180,3 +181,19 @@ def test_a_train_step_alone_learns(adapter: Adapter) -> None:
     x, y = data.train.x[:32], data.train.y[:32]
     losses = [step(x, y) for _ in range(5)]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_unscored_targets_are_left_out_of_the_loss(adapter: Adapter) -> None:
+    """A crossentropy target of UNSCORED (copy_memory's non-recall steps) adds nothing to the loss:
+    the models are causal, so scoring only the first step of the whole sequence gives the loss of
+    that first step alone."""
+    task = TASKS["copy_memory"]
+    data = task.generate(np.random.default_rng(0), "smoke")
+    x, y = data.train.x[:32], data.train.y[:32].copy()
+    assert (y == UNSCORED).any()
+    y[:, 0] = np.arange(32) % 10
+    y[:, 1:] = UNSCORED
+    budget = task.budget("smoke")
+    whole = adapter.build(task.spec, seed=0).make_train_step(budget)(x, y)
+    first = adapter.build(task.spec, seed=0).make_train_step(budget)(x[:, :1], y[:, :1])
+    assert np.isfinite(whole) and whole == pytest.approx(first, rel=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import shutil
 from pathlib import Path
@@ -84,12 +85,15 @@ def test_a_pending_task_is_run_with_pending_and_the_device_passed_on(
 ) -> None:
     calls = []
     monkeypatch.setattr(calibrate.subprocess, "call", lambda cmd, cwd: calls.append(cmd) or 4)
-    args = ["run", "--tasks", "copy_memory", "--adapters", "torch-lstm", "--device", "cuda", "--out", "x.json"]
+    later = dataclasses.replace(calibrate.TASKS["adding"], id="adding_later")  # no task is pending today
+    monkeypatch.setitem(calibrate.PENDING, "adding_later", later)
+    monkeypatch.setitem(calibrate.KNOWN, "adding_later", later)
+    args = ["run", "--tasks", "adding_later", "--adapters", "torch-lstm", "--device", "cuda", "--out", "x.json"]
     assert calibrate.main(args) == 4  # the fake pytest wrote no results
     assert "calibrate: pytest exited 4 and wrote no results" in capsys.readouterr().err
     (cmd,) = calls
     assert "--pending" in cmd and cmd[cmd.index("--device") + 1] == "cuda"
-    assert cmd[cmd.index("-k") + 1] == "(torch-lstm-) and (-copy_memory-)"
+    assert cmd[cmd.index("-k") + 1] == "(torch-lstm-) and (-adding_later-)"
     calibrate.main(["run", "--tasks", "count_steps", "--out", "x.json"])
     assert "--pending" not in calls[1] and "--device" not in calls[1]
 

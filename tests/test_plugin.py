@@ -163,10 +163,16 @@ def test_scheduler_reads_the_cell_from_the_node_id() -> None:
 
 
 def test_pending_tasks_run_only_when_asked(pytester: pytest.Pytester) -> None:
-    default, _ = run_matrix(pytester, "--collect-only", "-q", "-k", "torch-lstm")
-    pending, _ = run_matrix(pytester, "--collect-only", "-q", "-k", "torch-lstm", "--pending")
-    assert "copy_memory" not in default.stdout.str()
-    assert "test_check[torch-lstm-copy_memory-accuracy]" in pending.stdout.str()
+    # No task is pending today: a plugin makes one (a renamed `adding`) before the matrix is built.
+    pytester.makepyfile(
+        pending_task="import dataclasses, tasks\n"
+        "tasks.PENDING['adding_later'] = dataclasses.replace(tasks.TASKS['adding'], id='adding_later')\n"
+    )
+    default, _ = run_matrix(pytester, "--collect-only", "-q", "-k", "torch-lstm", "-p", "pending_task")
+    pending, _ = run_matrix(pytester, "--collect-only", "-q", "-k", "torch-lstm", "-p", "pending_task", "--pending")
+    assert "adding_later" not in default.stdout.str()
+    assert "test_check[torch-lstm-copy_memory-recall]" in default.stdout.str()
+    assert "test_check[torch-lstm-adding_later-mse]" in pending.stdout.str()
     assert "test_check[torch-lstm-count_steps-fit]" in pending.stdout.str()
 
 
