@@ -93,10 +93,13 @@ def check_device() -> str:
 HEAD_ACTIVATION = {"linear": None, "softmax": "softmax", "tanh": "tanh"}
 
 
-def _loss(budget: Budget) -> tuple[keras.losses.Loss, Any]:
-    """The budget's loss and the dtype of the targets it takes."""
-    if budget.loss == "crossentropy":  # UNSCORED targets are left out, as torch's ignore_index does
-        return keras.losses.SparseCategoricalCrossentropy(ignore_class=UNSCORED), np.int32
+def _loss(budget: Budget, unscored: bool = True) -> tuple[keras.losses.Loss, Any]:
+    """The budget's loss and the dtype of the targets it takes. UNSCORED targets are left out of a
+    cross-entropy, as torch's ignore_index does. `fit` sets Keras's `ignore_class` only when its
+    targets hold one (`unscored`): it computes the loss another way, and a task without UNSCORED
+    targets then trains exactly as before (alphabet_varlen's accuracy moved, 0.99 -> 0.978)."""
+    if budget.loss == "crossentropy":
+        return keras.losses.SparseCategoricalCrossentropy(ignore_class=UNSCORED if unscored else None), np.int32
     return keras.losses.MeanSquaredError(), np.float32
 
 
@@ -156,7 +159,7 @@ class KerasModel:
         return lambda x, y: float(step(tf.constant(x, tf.float32), tf.constant(np.asarray(y, y_dtype))))
 
     def fit(self, train: Split, valid: Split, budget: Budget, stop: StopFn) -> FitLog:
-        loss_fn, y_dtype = _loss(budget)
+        loss_fn, y_dtype = _loss(budget, unscored=bool(np.any(np.asarray(train.y) == UNSCORED)))
         y_all = np.asarray(train.y, y_dtype)
         x_all = np.asarray(train.x, np.float32)
         optimizer = keras.optimizers.Adam(learning_rate=budget.learning_rate)
