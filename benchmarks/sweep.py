@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tasks import Task
-from tasks.base import Budget, Data
+from tasks.base import UNSCORED, Budget, Data, mse
 
 #: The multiples of the recipe's learning rate that `--lr-sweep` with no value tries.
 DEFAULT_MULTIPLES = (0.1, 0.3, 1.0, 3.0)
@@ -50,15 +50,16 @@ def parse_multiples(text: str) -> tuple[float, ...]:
 
 def validation_loss(model: Any, data: Data, loss: str) -> float:
     """The budget's loss (MSE, or cross-entropy of the predicted probabilities) on the validation
-    split, from `predict`; NaN when the model's output is not finite."""
+    split, from `predict`; as in training, UNSCORED targets (copy_memory's non-recall steps) are
+    left out. NaN when the model's output is not finite."""
     predicted = np.asarray(model.predict(data.valid.x)[0], np.float64)
-    target = np.asarray(data.valid.y)
     if loss == "crossentropy":
-        labels = target.astype(int)
-        picked = np.take_along_axis(predicted, labels[..., None], axis=-1)
-        value = float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
+        labels = np.asarray(data.valid.y).astype(int)
+        scored = labels != UNSCORED
+        picked = np.take_along_axis(predicted, np.where(scored, labels, 0)[..., None], axis=-1)[..., 0]
+        value = float(-np.mean(np.log(np.clip(picked[scored], 1e-12, 1.0))))
     else:
-        value = float(np.mean((predicted - target.astype(np.float64)) ** 2))
+        value = mse(predicted, data.valid.y)
     return value if math.isfinite(value) else math.nan
 
 

@@ -53,6 +53,11 @@ def test_validation_loss_is_the_budgets_loss_on_the_validation_split() -> None:
     alphabet = TASKS["alphabet_one_char"].generate(np.random.default_rng(0), "smoke")
     assert math.isclose(validation_loss(Uniform(), alphabet, "crossentropy"), math.log(classes), rel_tol=1e-9)
 
+    copy = TASKS["copy_memory"]  # UNSCORED targets everywhere but the recall steps: left out, as in training
+    copy_data = copy.generate(np.random.default_rng(0), "smoke")
+    assert validation_loss(copy.oracle(copy_data), copy_data, "crossentropy") < 1e-9
+    assert validation_loss(copy.memoryless(copy_data), copy_data, "crossentropy") > 1.0
+
 
 class _Trained:
     def __init__(self, model: Any, seconds: float) -> None:
