@@ -236,6 +236,16 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
 
 
+def feed_in_chunks(model: Predictor, x: np.ndarray, cuts: Iterable[int]) -> np.ndarray:
+    """`x` fed in pieces split at the steps `cuts`, each from the state the one before returned;
+    the outputs joined: what a caller streaming a sequence through the model gets."""
+    pieces, state = [], None
+    for part in np.split(x, list(cuts), axis=1):
+        out, state = model.predict(part, state)
+        pieces.append(out)
+    return np.concatenate(pieces, axis=1)
+
+
 def nan_max(*values: float) -> float:
     """The largest value, NaN if any is NaN (Python's `max` skips a NaN that does not come first,
     which would let a model that outputs NaN look perfect)."""

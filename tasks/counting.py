@@ -30,6 +30,7 @@ from tasks.base import (
     Split,
     Task,
     TaskError,
+    feed_in_chunks,
     mse,
     nan_max,
     tiered,
@@ -303,11 +304,7 @@ class CountSteps(Task):
         max_diff, sq_err, count = 0.0, 0.0, 0
         for x, y, plan in self._chunks(data):
             whole = model.predict(x)[0]
-            pieces, state = [], None
-            for part in np.split(x, plan, axis=1):
-                out, state = model.predict(part, state)
-                pieces.append(out)
-            chunked = np.concatenate(pieces, axis=1)
+            chunked = feed_in_chunks(model, x, plan)
             max_diff = nan_max(max_diff, float(np.max(np.abs(chunked.astype(np.float64) - whole))))
             sq_err += float(np.sum((chunked.astype(np.float64) - y) ** 2))
             count += y.size

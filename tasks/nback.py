@@ -28,6 +28,7 @@ from tasks.base import (
     Task,
     TaskError,
     accuracy,
+    feed_in_chunks,
     nan_max,
     tiered,
 )
@@ -186,12 +187,7 @@ class NBack(Task):
         diff, right = 0.0, 0
         by_step = np.zeros(STREAM_LENGTH)
         for row, plan in enumerate(data.probes["cuts"]):
-            state, start, pieces = None, 0, []
-            for end in plan:
-                out, state = model.predict(long.x[row : row + 1, start:end], state)
-                pieces.append(out)
-                start = end
-            chunked = np.concatenate(pieces, axis=1)[0].astype(np.float64)
+            chunked = feed_in_chunks(model, long.x[row : row + 1], plan[:-1])[0].astype(np.float64)
             diff = nan_max(diff, float(np.max(np.abs(chunked - whole[row]))))
             hits = np.argmax(chunked, axis=-1) == long.y[row]
             right += int(hits.sum())
