@@ -76,7 +76,10 @@ def sweep(
     `spent` being the seconds the earlier rates took) and keep the best by `rank`. Returns it and
     the record's `lr_sweep`: the recipe's rate, each trial's rate, criterion, validation loss,
     epochs, seconds and stop reason, and the rate that won."""
-    trials, best, best_key, spent = [], None, None, 0.0
+    trials: list[dict[str, Any]] = []
+    best: Any = None
+    won: dict[str, Any] = {}
+    spent = 0.0
     for multiple in multiples:
         rate = budget.learning_rate * multiple
         trained = train(dataclasses.replace(budget, learning_rate=rate), spent)
@@ -92,11 +95,8 @@ def sweep(
             "stop_reason": trained.log.stop_reason,
         }
         trials.append(trial)
-        key = rank(trial)
-        if best_key is None or key < best_key:
-            best, best_key = trained, key  # the others are dropped here: one model in memory at a time
-    assert best is not None
-    won = min(trials, key=rank)
+        if not won or rank(trial) < rank(won):
+            best, won = trained, trial  # the others are dropped here: one model in memory at a time
     return best, {
         "recipe_learning_rate": budget.learning_rate,
         "learning_rate": won["learning_rate"],
