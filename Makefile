@@ -21,11 +21,13 @@ test: $(STAMP)
 	$(VENV)/bin/actionlint -shellcheck= -pyflakes= .github/workflows/*.yml
 	$(PY) -m pytest tests -n auto --maxprocesses 4 $(ARGS)
 
+# The matrix on every core (-n auto), then the speed items serially (timing needs a quiet
+# machine), in one report (benchmarks/run.py). ARGS="-n 0" runs everything in one process.
 bench: $(STAMP)
-	$(PY) -m pytest benchmarks $(ARGS)
+	$(PY) -m benchmarks.run $(ARGS)
 
 smoke: $(STAMP)
-	$(PY) -m pytest benchmarks --tier smoke $(ARGS)
+	$(PY) -m benchmarks.run --tier smoke $(ARGS)
 
 # The bring-your-own-RNN examples: each one's smoke row, checked against what examples/README.md
 # says about it (examples/verify.py: exactly the documented items fail, for the documented reason).
@@ -49,7 +51,7 @@ examples: $(STAMP)
 	$(call example,peephole,torch:examples.peephole:peephole,)
 	$(call example,mingru,torch:examples.mingru:mingru,--fails sine_rollout.one_step adjacent_sum.held_out \
 		n_back.fit n_back.long_stream n_back.forgets parity.fit parity.longer copy_memory.recall copy_memory.longest_delay \
-		selective_copy.recall)
+		selective_copy.recall dyck1.longer)
 	$(call example,keras_cell,keras:examples.keras_cell:keras_cell,)
 	$(call example,forgets_state,torch:examples.forgets_state:forgets_state,$(FORGETS_STATE))
 

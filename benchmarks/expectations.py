@@ -113,6 +113,18 @@ EXPECTATIONS: tuple[Expectation, ...] = (
         )
         for check in ("fit", "longer")
     ),
+    *(
+        Expectation(
+            "*-rnn",
+            "dyck1",
+            check,
+            "a plain tanh RNN keeps the bracket depth on some seeds only (standard: fit torch-rnn 7/20 seeds, "
+            "keras-rnn 6/10; longer 5/20 and 4/10, worst 0.75 and 0.58), where LSTM and GRU pass 19/20 or "
+            "better: without a gate, the depth it holds leaks from step to step (Weiss et al. 2018: a squashing RNN "
+            "without gates does not count in finite precision)",
+        )
+        for check in ("fit", "longer")
+    ),
 )
 
 

@@ -210,7 +210,7 @@ def tier_tables(payloads: list[dict[str, Any]]) -> str:
     for tier in tiers:
         group = [same_as_standard(p) for p in payloads if p["run"]["tier"] == tier]
         if tier != "standard":
-            same = sorted(t for t, task in KNOWN.items() if task.budget(tier) == task.budget("standard"))
+            same = sorted(t for t, task in TASKS.items() if task.budget(tier) == task.budget("standard"))
             sections.append(f"Tasks whose {tier} budget is the standard one ({', '.join(same)}) are not repeated.")
         sections.append(calibration_table(group))
     return "\n\n".join(sections)

@@ -2,8 +2,9 @@
 
 Suzgun et al. 2019 ("LSTM networks can perform dynamic counting") train on prefixes of
 well-nested bracket strings and ask, at every step, whether the prefix is balanced: the model must
-keep the depth (an unbounded counter) and say whether it is zero. Trained at length 40 and tested
-at 100 and 500, it tells a counter that generalises from one fitted to the training depths. The
+keep the depth (an unbounded counter) and say whether it is zero. Trained at length 40 and gated
+at 100 (Suzgun et al. test at 52-100), it tells a counter that generalises from one fitted to the
+training depths; the curve goes on to 500. The
 balanced positions are rare (a prefix is mostly open), so the score is the balanced accuracy: the
 mean of the accuracy on balanced positions and on open ones; otherwise "always open" would score
 ~90%.
@@ -32,12 +33,13 @@ from tasks.base import (
 OPEN, CLOSE = 0, 1
 BALANCED, UNBALANCED = 0, 1
 TRAIN_LENGTH = 40
-#: The lengths `longer` is gated at (the worst of them), and the curve's.
-GATE_LENGTHS = (100, 500)
+#: The length `longer` is gated at, and the curve's (to 500, reported, not gated: a counter fitted at
+#: 40 drifts by 500 on some seeds of a correct LSTM; see `Dyck1`).
+GATE_LENGTHS = (100,)
 CURVE_LENGTHS = (40, 60, 100, 200, 300, 500)
 N_TRAIN, N_VALID, N_TEST, N_LONG = 2000, 300, 500, 300
 #: Training stops early only on a perfect validation split: a model stopped at 0.999 (at length 40)
-#: generalises worse (seed 0, torch-lstm: 0.964 at 500 vs 0.982 after 15 epochs).
+#: generalised worse in v1 (seed 0, torch-lstm: 0.964 at 500 vs 0.982 after 15 epochs).
 CRITERION = 1.0
 
 
@@ -101,26 +103,32 @@ class Dyck1(Task):
     """Dyck-1 (Suzgun et al. 2019, "LSTM networks can perform dynamic counting"): at every step of
     a prefix of a well-nested bracket string, balanced or open.
 
-    `fit`: balanced accuracy on fresh length-40 prefixes; `longer`: balanced accuracy at lengths
-    100 and 500 (the worser of the two), trained at 40 only, with the accuracy-vs-length curve.
+    `fit`: balanced accuracy on fresh length-40 prefixes; `longer`: balanced accuracy at length
+    100, trained at 40 only, with the accuracy-vs-length curve to 500.
+
+    The curve past 100 is reported, not gated. A float counter fitted at length 40 is exact only to
+    the precision those depths demand: over 20 seeds of torch LSTM at standard (v1, gated at 500)
+    the balanced accuracy at 500 ranged 0.855-0.996, and 60 epochs instead of 15 did not narrow it
+    (seed 2: 0.913 vs 0.965), while at 100 the four seeds tried held >= 0.996. A gate at 500 would
+    fail correct LSTMs on the luck of the seed.
     """
 
     id: str = "dyck1"
-    version: int = 1
+    version: int = 2
     tags: tuple[str, ...] = ("literature", "state tracking", "counting")
     spec: ModelSpec = ModelSpec(input_size=2, output_size=2, hidden_size=32, return_sequences=True, head="softmax")
     budgets: Any = field(
-        default_factory=lambda: tiered(15, 15, 30, batch_size=64, learning_rate=1e-2, loss="crossentropy")
+        default_factory=lambda: tiered(40, 40, 80, batch_size=64, learning_rate=1e-2, loss="crossentropy")
     )
     checks: tuple[Check, ...] = (
         Check("fit", "balanced_accuracy", 0.99, True, "Suzgun et al. 2019", "balanced accuracy on length-40 prefixes"),
         Check(
             "longer",
-            "worst_balanced_accuracy_len100_500",
+            "balanced_accuracy_len100",
             0.98,
             True,
             "Suzgun et al. 2019",
-            "balanced accuracy at lengths 100 and 500 (the worse), trained at 40 only; curve 40..500",
+            "balanced accuracy at length 100, trained at 40 only; the curve (40..500) is reported",
             capability="length generalisation",
         ),
     )
