@@ -5,49 +5,71 @@ speed items run serially, since timing needs a quiet machine (under pytest-xdist
 two results files are merged into one `results.json` and report in `--report-dir`, as one
 `pytest benchmarks` would have written.
 
-With `-n 0`, `-n0`, `--numprocesses 0` or `-p no:xdist` among the arguments, one pytest process runs
-everything, the speed items included (for `--pdb`, or to time the matrix serially). A `-n N` of
-the caller's own replaces `auto` for the matrix.
+One pytest process runs everything, the speed items included, as `pytest benchmarks` does, when
+the arguments ask for it (`-n 0`, `-n0`, `--numprocesses 0`, `-p no:xdist`, for `--pdb` or to time
+the matrix serially) or ask pytest for something other than a run (`--collect-only`, `--help`,
+...). A `-n N` of the caller's own replaces `auto` for the matrix. Select with `-k` and `-m`; a test
+path is refused (run `pytest PATH` for that), since both runs would collect it.
 
-The exit code is the matrix run's, else the speed run's; a speed run with no item selected (for
-example `-k count_steps`) counts as a pass. An interrupted or broken matrix run ends the command
-with its own code, its results in the report directory, and no speed run.
+pytest's own output files (`--junitxml`, `--benchmark-json`) are written by each run, the speed
+run's last: run pytest itself where the matrix's are wanted.
+
+The exit code is the worse of the two runs' (pytest's codes; 5, nothing selected, only when
+neither run selected anything). An interrupted or broken matrix run ends the command with its own
+code and no speed run; the matrix's results are in the report directory as pytest wrote them.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from reports import write_reports
 from reports.merge import merge_files
-from reports.results import ResultsError, write_json_atomic
+from reports.results import ResultsError, load, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEED = "benchmarks/test_speed.py"
 DEFAULT_REPORT_DIR = "reports/latest"
-NO_TESTS = 5
+NO_TESTS, USAGE = 5, 4
+#: Arguments after which pytest runs nothing: they go to one plain pytest.
+NOT_A_RUN = ("--collect-only", "--co", "--help", "-h", "--version", "-V", "--fixtures", "--markers", "--setup-plan")
 
 Runner = Callable[[list[str]], int]
 
 
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
 def one_process(args: Sequence[str]) -> bool:
-    """Whether the arguments ask for a single pytest process."""
+    """Whether the arguments ask for a single pytest process (or for no run at all)."""
     joined = " " + " ".join(args) + " "
-    return bool(re.search(r" (-n ?0|--numprocesses[= ]0|-p ?no:xdist) ", joined))
+    return bool(re.search(r" (-n ?0|--numprocesses[= ]0|-p ?no:xdist) ", joined)) or any(a in NOT_A_RUN for a in args)
+
+
+def test_paths(args: Sequence[str]) -> list[str]:
+    """The arguments that name test files or items (`benchmarks/test_speed.py`, `...::test_check`)."""
+    return [a for a in args if not a.startswith("-") and (a.endswith(".py") or "::" in a or a.startswith("benchmarks"))]
 
 
 def report_dir(args: Sequence[str]) -> Path:
-    """The caller's `--report-dir` (the last one given, as pytest reads it), from the repository root."""
+    """The `--report-dir` pytest will use (the last one given, PYTEST_ADDOPTS first), from the
+    repository root."""
     found = DEFAULT_REPORT_DIR
-    for i, arg in enumerate(args):
-        if arg == "--report-dir" and i + 1 < len(args):
-            found = args[i + 1]
+    every = [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *args]
+    for i, arg in enumerate(every):
+        if arg == "--report-dir" and i + 1 < len(every):
+            found = every[i + 1]
         elif arg.startswith("--report-dir="):
             found = arg.split("=", 1)[1]
     path = Path(found)
@@ -65,35 +87,76 @@ def own_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
 
 
-def run(args: Sequence[str], runner: Runner | None = None, log: Callable[[str], object] = print) -> int:
-    call: Runner = runner or (lambda command: subprocess.call(command, cwd=ROOT, env=own_environment()))
+def call(command: list[str]) -> int:
+    """Run pytest and wait for it, through Ctrl-C and SIGTERM: pytest gets the same Ctrl-C (one
+    process group) and a SIGTERM passed on, and needs the time to write its results."""
+    child = subprocess.Popen(command, cwd=ROOT, env=own_environment())
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def fresh(results: Path, since: float) -> dict[str, Any] | None:
+    """The results file if this run wrote it (a stale one from an earlier run does not count)."""
+    try:
+        if results.stat().st_mtime < since:
+            return None
+        return load(results)
+    except (OSError, ResultsError):
+        return None
+
+
+def run(args: Sequence[str], runner: Runner = call, log: Callable[[str], None] = say) -> int:
+    if paths := test_paths(args):
+        log(
+            f"rnn-behaviour: make bench/smoke run the benchmarks directory; select with -k or -m, "
+            f"or run pytest {' '.join(paths)} for those paths (got {', '.join(paths)})"
+        )
+        return USAGE
     if one_process(args):
-        return call(pytest("benchmarks", *args))
+        return runner(pytest("benchmarks", *args))
     out = report_dir(args)
-    (out / "results.json").unlink(missing_ok=True)  # a stale one must not pass for this run's
-    rc = call(pytest("benchmarks", "-n", "auto", "--ignore", SPEED, *args))
-    if rc not in (0, 1):
+    started = time.time() - 2  # a file system's clock may round modification times down
+    rc = runner(pytest("benchmarks", "-n", "auto", "--ignore", SPEED, *args))
+    if rc not in (0, 1, NO_TESTS):
         return rc
     log("rnn-behaviour: the matrix is done; now the speed items, serially (timing needs a quiet machine)")
+    matrix = fresh(out / "results.json", started) if rc != NO_TESTS else None
+    if rc != NO_TESTS and matrix is None:
+        log(f"rnn-behaviour: the matrix run (exit {rc}) wrote no {out / 'results.json'}; the speed items still run")
     with tempfile.TemporaryDirectory(prefix="rnn-behaviour-speed-") as parts:
-        speed = Path(parts)
-        speed_rc = call(pytest(SPEED, *args, "-n", "0", "--report-dir", str(speed)))
-        if speed_rc == NO_TESTS:
-            return rc
-        if not (speed / "results.json").is_file() or not (out / "results.json").is_file():
-            return max(rc, speed_rc, 3)
-        try:
-            merged = merge_files([out / "results.json", speed / "results.json"])
-        except ResultsError as exc:
-            log(f"rnn-behaviour: the speed results could not join the matrix's ({exc}); {out} has the matrix's")
-            return max(rc, speed_rc, 3)
+        speed_dir = Path(parts)
+        speed_rc = runner(pytest(SPEED, *args, "-n", "0", "--report-dir", str(speed_dir)))
+        speed = fresh(speed_dir / "results.json", started) if speed_rc != NO_TESTS else None
+        if rc == NO_TESTS and speed_rc == NO_TESTS:
+            return NO_TESTS
+        worst = max(code for code in (rc, speed_rc) if code != NO_TESTS)
+        if speed is None:
+            if speed_rc != NO_TESTS:
+                log(f"rnn-behaviour: the speed run (exit {speed_rc}) wrote no results; {out} has the matrix's alone")
+            return worst
+        if matrix is None:
+            merged = speed
+        else:
+            try:
+                merged = merge_files([out / "results.json", speed_dir / "results.json"])
+            except ResultsError as exc:
+                log(f"rnn-behaviour: the speed results could not join the matrix's ({exc}); {out} has the matrix's")
+                return max(worst, 3)
+            merged["run"]["incomplete"] = matrix["run"].get("incomplete") or speed["run"].get("incomplete")
+            for shard, name in zip(merged["run"].get("shards", []), ("matrix", "speed"), strict=False):
+                shard["file"] = name
+    out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "results.json", merged)
     write_reports(merged, out, log=log)
-    log(
-        f"rnn-behaviour: the matrix and the speed items in one report: {out / 'results.json'} "
-        "(and report.md, report.html)"
-    )
-    return rc or speed_rc
+    log(f"rnn-behaviour: the matrix and the speed items in one report: {out / 'results.json'} (report.md, report.html)")
+    return worst
 
 
 if __name__ == "__main__":

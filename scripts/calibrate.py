@@ -210,7 +210,8 @@ def tier_tables(payloads: list[dict[str, Any]]) -> str:
     for tier in tiers:
         group = [same_as_standard(p) for p in payloads if p["run"]["tier"] == tier]
         if tier != "standard":
-            same = sorted(t for t, task in TASKS.items() if task.budget(tier) == task.budget("standard"))
+            shown = set(TASKS) | {rec["task"] for p in group for rec in p["results"]}
+            same = sorted(t for t, task in KNOWN.items() if t in shown and task.budget(tier) == task.budget("standard"))
             sections.append(f"Tasks whose {tier} budget is the standard one ({', '.join(same)}) are not repeated.")
         sections.append(calibration_table(group))
     return "\n\n".join(sections)

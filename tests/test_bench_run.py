@@ -3,13 +3,17 @@ items serially after it, one report of both; `-n 0` keeps one process."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from benchmarks import run
+from benchmarks.records import new_record
 from reports.results import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +50,83 @@ def test_n_0_runs_one_pytest_over_everything() -> None:
     assert [c[3:] for c in calls] == [["benchmarks", "-n", "0", "-q"]]
 
 
+@pytest.mark.parametrize("flag", ["--co", "--collect-only", "--help", "--fixtures"])
+def test_a_command_that_runs_nothing_goes_to_one_pytest(flag: str) -> None:
+    calls: list[list[str]] = []
+    assert run.run([flag], runner=lambda c: calls.append(c) or 0) == 0
+    assert [c[3:] for c in calls] == [["benchmarks", flag]]
+
+
+@pytest.mark.parametrize("path", ["benchmarks/test_speed.py", "benchmarks/test_behaviour.py::test_check", "benchmarks"])
+def test_a_test_path_is_refused_with_what_to_run_instead(path: str) -> None:
+    said: list[str] = []
+    assert run.run([path], runner=lambda c: pytest.fail("ran"), log=said.append) == run.USAGE
+    assert f"run pytest {path}" in said[0] and "-k" in said[0]
+
+
+def _payload(report_dir: Path, task: str) -> None:
+    """What a pytest run of the plugin leaves: a results file of one record."""
+    rec = new_record("mine", task, "fit" if task != "speed" else "forward", 1, "smoke", "m", 1.0, True)
+    rec |= {"outcome": "passed", "cell_outcome": "passed", "passed": True}
+    run_ = {"time": "2026-11-26T00:00:00+00:00", "git_sha": "abc", "tier": "smoke", "seeds": 1,
+            "min_pass_rate": 1.0, "device": "cpu", "python": "3.11", "versions": {}, "machine": {}}  # fmt: skip
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "results.json").write_text(json.dumps({"schema_version": 1, "run": run_, "results": [rec]}))
+
+
+def fake(codes: dict[str, int], writes: set[str], out: Path) -> Callable[[list[str]], int]:
+    """A runner: the matrix run ("matrix") and the speed run ("speed") exit with `codes` and write
+    their results (to `out`, or the speed run's own --report-dir) when named in `writes`."""
+
+    def runner(command: list[str]) -> int:
+        which = "speed" if command[3] == run.SPEED else "matrix"
+        if which in writes:
+            last = len(command) - 1 - command[::-1].index("--report-dir")  # pytest takes the last one
+            target = Path(command[last + 1]) if which == "speed" else out
+            _payload(target, "speed" if which == "speed" else "count_steps")
+        return codes[which]
+
+    return runner
+
+
+def test_both_runs_are_merged_and_the_worse_exit_wins(tmp_path: Path) -> None:
+    runner = fake({"matrix": 1, "speed": 0}, {"matrix", "speed"}, tmp_path)
+    assert run.run(["--report-dir", str(tmp_path)], runner=runner, log=lambda _: None) == 1
+    payload = load(tmp_path / "results.json")
+    assert {r["task"] for r in payload["results"]} == {"count_steps", "speed"}
+    assert [s["file"] for s in payload["run"]["shards"]] == ["matrix", "speed"]
+    assert (tmp_path / "report.md").is_file()
+
+
+def test_a_stale_results_file_is_not_taken_for_this_runs(tmp_path: Path) -> None:
+    _payload(tmp_path, "old_task")
+    os.utime(tmp_path / "results.json", (1e9, 1e9))  # written in 2001
+    said: list[str] = []
+    runner = fake({"matrix": 0, "speed": 0}, {"speed"}, tmp_path)
+    assert run.run(["--report-dir", str(tmp_path)], runner=runner, log=said.append) == 0
+    assert any("wrote no" in line for line in said)
+    assert {r["task"] for r in load(tmp_path / "results.json")["results"]} == {"speed"}
+
+
+def test_a_k_that_selects_only_speed_items_still_times_them(tmp_path: Path) -> None:
+    runner = fake({"matrix": run.NO_TESTS, "speed": 0}, {"speed"}, tmp_path)
+    assert run.run(["-k", "train_step", "--report-dir", str(tmp_path)], runner=runner, log=lambda _: None) == 0
+    assert {r["task"] for r in load(tmp_path / "results.json")["results"]} == {"speed"}
+
+
+def test_nothing_selected_in_either_run_is_exit_5(tmp_path: Path) -> None:
+    runner = fake({"matrix": run.NO_TESTS, "speed": run.NO_TESTS}, set(), tmp_path)
+    assert run.run(["-k", "nothing", "--report-dir", str(tmp_path)], runner=runner, log=lambda _: None) == 5
+
+
+def test_a_speed_run_that_breaks_is_not_hidden_by_a_failed_matrix(tmp_path: Path) -> None:
+    runner = fake({"matrix": 1, "speed": 2}, {"matrix"}, tmp_path)
+    said: list[str] = []
+    assert run.run(["--report-dir", str(tmp_path)], runner=runner, log=said.append) == 2
+    assert any("speed run (exit 2) wrote no results" in line for line in said)
+    assert {r["task"] for r in load(tmp_path / "results.json")["results"]} == {"count_steps"}
+
+
 def test_a_broken_matrix_run_ends_it_before_the_speed_items(tmp_path: Path) -> None:
     calls: list[list[str]] = []
     rc = run.run(["--report-dir", str(tmp_path)], runner=lambda c: calls.append(c) or 2, log=lambda _: None)
@@ -62,13 +143,18 @@ def test_the_callers_n_replaces_auto_for_the_matrix_and_the_speed_items_run_alon
     assert speed[3] == run.SPEED and speed[speed.index("-n", speed.index("2")) + 1] == "0"
 
 
+def test_the_report_dir_may_come_from_pytest_addopts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"-q --report-dir {tmp_path}")
+    assert run.report_dir([]) == tmp_path
+
+
 def test_bench_runs_both_and_writes_one_report(tmp_path: Path) -> None:
     """End to end, on a fake row: its count_steps cells on the workers, its forward timings
     serially after them, both in one results.json and report."""
     out = tmp_path / "report"
     row = ["--adapter", "mine=tests.fakes:CountingOracle", "-k", "mine-count_steps or mine-forward-H"]
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--tier", "smoke", "-q", *row, "--report-dir", str(out)],
+        [sys.executable, "-m", "benchmarks.run", "--tier", "smoke", "-q", "-n", "2", *row, "--report-dir", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -50,6 +50,15 @@ def test_every_task_check_measures_one_of_the_capabilities() -> None:
             assert capability is None or capability in CAPABILITIES, (task.id, check.name, capability)
 
 
+def test_the_checks_past_the_training_length_measure_length_generalisation() -> None:
+    """A check that scores lengths the model never trained on measures length generalisation,
+    whatever its task's first tag is (parity, dyck1 and cycle_navigation lead with state tracking)."""
+    past = {(t.id, c.name) for t in {**TASKS, **PENDING}.values() for c in t.checks if c.name in ("longer", "lengths")}
+    assert {("parity", "longer"), ("dyck1", "longer"), ("cycle_navigation", "longer")} <= past
+    for task_id, check in past:
+        assert {**TASKS, **PENDING}[task_id].capability(check) == "length generalisation", (task_id, check)
+
+
 def test_the_profile_counts_judged_checks_passed_per_capability() -> None:
     assert profile.profile(RECORDS) == {
         "a": {"basics": (1, 1), "length generalisation": (0, 1), "memory length": (0, 1), "state tracking": (0, 1)},
