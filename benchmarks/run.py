@@ -3,7 +3,7 @@
 The matrix and conformance run on every core (`-n auto`, through the suite's scheduler); then the
 speed items run serially, since timing needs a quiet machine (under pytest-xdist they skip). The
 two results files are merged into one `results.json` and report in `--report-dir`, as one
-`pytest benchmarks` would have written.
+`pytest benchmarks` would have written (the speed run's own stay in `<report-dir>/speed`).
 
 One pytest process runs everything, the speed items included, as `pytest benchmarks` does, when
 the arguments ask for it (`-n 0`, `-n0`, `--numprocesses 0`, `-p no:xdist`, for `--pdb` or to time
@@ -27,7 +27,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,6 +38,9 @@ from reports.results import ResultsError, load, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEED = "benchmarks/test_speed.py"
+#: Where in the report directory the speed run writes its own results and report (kept: its
+#: pivot names them), before they join the matrix's one level up.
+SPEED_PART = "speed"
 DEFAULT_REPORT_DIR = "reports/latest"
 NO_TESTS, USAGE = 5, 4
 #: Arguments after which pytest runs nothing: they go to one plain pytest.
@@ -130,28 +132,27 @@ def run(args: Sequence[str], runner: Runner = call, log: Callable[[str], None] =
     matrix = fresh(out / "results.json", started) if rc != NO_TESTS else None
     if rc != NO_TESTS and matrix is None:
         log(f"rnn-behaviour: the matrix run (exit {rc}) wrote no {out / 'results.json'}; the speed items still run")
-    with tempfile.TemporaryDirectory(prefix="rnn-behaviour-speed-") as parts:
-        speed_dir = Path(parts)
-        speed_rc = runner(pytest(SPEED, *args, "-n", "0", "--report-dir", str(speed_dir)))
-        speed = fresh(speed_dir / "results.json", started) if speed_rc != NO_TESTS else None
-        if rc == NO_TESTS and speed_rc == NO_TESTS:
-            return NO_TESTS
-        worst = max(code for code in (rc, speed_rc) if code != NO_TESTS)
-        if speed is None:
-            if speed_rc != NO_TESTS:
-                log(f"rnn-behaviour: the speed run (exit {speed_rc}) wrote no results; {out} has the matrix's alone")
-            return worst
-        if matrix is None:
-            merged = speed
-        else:
-            try:
-                merged = merge_files([out / "results.json", speed_dir / "results.json"])
-            except ResultsError as exc:
-                log(f"rnn-behaviour: the speed results could not join the matrix's ({exc}); {out} has the matrix's")
-                return max(worst, 3)
-            merged["run"]["incomplete"] = matrix["run"].get("incomplete") or speed["run"].get("incomplete")
-            for shard, name in zip(merged["run"].get("shards", []), ("matrix", "speed"), strict=False):
-                shard["file"] = name
+    speed_dir = out / SPEED_PART
+    speed_rc = runner(pytest(SPEED, *args, "-n", "0", "--report-dir", str(speed_dir)))
+    speed = fresh(speed_dir / "results.json", started) if speed_rc != NO_TESTS else None
+    if rc == NO_TESTS and speed_rc == NO_TESTS:
+        return NO_TESTS
+    worst = max(code for code in (rc, speed_rc) if code != NO_TESTS)
+    if speed is None:
+        if speed_rc != NO_TESTS:
+            log(f"rnn-behaviour: the speed run (exit {speed_rc}) wrote no results; {out} has the matrix's alone")
+        return worst
+    if matrix is None:
+        merged = speed
+    else:
+        try:
+            merged = merge_files([out / "results.json", speed_dir / "results.json"])
+        except ResultsError as exc:
+            log(f"rnn-behaviour: the speed results could not join the matrix's ({exc}); {out} has the matrix's")
+            return max(worst, 3)
+        merged["run"]["incomplete"] = matrix["run"].get("incomplete") or speed["run"].get("incomplete")
+        for shard, name in zip(merged["run"].get("shards", []), ("matrix", "speed"), strict=False):
+            shard["file"] = name
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "results.json", merged)
     write_reports(merged, out, log=log)

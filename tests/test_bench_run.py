@@ -169,4 +169,5 @@ def test_bench_runs_both_and_writes_one_report(tmp_path: Path) -> None:
     speed = [r for r in records if r["task"] == "speed"]
     assert speed and all(r["outcome"] == "passed" for r in speed)
     assert (out / "report.md").is_file() and (out / "report.html").is_file()
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.md", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.md", "results.json", "speed"]
+    assert {r["task"] for r in load(out / "speed" / "results.json")["results"]} == {"speed"}
