@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from reports import write_reports
-from reports.merge import merge_files
+from reports.merge import merge
 from reports.results import ResultsError, load, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,13 +146,10 @@ def run(args: Sequence[str], runner: Runner = call, log: Callable[[str], None] =
         merged = speed
     else:
         try:
-            merged = merge_files([out / "results.json", speed_dir / "results.json"])
+            merged = merge([("matrix", matrix), ("speed", speed)])
         except ResultsError as exc:
             log(f"rnn-behaviour: the speed results could not join the matrix's ({exc}); {out} has the matrix's")
             return max(worst, 3)
-        merged["run"]["incomplete"] = matrix["run"].get("incomplete") or speed["run"].get("incomplete")
-        for shard, name in zip(merged["run"].get("shards", []), ("matrix", "speed"), strict=False):
-            shard["file"] = name
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "results.json", merged)
     write_reports(merged, out, log=log)

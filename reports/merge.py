@@ -3,8 +3,8 @@
 Shards (pytest-split `--splits N --group K` on several machines) must be of one experiment: the
 same schema, git commit, tier, seeds and pass rate, else they are refused. A record appears once
 per (adapter, task, check, seed); the same key twice is an error unless the records are identical.
-The merged run starts at the earliest shard's time, joins differing devices, and keeps each
-shard's own metadata under `run.shards`.
+The merged run starts at the earliest shard's time, joins differing devices, is incomplete when
+any shard is, and keeps each shard's own metadata under `run.shards`.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def merge(shards: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     runs = [payload["run"] for _, payload in shards]
     run = dict(first["run"])
     run["time"] = min(str(r.get("time")) for r in runs)
+    # One shard that did not finish leaves the whole run incomplete, whichever shard it is.
+    run["incomplete"] = next((r["incomplete"] for r in runs if r.get("incomplete")), None)
     devices = list(dict.fromkeys(str(r.get("device")) for r in runs))
     run["device"] = devices[0] if len(devices) == 1 else ", ".join(devices)
     run["shards"] = [

@@ -348,6 +348,16 @@ def test_merge_of_two_shards_is_the_whole_run(payload, tmp_path: Path) -> None:
     assert compare(payload, merged).regressions == []
 
 
+def test_a_merge_is_incomplete_when_any_shard_is(payload, tmp_path: Path) -> None:
+    one, two = _shards(payload, tmp_path)
+    late = load(two)
+    late["run"]["incomplete"] = "interrupted before every item ran"
+    two = _write(tmp_path / "shard2-late.json", late)
+    out = tmp_path / "merged.json"
+    assert main(["merge", str(one), str(two), "-o", str(out)]) == 0
+    assert load(out)["run"]["incomplete"] == "interrupted before every item ran"
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
