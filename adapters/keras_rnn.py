@@ -93,6 +93,11 @@ def check_device() -> str:
 HEAD_ACTIVATION = {"linear": None, "softmax": "softmax", "tanh": "tanh"}
 
 
+def adam(budget: Budget) -> keras.optimizers.Adam:
+    """Adam at the budget's rate, clipping the gradients to its global norm if it sets one."""
+    return keras.optimizers.Adam(learning_rate=budget.learning_rate, global_clipnorm=budget.clip_norm)
+
+
 def _loss(budget: Budget, unscored: bool = True) -> tuple[keras.losses.Loss, Any]:
     """The budget's loss and the dtype of the targets it takes. UNSCORED targets are left out of a
     cross-entropy, as torch's ignore_index does. `fit` sets Keras's `ignore_class` only when its
@@ -146,7 +151,7 @@ class KerasModel:
         benchmark's train step: Keras timed compiled, never eager)."""
         loss_fn, y_dtype = _loss(budget)
         model = self.keras_model
-        optimizer = keras.optimizers.Adam(learning_rate=budget.learning_rate)
+        optimizer = adam(budget)
         optimizer.build(model.trainable_variables)
 
         @tf.function(reduce_retracing=True)
@@ -162,7 +167,7 @@ class KerasModel:
         loss_fn, y_dtype = _loss(budget, unscored=bool(np.any(np.asarray(train.y) == UNSCORED)))
         y_all = np.asarray(train.y, y_dtype)
         x_all = np.asarray(train.x, np.float32)
-        optimizer = keras.optimizers.Adam(learning_rate=budget.learning_rate)
+        optimizer = adam(budget)
         if self.spec.stateful:
             return self._fit_stateful(train, budget, stop, x_all, y_all, loss_fn, optimizer)
         model = self.keras_model

@@ -165,7 +165,8 @@ class TorchModel:
         return twin
 
     def _stepper(self, budget: Budget) -> tuple[Callable[[torch.Tensor, torch.Tensor, Any], tuple[float, Any]], Any]:
-        """One optimizer step (Adam at the budget's rate) on a batch from a state, and the dtype
+        """One optimizer step (Adam at the budget's rate, the gradients clipped to the budget's
+        global norm if it sets one) on a batch from a state, and the dtype
         of the targets the budget's loss takes."""
         loss_fn: nn.Module = nn.CrossEntropyLoss() if budget.loss == "crossentropy" else nn.MSELoss()
         optimizer = torch.optim.Adam(self.net.parameters(), lr=budget.learning_rate)
@@ -177,6 +178,8 @@ class TorchModel:
             loss = loss_fn(out, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if budget.clip_norm is not None:
+                nn.utils.clip_grad_norm_(self.net.parameters(), budget.clip_norm)
             optimizer.step()
             return float(loss.detach()), state
 

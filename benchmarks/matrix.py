@@ -26,6 +26,7 @@ from adapters import BUILTINS, Adapter, AdapterRef
 from adapters.base import FitLog, Model
 from benchmarks.diagnosis import Level, Projection, TooSlow, diagnose, near_gate, reference_level
 from benchmarks.records import RECORDS_PROPERTY, failure_message, finite_or_none, new_record, verdict
+from benchmarks.restarts import restart
 from benchmarks.sweep import sweep
 from tasks import Task
 from tasks.base import Budget, CheckNotApplicable, CheckResult, Data
@@ -88,6 +89,8 @@ class Trained:
     adapter: Adapter
     #: Under --lr-sweep, what each learning rate gave and which won (benchmarks/sweep.py).
     sweep: dict[str, Any] | None = None
+    #: For a task with `restarts`, what each run gave and which was kept (benchmarks/restarts.py).
+    restarts: dict[str, Any] | None = None
 
 
 @dataclass
@@ -218,8 +221,21 @@ class Matrix:
         return trained
 
     def _fit_at(self, adapter: Adapter, task: Task, seed: int, budget: Budget, spent: float, lr: str = "") -> Trained:
+        """One model of `seed` at `budget`: the task's `restarts` runs at most (benchmarks/restarts.py)."""
+
+        def run(run_seed: int, before: float) -> Trained:
+            again = f", run seed {run_seed}" if run_seed != seed else ""
+            return self._fit_run(adapter, task, seed, run_seed, budget, spent + before, lr + again)
+
+        trained, summary = restart(task, self.data(task, seed), seed, run)
+        trained.restarts = summary
+        return trained
+
+    def _fit_run(
+        self, adapter: Adapter, task: Task, seed: int, run_seed: int, budget: Budget, spent: float, lr: str
+    ) -> Trained:
         data = self.data(task, seed)
-        model = adapter.build(dataclasses.replace(task.spec, sequence_length=int(data.train.x.shape[1])), seed)
+        model = adapter.build(dataclasses.replace(task.spec, sequence_length=int(data.train.x.shape[1])), run_seed)
         stop: Callable[[Any], bool] = lambda m: task.stop(m, data)  # noqa: E731
         if self.progress is not None:
             label = f"{adapter.name} on {task.id} (seed {seed}{lr})"
@@ -297,6 +313,7 @@ class Matrix:
                 versions={str(k): str(v) for k, v in trained.adapter.versions().items()},
                 compute_path={str(k): str(v) for k, v in trained.adapter.compute_path().items()},
                 lr_sweep=trained.sweep,
+                restarts=trained.restarts,
             )
             if result is not None and not result.passed:
                 level = self.level(task, seed)

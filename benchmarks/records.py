@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from benchmarks.restarts import describe as describe_restarts
 from benchmarks.sweep import describe as describe_sweep
 
 #: The `user_properties` keys that carry a cell and its records to the report hooks.
@@ -64,6 +65,7 @@ def new_record(
         "loss_history": None,
         "diagnosis": None,
         "lr_sweep": None,
+        "restarts": None,
         "versions": {},
         "compute_path": {},
     }
@@ -101,6 +103,8 @@ def failure_message(records: list[dict[str, Any]], min_pass_rate: float) -> str:
             lines.append(f"    {r['detail']}")
         for finding in r.get("diagnosis") or ():
             lines.append(f"    {finding}")
+        if r.get("restarts"):
+            lines.append(f"    {describe_restarts(r['restarts'])}")
         if r.get("lr_sweep"):
             lines.append(f"    {describe_sweep(r['lr_sweep'])}")
     return "\n".join(lines)

@@ -59,6 +59,10 @@ class Budget:
     (streams, time, features); an epoch resets the state, then feeds consecutive chunks of
     `window` steps of every stream as one batch, carrying the state from chunk to chunk (no
     shuffle, truncated backpropagation at chunk boundaries).
+
+    `clip_norm`: when set, the gradients of each step are rescaled so that their global norm
+    (over every parameter together) is at most this, before Adam sees them: torch's
+    `clip_grad_norm_`, Keras's `global_clipnorm`. An adapter that trains its own way honours it too.
     """
 
     max_epochs: int
@@ -68,6 +72,7 @@ class Budget:
     loss: Loss = "mse"
     shuffle: bool = True
     window: int | None = None
+    clip_norm: float | None = None
 
 
 def tiered(smoke: int, standard: int, full: int, **budget: Any) -> dict[str, Budget]:
@@ -184,6 +189,15 @@ class Task:
     spec: ModelSpec
     budgets: Mapping[str, Budget]
     checks: tuple[Check, ...]
+    #: Training runs per (adapter, seed) model: more than one where the anchor reports the best of
+    #: several runs, because a correct cell learns the task on most runs, not all. The matrix keeps
+    #: the first run `keep` accepts, else the one it scores highest (benchmarks/restarts.py).
+    restarts: int = 1
+
+    def keep(self, model: Predictor, data: Data) -> tuple[bool, float]:
+        """Whether a trained run is kept without another (for `restarts` > 1), and its score (higher
+        is better), from material the checks never score (not `data.test`, not a check's probe)."""
+        raise NotImplementedError(f"task {self.id!r} allows {self.restarts} runs but does not say which to keep")
 
     def budget(self, tier: str) -> Budget:
         if tier not in self.budgets:
