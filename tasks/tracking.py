@@ -233,7 +233,7 @@ class CycleNavigation(RunningStateTask):
     which a GRU learns it on 2 runs in 5 in ~43 s each."""
 
     id: str = "cycle_navigation"
-    version: int = 1
+    version: int = 2
     tags: tuple[str, ...] = ("state tracking", "length generalisation", "counting")
     moves: tuple[int, ...] = (-1, 0, 1)
     n_states: int = 5
