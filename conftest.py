@@ -119,8 +119,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--pending",
         action="store_true",
-        help=f"also run the tasks that are implemented but not yet calibrated ({', '.join(PENDING) or 'none at present'}), to "
-        "calibrate them; their gates are not yet calibrated verdicts",
+        help="also run the tasks that are implemented but not yet calibrated "
+        f"({', '.join(PENDING) or 'none at present'}), to calibrate them; their gates are not yet calibrated verdicts",
     )
     group.addoption(
         "--cell-timeout",

@@ -7,12 +7,11 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.restarts import RESTART_SEED
-from tasks import TASKS
 from tasks.base import ModelSpec
-from tasks.tracking import TRAIN_LENGTH, Automaton
+from tasks.tracking import TRAIN_LENGTH, Automaton, CycleNavigation
 from tests.fakes import CountingOracle, _FakeModel
 
-_CYCLE = TASKS["cycle_navigation"]
+_CYCLE = CycleNavigation()
 
 
 def _automaton(horizon: int | None) -> Automaton:

@@ -13,10 +13,10 @@ from adapters.base import FitLog
 from benchmarks.restarts import RESTART_SEED, describe, restart
 from reports.results import load
 from tasks import TASKS
-from tasks.tracking import TRAIN_LENGTH, Automaton, Parity, RunningStateTask
+from tasks.tracking import TRAIN_LENGTH, Automaton, CycleNavigation, Parity, RunningStateTask
 from tests.test_plugin import run_matrix
 
-CYCLE = TASKS["cycle_navigation"]
+CYCLE = CycleNavigation()
 
 
 class _Trained:
@@ -99,8 +99,9 @@ def test_cycle_navigation_keeps_the_automaton_and_not_its_nulls_on_a_split_no_ch
 
 def test_a_restart_rescues_a_drifting_run_and_cannot_hide_a_cell_that_always_drifts(pytester: pytest.Pytester) -> None:
     result, results_file = run_matrix(
-        pytester, "--tier", "smoke", "-k", "cycle_navigation and (drifty or broken)", "-p", "no:randomly",
-        "--adapter", "drifty=tests.restart_fakes:DriftsOnFirstRun", "--adapter", "broken=tests.restart_fakes:AlwaysDrifts",
+        pytester, "--tier", "smoke", "-k", "cycle_navigation and (drifty or broken)",
+        "--adapter", "drifty=tests.restart_fakes:DriftsOnFirstRun",
+        "--adapter", "broken=tests.restart_fakes:AlwaysDrifts",
     )  # fmt: skip
     records = {(r["adapter"], r["check"]): r for r in load(results_file)["results"]}
     for check in ("fit", "longer"):
