@@ -225,20 +225,21 @@ class Matrix:
 
         def run(run_seed: int, before: float) -> Trained:
             again = f", run seed {run_seed}" if run_seed != seed else ""
-            return self._fit_run(adapter, task, seed, run_seed, budget, spent + before, lr + again)
+            return self._fit_run(adapter, task, seed, run_seed, budget, spent + before, f"{lr}{again}")
 
         trained, summary = restart(task, self.data(task, seed), seed, run)
         trained.restarts = summary
         return trained
 
     def _fit_run(
-        self, adapter: Adapter, task: Task, seed: int, run_seed: int, budget: Budget, spent: float, lr: str
+        self, adapter: Adapter, task: Task, seed: int, run_seed: int, budget: Budget, spent: float, aside: str
     ) -> Trained:
+        """One training run from `run_seed`; `aside` (its rate, its run seed) goes in the progress line."""
         data = self.data(task, seed)
         model = adapter.build(dataclasses.replace(task.spec, sequence_length=int(data.train.x.shape[1])), run_seed)
         stop: Callable[[Any], bool] = lambda m: task.stop(m, data)  # noqa: E731
         if self.progress is not None:
-            label = f"{adapter.name} on {task.id} (seed {seed}{lr})"
+            label = f"{adapter.name} on {task.id} (seed {seed}{aside})"
             stop = Criterion(stop, label, self.progress, self.progress_every)
         if self.cell_timeout:
             stop = Projection(stop, budget.max_epochs, self.cell_timeout, spent)
