@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.reference import GATES, Weights, _prepare, _step, check_state, forward, pack_state
+from rnn_behaviour.adapters.reference import GATES, Weights, _prepare, _step, check_state, forward, pack_state
 
 
 def backward(

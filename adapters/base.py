@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tasks.base import Budget, CheckNotApplicable, ModelSpec, Split
+from rnn_behaviour.tasks.base import Budget, CheckNotApplicable, ModelSpec, Split
 
 StopFn = Callable[["Model"], bool]
 

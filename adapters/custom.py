@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import AdapterError, Capabilities
-from adapters.reference import GATES, Weights, has_recurrent_bias, weight_shapes
+from rnn_behaviour.adapters.base import AdapterError, Capabilities
+from rnn_behaviour.adapters.reference import GATES, Weights, has_recurrent_bias, weight_shapes
 
 #: The load-time probe's sizes: all different, so a shape that comes back names which size is
 #: wrong; the batch is neither 1 nor 2, so a one- or two-layer state's first dimension is never

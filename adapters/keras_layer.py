@@ -10,16 +10,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from adapters.base import (
+from rnn_behaviour.adapters.base import (
     AdapterError,
     check_input,
 )
-from adapters.custom import (
+from rnn_behaviour.adapters.custom import (
     canonical_gradients,
     first_line,
 )
-from adapters.keras_probe import KERAS_GATES, Factory, LayerInfo
-from adapters.reference import (
+from rnn_behaviour.adapters.keras_probe import KERAS_GATES, Factory, LayerInfo
+from rnn_behaviour.adapters.reference import (
     Weights,
     check_state,
     check_weights,

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from adapters.native import NativeCall, max_change
+from rnn_behaviour.adapters.native import NativeCall, max_change
 
 
 class KerasNative:

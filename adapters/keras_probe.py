@@ -14,10 +14,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from adapters.base import (
+from rnn_behaviour.adapters.base import (
     AdapterError,
 )
-from adapters.custom import (
+from rnn_behaviour.adapters.custom import (
     PROBE_BATCH,
     PROBE_HIDDEN,
     PROBE_INPUT,
@@ -28,13 +28,13 @@ from adapters.custom import (
     first_line,
     read_declaration,
 )
-from adapters.reference import (
+from rnn_behaviour.adapters.reference import (
     N_STATES,
     VARIANTS,
     has_recurrent_bias,
     needs_recurrent_bias,
 )
-from tasks.base import Budget, ModelSpec
+from rnn_behaviour.tasks.base import Budget, ModelSpec
 
 Factory = Callable[..., keras.layers.Layer]
 

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from adapters.base import (
+from rnn_behaviour.adapters.base import (
     DEVICE_VARIABLE,
     AdapterError,
     Capabilities,
@@ -38,21 +38,21 @@ from adapters.base import (
     threads,
     train_loop,
 )
-from adapters.custom import (
+from rnn_behaviour.adapters.custom import (
     apply_declaration,
     import_target,
     with_length,
 )
-from adapters.keras_layer import KerasLayer, export_weights, import_weights
-from adapters.keras_native import KerasNative
-from adapters.keras_probe import Factory, LayerInfo, probe_layer, probe_model, state_shapes
-from adapters.keras_stack import KerasStack
-from adapters.reference import (
+from rnn_behaviour.adapters.keras_layer import KerasLayer, export_weights, import_weights
+from rnn_behaviour.adapters.keras_native import KerasNative
+from rnn_behaviour.adapters.keras_probe import Factory, LayerInfo, probe_layer, probe_model, state_shapes
+from rnn_behaviour.adapters.keras_stack import KerasStack
+from rnn_behaviour.adapters.reference import (
     Weights,
     match_shapes,
     model_to_layout,
 )
-from tasks.base import UNSCORED, Budget, ModelSpec, Split
+from rnn_behaviour.tasks.base import UNSCORED, Budget, ModelSpec, Split
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"the keras adapters need KERAS_BACKEND=tensorflow, not {keras.backend.backend()!r}")
@@ -75,7 +75,7 @@ if GPUS:
 def gru_reset_before(units: int, **layer_kwargs: Any) -> keras.layers.Layer:
     """`keras.layers.GRU(reset_after=False)`, the Keras 2 / TF1 / ONNX-default form of the GRU:
     conformance holds it to the reference's reset-before variant (`--adapter
-    keras:adapters.keras_rnn:gru_reset_before`; not a built-in row)."""
+    keras:rnn_behaviour.adapters.keras_rnn:gru_reset_before`; not a built-in row)."""
     return keras.layers.GRU(units, reset_after=False, **layer_kwargs)
 
 

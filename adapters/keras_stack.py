@@ -16,11 +16,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from adapters.base import check_input
-from adapters.custom import first_line
-from adapters.keras_layer import import_weights
-from adapters.keras_probe import Factory, LayerInfo
-from adapters.reference_stack import NotStackable, check_stack_weights, suffix, units
+from rnn_behaviour.adapters.base import check_input
+from rnn_behaviour.adapters.custom import first_line
+from rnn_behaviour.adapters.keras_layer import import_weights
+from rnn_behaviour.adapters.keras_probe import Factory, LayerInfo
+from rnn_behaviour.adapters.reference_stack import NotStackable, check_stack_weights, suffix, units
 
 
 class KerasStack:

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import AdapterError
+from rnn_behaviour.adapters.base import AdapterError
 
 Weights = dict[str, np.ndarray]
 

@@ -37,8 +37,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from adapters.base import AdapterError, Model
-from adapters.layout import (
+from rnn_behaviour.adapters.base import AdapterError, Model
+from rnn_behaviour.adapters.layout import (
     CELLS,
     GATES,
     N_STATES,
@@ -278,7 +278,7 @@ def backward(
 ) -> tuple[np.ndarray, Weights, Any]:
     """The analytic float64 backward pass (BPTT) of the loss Σ dy ⊙ y + Σ dfinal ⊙ final state:
     (dx, dW, dstate); dy None means ones, dfinal None zeros. It lives in `adapters/backprop.py`."""
-    from adapters import backprop  # imported here: backprop builds on this module
+    from rnn_behaviour.adapters import backprop  # imported here: backprop builds on this module
 
     return backprop.backward(cell, x, weights, state, dy, dfinal, variant)
 

@@ -22,8 +22,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from adapters import reference as ref
-from adapters.base import AdapterError
+from rnn_behaviour.adapters import reference as ref
+from rnn_behaviour.adapters.base import AdapterError
 
 StackWeights = dict[str, ref.Weights]
 

@@ -13,14 +13,14 @@ import torch.utils._pytree as pytree
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from adapters.base import (
+from rnn_behaviour.adapters.base import (
     AdapterError,
     check_input,
 )
-from adapters.custom import (
+from rnn_behaviour.adapters.custom import (
     canonical_gradients,
 )
-from adapters.reference import (
+from rnn_behaviour.adapters.reference import (
     Weights,
     check_state,
     check_weights,
@@ -29,7 +29,7 @@ from adapters.reference import (
     to_layout,
     to_stacked,
 )
-from adapters.torch_probe import TORCH_GATES, ModuleInfo
+from rnn_behaviour.adapters.torch_probe import TORCH_GATES, ModuleInfo
 
 # --- conformance: a bare layer and whole-model weights in the canonical layout ----------------
 # (adapters/reference.py documents the layout; benchmarks/conformance.py checks it)

@@ -10,8 +10,8 @@ import torch
 import torch.utils._pytree as pytree
 from torch import nn
 
-from adapters.native import NativeCall, max_change
-from adapters.torch_layer import to_numpy
+from rnn_behaviour.adapters.native import NativeCall, max_change
+from rnn_behaviour.adapters.torch_layer import to_numpy
 
 
 class TorchNative:

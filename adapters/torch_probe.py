@@ -12,10 +12,10 @@ import torch.utils._pytree as pytree
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from adapters.base import (
+from rnn_behaviour.adapters.base import (
     AdapterError,
 )
-from adapters.custom import (
+from rnn_behaviour.adapters.custom import (
     PROBE_BATCH,
     PROBE_HIDDEN,
     PROBE_INPUT,
@@ -26,7 +26,7 @@ from adapters.custom import (
     first_line,
     read_declaration,
 )
-from adapters.reference import (
+from rnn_behaviour.adapters.reference import (
     N_STATES,
     VARIANTS,
     has_recurrent_bias,

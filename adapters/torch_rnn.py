@@ -22,7 +22,7 @@ import torch
 import torch.utils._pytree as pytree
 from torch import nn
 
-from adapters.base import (
+from rnn_behaviour.adapters.base import (
     AdapterError,
     Capabilities,
     FitLog,
@@ -37,22 +37,22 @@ from adapters.base import (
     threads,
     train_loop,
 )
-from adapters.custom import (
+from rnn_behaviour.adapters.custom import (
     apply_declaration,
     declared_stateless,
     import_target,
     with_length,
 )
-from adapters.reference import (
+from rnn_behaviour.adapters.reference import (
     Weights,
     match_shapes,
     model_to_layout,
 )
-from adapters.torch_layer import TorchLayer, export_weights, import_weights
-from adapters.torch_native import TorchNative
-from adapters.torch_probe import Factory, probe_module, stateless_factory
-from adapters.torch_stack import TorchStack
-from tasks.base import Budget, ModelSpec, Split
+from rnn_behaviour.adapters.torch_layer import TorchLayer, export_weights, import_weights
+from rnn_behaviour.adapters.torch_native import TorchNative
+from rnn_behaviour.adapters.torch_probe import Factory, probe_module, stateless_factory
+from rnn_behaviour.adapters.torch_stack import TorchStack
+from rnn_behaviour.tasks.base import Budget, ModelSpec, Split
 
 
 def select_device() -> torch.device:
@@ -244,7 +244,7 @@ class TorchModel:
 
 
 class TorchAdapter:
-    """Wraps a module factory: the built-ins pass `adapters.torch_rnn:lstm` (etc.), `--adapter
+    """Wraps a module factory: the built-ins pass `rnn_behaviour.adapters.torch_rnn:lstm` (etc.), `--adapter
     torch:pkg.module:factory` a user's. The factory is probed at load (`probe_module`)."""
 
     framework = "torch"

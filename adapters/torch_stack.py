@@ -13,11 +13,11 @@ import torch
 import torch.utils._pytree as pytree
 from torch import nn
 
-from adapters.base import AdapterError, check_input
-from adapters.custom import first_line, takes_keyword
-from adapters.reference_stack import NotStackable, check_stack_weights, suffix, units
-from adapters.torch_layer import copy_parameters, to_numpy, torch_parameters
-from adapters.torch_probe import Factory, ModuleInfo
+from rnn_behaviour.adapters.base import AdapterError, check_input
+from rnn_behaviour.adapters.custom import first_line, takes_keyword
+from rnn_behaviour.adapters.reference_stack import NotStackable, check_stack_weights, suffix, units
+from rnn_behaviour.adapters.torch_layer import copy_parameters, to_numpy, torch_parameters
+from rnn_behaviour.adapters.torch_probe import Factory, ModuleInfo
 
 
 class TorchStack:

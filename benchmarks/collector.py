@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from benchmarks.conformance import CHECKS, Conformance
-from benchmarks.matrix import Matrix
-from benchmarks.records import CELL_PROPERTY, INCOMPLETE_PROPERTY, RECORDS_PROPERTY
-from reports import table, write_reports
-from reports.cells import SPEED_TASK, plain
-from reports.results import SCHEMA_VERSION, run_metadata, write_json_atomic
+from rnn_behaviour import HOME, base_dir
+from rnn_behaviour.benchmarks.conformance import CHECKS, Conformance
+from rnn_behaviour.benchmarks.matrix import Matrix
+from rnn_behaviour.benchmarks.records import CELL_PROPERTY, INCOMPLETE_PROPERTY, RECORDS_PROPERTY
+from rnn_behaviour.reports import table, write_reports
+from rnn_behaviour.reports.cells import SPEED_TASK, plain
+from rnn_behaviour.reports.results import SCHEMA_VERSION, run_metadata, write_json_atomic
 
 #: The repository root: a relative --report-dir is under it.
-ROOT = Path(__file__).resolve().parent.parent
 #: The session's Matrix, in the config's stash (set by conftest.py's pytest_configure).
 MATRIX = pytest.StashKey[Matrix]()
 
@@ -43,7 +43,7 @@ class ResultCollector:
         if CELL_PROPERTY in props:
             self.records.extend(self._records_of(report, props))
         elif report.when == "???":  # pytest-xdist: the worker died running this item
-            from benchmarks.scheduling import param_id  # imports xdist, which is there if this runs
+            from rnn_behaviour.benchmarks.scheduling import param_id  # imports xdist, which is there if this runs
 
             cell = self._templates().get(param_id(report.nodeid))
             if cell is not None:
@@ -110,7 +110,7 @@ class ResultCollector:
             self.matrix.tier,
             self.matrix.seeds,
             self.config.getoption("min_pass_rate"),
-            ROOT,
+            HOME,
             device=self.config.getoption("device"),
         )
         run["incomplete"] = self.incomplete or None
@@ -130,7 +130,7 @@ class ResultCollector:
     @property
     def results_path(self) -> Path:
         path = Path(self.config.getoption("report_dir"))
-        return (path if path.is_absolute() else ROOT / path) / "results.json"
+        return (path if path.is_absolute() else base_dir() / path) / "results.json"
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self._active():

@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from tasks import Task
-from tasks.base import Data, mse
+from rnn_behaviour.tasks import Task
+from rnn_behaviour.tasks.base import Data, mse
 
 DIVERGED_RATIO = 1.5
 NOT_TRAINED_FRACTION = 0.9

@@ -22,8 +22,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from adapters import BUILTINS
-from tasks import PENDING, TASKS, TIERS
+from rnn_behaviour.adapters import BUILTINS
+from rnn_behaviour.tasks import PENDING, TASKS, TIERS
 
 #: The pattern of a limit of the task itself, which every row shares.
 EVERY_ROW = "*"

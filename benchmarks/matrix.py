@@ -22,14 +22,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters import BUILTINS, Adapter, AdapterRef
-from adapters.base import FitLog, Model
-from benchmarks.diagnosis import Level, Projection, TooSlow, diagnose, near_gate, reference_level
-from benchmarks.records import RECORDS_PROPERTY, failure_message, finite_or_none, new_record, verdict
-from benchmarks.restarts import restart
-from benchmarks.sweep import sweep
-from tasks import Task
-from tasks.base import Budget, CheckNotApplicable, CheckResult, Data
+from rnn_behaviour.adapters import BUILTINS, Adapter, AdapterRef
+from rnn_behaviour.adapters.base import FitLog, Model
+from rnn_behaviour.benchmarks.diagnosis import Level, Projection, TooSlow, diagnose, near_gate, reference_level
+from rnn_behaviour.benchmarks.records import RECORDS_PROPERTY, failure_message, finite_or_none, new_record, verdict
+from rnn_behaviour.benchmarks.restarts import restart
+from rnn_behaviour.benchmarks.sweep import sweep
+from rnn_behaviour.tasks import Task
+from rnn_behaviour.tasks.base import Budget, CheckNotApplicable, CheckResult, Data
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from benchmarks.restarts import describe as describe_restarts
-from benchmarks.sweep import describe as describe_sweep
+from rnn_behaviour.benchmarks.restarts import describe as describe_restarts
+from rnn_behaviour.benchmarks.sweep import describe as describe_sweep
 
 #: The `user_properties` keys that carry a cell and its records to the report hooks.
 CELL_PROPERTY, RECORDS_PROPERTY = "rnn_cell", "rnn_records"

@@ -20,8 +20,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from tasks import Task
-from tasks.base import Data
+from rnn_behaviour.tasks import Task
+from rnn_behaviour.tasks.base import Data
 
 #: The seed of run k of a model of seed s is s + k * RESTART_SEED (run 0 is the model's own seed,
 #: so a task with one run trains exactly as before).

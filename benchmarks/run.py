@@ -32,16 +32,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from reports import write_reports
-from reports.merge import merge
-from reports.results import ResultsError, load, write_json_atomic
+from rnn_behaviour.reports import write_reports
+from rnn_behaviour.reports.merge import merge
+from rnn_behaviour.reports.results import ResultsError, load, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEED = "benchmarks/test_speed.py"
 #: Where in the report directory the speed run writes its own results and report (kept: its
 #: pivot names them), before they join the matrix's one level up.
 SPEED_PART = "speed"
-DEFAULT_REPORT_DIR = "reports/latest"
+from rnn_behaviour import DEFAULT_REPORT_DIR  # noqa: E402
 NO_TESTS, USAGE = 5, 4
 #: Arguments after which pytest runs nothing: they go to one plain pytest.
 NOT_A_RUN = ("--collect-only", "--co", "--help", "-h", "--version", "-V", "--fixtures", "--markers", "--setup-plan")

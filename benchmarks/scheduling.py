@@ -23,7 +23,7 @@ from typing import Any
 
 from xdist.scheduler import LoadScopeScheduling
 
-from benchmarks.matrix import Cell
+from rnn_behaviour.benchmarks.matrix import Cell
 
 
 def param_id(nodeid: str) -> str:

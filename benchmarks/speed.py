@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reports.cells import SPEED_TASK
-from tasks.base import Budget, ModelSpec, Split
+from rnn_behaviour.reports.cells import SPEED_TASK
+from rnn_behaviour.tasks.base import Budget, ModelSpec, Split
 
 #: Bumped when what is timed changes, so `compare` does not set old figures against new ones.
 VERSION = 1

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from tasks import Task
-from tasks.base import UNSCORED, Budget, Data, mse
+from rnn_behaviour.tasks import Task
+from rnn_behaviour.tasks.base import UNSCORED, Budget, Data, mse
 
 #: The multiples of the recipe's learning rate that `--lr-sweep` with no value tries.
 DEFAULT_MULTIPLES = (0.1, 0.3, 1.0, 3.0)

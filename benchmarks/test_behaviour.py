@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.matrix import Cell, Matrix, Trained, score
+from rnn_behaviour.benchmarks.matrix import Cell, Matrix, Trained, score
 
 
 def test_check(cell: Cell, matrix: Matrix, trained: list[Trained], request: pytest.FixtureRequest) -> None:

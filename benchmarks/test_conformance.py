@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.conformance import (
+from rnn_behaviour.benchmarks.conformance import (
     CHECKS_BY_NAME,
     TASK,
     Conformance,
@@ -19,8 +19,8 @@ from benchmarks.conformance import (
     run,
     skip_reason,
 )
-from benchmarks.matrix import CellSkipped, Matrix
-from benchmarks.records import CELL_PROPERTY, RECORDS_PROPERTY, finite_or_none
+from rnn_behaviour.benchmarks.matrix import CellSkipped, Matrix
+from rnn_behaviour.benchmarks.records import CELL_PROPERTY, RECORDS_PROPERTY, finite_or_none
 
 
 @pytest.fixture

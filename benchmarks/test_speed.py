@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks.matrix import CellSkipped, Matrix
-from benchmarks.records import CELL_PROPERTY, RECORDS_PROPERTY, new_record
-from benchmarks.speed import BUDGET, ROUNDS, TASK, VERSION, SpeedItem, flops
+from rnn_behaviour.benchmarks.matrix import CellSkipped, Matrix
+from rnn_behaviour.benchmarks.records import CELL_PROPERTY, RECORDS_PROPERTY, new_record
+from rnn_behaviour.benchmarks.speed import BUDGET, ROUNDS, TASK, VERSION, SpeedItem, flops
 
 
 def _template(item: SpeedItem, tier: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from reports.results import ResultsError, load
+from rnn_behaviour.reports.results import ResultsError, load
 
 BAD = ("failed", "error")
 

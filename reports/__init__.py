@@ -15,7 +15,7 @@ def write_reports(payload: dict[str, Any], directory: Path, log: Callable[[str],
     Never raises: a report that cannot be drawn must not cost the run its results.json (already
     written), so the problem goes to `log` (stderr by default) as one line and False comes back."""
     try:
-        from reports import render
+        from rnn_behaviour.reports import render
 
         render.write(payload, Path(directory))
     except Exception as exc:

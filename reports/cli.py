@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from reports.results import ResultsError, dir_problem, load, write_json_atomic
+from rnn_behaviour.reports.results import ResultsError, dir_problem, load, write_json_atomic
 
 PROG = "python -m reports"
 
@@ -41,7 +41,7 @@ def non_negative(unit: str = "", at_most: float = math.inf) -> Callable[[str], f
 
 
 def parser() -> argparse.ArgumentParser:
-    from reports.compare import DEFAULT_SPEED_TOLERANCE, DEFAULT_TOLERANCE
+    from rnn_behaviour.reports.compare import DEFAULT_SPEED_TOLERANCE, DEFAULT_TOLERANCE
 
     p = argparse.ArgumentParser(prog=PROG, description="Reports over rnn-behaviour results files.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -79,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _nightly_parser(n: argparse.ArgumentParser) -> None:
-    from reports.compare import DEFAULT_SPEED_TOLERANCE, DEFAULT_TOLERANCE
+    from rnn_behaviour.reports.compare import DEFAULT_SPEED_TOLERANCE, DEFAULT_TOLERANCE
 
     steps = n.add_subparsers(dest="step", required=True, metavar="STEP")
     s = steps.add_parser("shard", help="run shard K of N of the matrix; fails only on a broken run")
@@ -143,7 +143,7 @@ def _out_dir(path: Path) -> Path:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "report":
-        from reports import render
+        from rnn_behaviour.reports import render
 
         payload = load(args.results)
         out = _out_dir(Path(args.out) if args.out else Path(args.results).parent)
@@ -151,20 +151,20 @@ def _run(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
         return 0
     if args.command == "compare":
-        from reports.compare import compare
+        from rnn_behaviour.reports.compare import compare
 
         base, new = load(args.base), load(args.new)
         result = compare(base, new, args.tolerance, args.speed_tolerance)
         print(result.text())
         return 1 if result.regressed else 0
     if args.command == "leaderboard":
-        from reports import leaderboard
+        from rnn_behaviour.reports import leaderboard
 
         for path in leaderboard.write(args.runs, _out_dir(Path(args.out))):
             print(f"wrote {path}")
         return 0
     if args.command == "merge":
-        from reports.merge import merge_files
+        from rnn_behaviour.reports.merge import merge_files
 
         merged = merge_files(args.shards)
         write_json_atomic(Path(args.out), merged)
@@ -176,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _nightly(args: argparse.Namespace) -> int:
-    from reports import nightly
+    from rnn_behaviour.reports import nightly
 
     if args.step == "shard":
         rc, line = nightly.run_shard(args.group, args.splits, args.tier, Path(args.out), args.pytest_args)

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reports.cells import BAD, GOOD, CellRecords, cells, num
-from reports.results import ResultsError
+from rnn_behaviour.reports.cells import BAD, GOOD, CellRecords, cells, num
+from rnn_behaviour.reports.results import ResultsError
 
 DEFAULT_TOLERANCE = 0.25
 DEFAULT_SPEED_TOLERANCE = 0.20

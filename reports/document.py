@@ -11,8 +11,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from reports import profile, table
-from reports.cells import SPEED_TASK, CellRecords, cells, extras, median, num, pass_rate_text, plain_records
+from rnn_behaviour.reports import profile, table
+from rnn_behaviour.reports.cells import SPEED_TASK, CellRecords, cells, extras, median, num, pass_rate_text, plain_records
 
 TASK_HEADERS = [
     "check",

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reports import plots
-from reports.cells import BAD, GOOD, cells
-from reports.document import Table, profile_table
-from reports.results import ResultsError, load, write_bytes_atomic, write_text_atomic
+from rnn_behaviour.reports import plots
+from rnn_behaviour.reports.cells import BAD, GOOD, cells
+from rnn_behaviour.reports.document import Table, profile_table
+from rnn_behaviour.reports.results import ResultsError, load, write_bytes_atomic, write_text_atomic
 
 TIE_BREAK = (
     "ranked by checks passed (passed or XPASS), then fewer failed/error, then less total training time "
@@ -241,7 +241,7 @@ def build(runs: Sequence[tuple[str, dict[str, Any]]]) -> Leaderboard:
 def write(paths: Sequence[str | Path], directory: Path) -> list[Path]:
     """Load the runs and write leaderboard.md, history.png and leaderboard.html into `directory`."""
     board = build([(str(p), load(p)) for p in paths])
-    from reports.render import Figure, render_html
+    from rnn_behaviour.reports.render import Figure, render_html
 
     written = []
     for name, png in (("history.png", board.history_png), ("speed.png", board.speed_png)):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reports.results import SCHEMA_VERSION, ResultsError, load, validate
+from rnn_behaviour.reports.results import SCHEMA_VERSION, ResultsError, load, validate
 
 #: Run fields that define the experiment: shards that disagree on one are not one run.
 SAME_RUN = ("git_sha", "tier", "seeds", "min_pass_rate")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reports.results import ResultsError, load, write_json_atomic, write_text_atomic
+from rnn_behaviour.reports.results import ResultsError, load, write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,14 +90,14 @@ def shard_file(path: str | Path) -> Path:
 
 def merge_night(shards: Sequence[str | Path], out: Path, expect: int | None = None) -> tuple[dict[str, Any], Path]:
     """Merge the shards into out/results.json (and draw its report); `expect` shards or an error."""
-    from reports.merge import merge_files
+    from rnn_behaviour.reports.merge import merge_files
 
     if expect is not None and len(shards) != expect:
         raise ResultsError(f"expected {expect} shard(s), got {len(shards)}: {', '.join(map(str, shards)) or 'none'}")
     merged = merge_files([shard_file(s) for s in shards])
     target = out / "results.json"
     write_json_atomic(target, merged)
-    from reports import render
+    from rnn_behaviour.reports import render
 
     render.write(merged, out)
     return merged, target
@@ -123,7 +123,7 @@ class Publication:
 
 def history_name(payload: dict[str, Any]) -> str:
     """A night's file name in the history: its run time (UTC) and commit, so names sort by time."""
-    from reports.leaderboard import run_time
+    from rnn_behaviour.reports.leaderboard import run_time
 
     when = run_time("night", payload).astimezone(_dt.UTC)
     sha = str(payload["run"].get("git_sha") or "nogit")[:8]
@@ -132,7 +132,7 @@ def history_name(payload: dict[str, Any]) -> str:
 
 def kept_history(history: Path) -> list[tuple[_dt.datetime, Path, dict[str, Any]]]:
     """The nights in the history directory, oldest first (by run time, then name)."""
-    from reports.leaderboard import run_time
+    from rnn_behaviour.reports.leaderboard import run_time
 
     runs = [(p, load(p)) for p in sorted(history.glob("*.json"))]
     return sorted(((run_time(str(p), d), p, d) for p, d in runs), key=lambda t: (t[0], t[1].name))
@@ -148,8 +148,8 @@ def publish(
     speed_tolerance: float | None = None,
 ) -> Publication:
     """Add tonight to the history, trim it, draw the leaderboard, compare with the previous night."""
-    from reports import leaderboard
-    from reports.compare import DEFAULT_SPEED_TOLERANCE, DEFAULT_TOLERANCE, VersionMismatch, compare
+    from rnn_behaviour.reports import leaderboard
+    from rnn_behaviour.reports.compare import DEFAULT_SPEED_TOLERANCE, DEFAULT_TOLERANCE, VersionMismatch, compare
 
     if keep < 1:
         raise ResultsError(f"--keep must be at least 1 night, got {keep}")

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from reports.cells import SPEED_TASK, CellRecords, adapters, cells, extras, median
+from rnn_behaviour.reports.cells import SPEED_TASK, CellRecords, adapters, cells, extras, median
 
 #: The length the counting tasks train on (tasks/counting.py TRAIN_LENGTH; a test keeps them equal).
 TRAIN_LENGTH = 20

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from reports.cells import BAD, GOOD, CellRecords, adapters, cells
-from reports.plots import _color, _png, _pyplot, series
+from rnn_behaviour.reports.cells import BAD, GOOD, CellRecords, adapters, cells
+from rnn_behaviour.reports.plots import _color, _png, _pyplot, series
 
 #: The profile's axes in the order the report shows them (tasks/base.py CAPABILITIES, which a
 #: test keeps equal); a capability a record names beyond these comes after them.

@@ -13,10 +13,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from reports import plots, profile, table
-from reports.cells import plain_records
-from reports.document import failures, markdown, pivot_table, profile_table, run_summary, task_tables
-from reports.results import write_text_atomic
+from rnn_behaviour.reports import plots, profile, table
+from rnn_behaviour.reports.cells import plain_records
+from rnn_behaviour.reports.document import failures, markdown, pivot_table, profile_table, run_summary, task_tables
+from rnn_behaviour.reports.results import write_text_atomic
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

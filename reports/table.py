@@ -9,7 +9,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from reports.cells import SPEED_TASK, adapters, cells, pass_rate_text, plain
+from rnn_behaviour.reports.cells import SPEED_TASK, adapters, cells, pass_rate_text, plain
 
 #: How each item outcome reads in a cell; XPASS is an implementation beating an expectation.
 LABELS = {

@@ -28,10 +28,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters import BUILTINS  # noqa: E402
-from benchmarks.expectations import expected_failure  # noqa: E402
-from reports.results import ResultsError, load, output_problem, write_bytes_atomic, write_text_atomic  # noqa: E402
-from tasks import PENDING, TASKS  # noqa: E402
+from rnn_behaviour.adapters import BUILTINS  # noqa: E402
+from rnn_behaviour.benchmarks.expectations import expected_failure  # noqa: E402
+from rnn_behaviour.reports.results import ResultsError, load, output_problem, write_bytes_atomic, write_text_atomic  # noqa: E402
+from rnn_behaviour.tasks import PENDING, TASKS  # noqa: E402
 
 #: Every task calibrate knows: the matrix's and those waiting for their calibration.
 KNOWN = {**TASKS, **PENDING}

@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 from tabulate import tabulate  # noqa: E402
 
-from adapters import resolve  # noqa: E402
-from benchmarks.conformance.common import layer_adapter  # noqa: E402
-from benchmarks.conformance.regimes import REGIMES, compare  # noqa: E402
+from rnn_behaviour.adapters import resolve  # noqa: E402
+from rnn_behaviour.benchmarks.conformance.common import layer_adapter  # noqa: E402
+from rnn_behaviour.benchmarks.conformance.regimes import REGIMES, compare  # noqa: E402
 
 DEFAULT = (
     "torch-lstm", "torch-gru", "torch-rnn", "keras-lstm", "keras-gru", "keras-rnn",

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tasks.tracking import CycleNavigation, running_state
+from rnn_behaviour.tasks.tracking import CycleNavigation, running_state
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from tabulate import tabulate  # noqa: E402
 
-from adapters import resolve  # noqa: E402
-from benchmarks.conformance.common import Runner, Subject, float32, max_abs, take_rows  # noqa: E402
+from rnn_behaviour.adapters import resolve  # noqa: E402
+from rnn_behaviour.benchmarks.conformance.common import Runner, Subject, float32, max_abs, take_rows  # noqa: E402
 
 THRESHOLD = 1e-7
 DEFAULT = (

@@ -16,8 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reports.cells import SPEED_TASK  # noqa: E402
-from reports.results import ResultsError, load  # noqa: E402
+from rnn_behaviour.reports.cells import SPEED_TASK  # noqa: E402
+from rnn_behaviour.reports.results import ResultsError, load  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

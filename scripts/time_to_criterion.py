@@ -23,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters import BUILTINS  # noqa: E402
-from tasks import TASKS  # noqa: E402
-from tasks.base import Budget  # noqa: E402
+from rnn_behaviour.adapters import BUILTINS  # noqa: E402
+from rnn_behaviour.tasks import TASKS  # noqa: E402
+from rnn_behaviour.tasks.base import Budget  # noqa: E402
 
 SEED_EPOCHS, SEED_BATCH, SEED_LR = 100, 32, 1e-3
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import difflib
 
-from tasks.alphabet import AlphabetFeatures, AlphabetOneChar, AlphabetStateful, AlphabetTimesteps, AlphabetVarlen
-from tasks.base import TIERS, Task, TaskError
-from tasks.counting import CountLast, CountSteps
-from tasks.dyck import Dyck1
-from tasks.longrange import Adding, CopyMemory
-from tasks.nback import NBack
-from tasks.selective import AdjacentSum
-from tasks.selective_copy import SelectiveCopy
-from tasks.sine import SineRollout
-from tasks.streams import MovingAverageStateful, Streams
-from tasks.tracking import CycleNavigation, Parity
+from rnn_behaviour.tasks.alphabet import AlphabetFeatures, AlphabetOneChar, AlphabetStateful, AlphabetTimesteps, AlphabetVarlen
+from rnn_behaviour.tasks.base import TIERS, Task, TaskError
+from rnn_behaviour.tasks.counting import CountLast, CountSteps
+from rnn_behaviour.tasks.dyck import Dyck1
+from rnn_behaviour.tasks.longrange import Adding, CopyMemory
+from rnn_behaviour.tasks.nback import NBack
+from rnn_behaviour.tasks.selective import AdjacentSum
+from rnn_behaviour.tasks.selective_copy import SelectiveCopy
+from rnn_behaviour.tasks.sine import SineRollout
+from rnn_behaviour.tasks.streams import MovingAverageStateful, Streams
+from rnn_behaviour.tasks.tracking import CycleNavigation, Parity
 
 TASKS: dict[str, Task] = {
     task.id: task

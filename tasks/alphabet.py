@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.base import (
+from rnn_behaviour.tasks.base import (
     Check,
     CheckResult,
     Data,

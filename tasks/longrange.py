@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.base import (
+from rnn_behaviour.tasks.base import (
     UNSCORED,
     Check,
     CheckResult,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.base import (
+from rnn_behaviour.tasks.base import (
     UNSCORED,
     Check,
     CheckResult,
@@ -29,7 +29,7 @@ from tasks.base import (
     TaskError,
     tiered,
 )
-from tasks.longrange import BLANK, DELIMITER, N_CLASSES, N_SYMBOLS, BlankThenGuess, recall_accuracy
+from rnn_behaviour.tasks.longrange import BLANK, DELIMITER, N_CLASSES, N_SYMBOLS, BlankThenGuess, recall_accuracy
 
 SYMBOLS = 4
 SLOTS = {"smoke": 30, "standard": 30, "full": 60}

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.base import (
+from rnn_behaviour.tasks.base import (
     Check,
     CheckNotApplicable,
     CheckResult,
@@ -29,7 +29,7 @@ from tasks.base import (
     mse,
     tiered,
 )
-from tasks.rounding import Rounding, float64_twin, second_opinion
+from rnn_behaviour.tasks.rounding import Rounding, float64_twin, second_opinion
 
 # --- moving average ----------------------------------------------------------------------------
 

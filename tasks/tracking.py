@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.base import (
+from rnn_behaviour.tasks.base import (
     Check,
     CheckResult,
     Data,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adapters.reference import from_stacked, to_stacked
+from rnn_behaviour.adapters.reference import from_stacked, to_stacked
 
 NOT_CALLABLE = 42
 

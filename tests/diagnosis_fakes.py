@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from adapters.base import FitLog, train_loop
-from tasks.base import Budget, ModelSpec, Split
-from tasks.counting import RunningSum
+from rnn_behaviour.adapters.base import FitLog, train_loop
+from rnn_behaviour.tasks.base import Budget, ModelSpec, Split
+from rnn_behaviour.tasks.counting import RunningSum
 from tests.fakes import CountingOracle, _FakeModel
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from adapters import reference as ref
-from adapters.base import Capabilities, FitLog
-from adapters.reference import ReferenceLayer, Weights
-from tasks.base import Budget, ModelSpec, Split
+from rnn_behaviour.adapters import reference as ref
+from rnn_behaviour.adapters.base import Capabilities, FitLog
+from rnn_behaviour.adapters.reference import ReferenceLayer, Weights
+from rnn_behaviour.tasks.base import Budget, ModelSpec, Split
 
 
 class SwappedGates(ReferenceLayer):

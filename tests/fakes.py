@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import Capabilities, FitLog, train_loop
-from tasks.base import Budget, ModelSpec, Split
-from tasks.counting import RunningSum, StateReset
+from rnn_behaviour.adapters.base import Capabilities, FitLog, train_loop
+from rnn_behaviour.tasks.base import Budget, ModelSpec, Split
+from rnn_behaviour.tasks.counting import RunningSum, StateReset
 
 
 class _FakeModel:

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import FitLog
-from tasks.base import Budget, ModelSpec, Split
-from tasks.counting import RunningSum
+from rnn_behaviour.adapters.base import FitLog
+from rnn_behaviour.tasks.base import Budget, ModelSpec, Split
+from rnn_behaviour.tasks.counting import RunningSum
 from tests.fakes import CountingOracle, _FakeModel
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adapters.reference import from_stacked, to_stacked
+from rnn_behaviour.adapters.reference import from_stacked, to_stacked
 from tests.handwritten import HandGRU, HandLSTM
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.restarts import RESTART_SEED
-from tasks.base import ModelSpec
-from tasks.tracking import TRAIN_LENGTH, Automaton, CycleNavigation
+from rnn_behaviour.benchmarks.restarts import RESTART_SEED
+from rnn_behaviour.tasks.base import ModelSpec
+from rnn_behaviour.tasks.tracking import TRAIN_LENGTH, Automaton, CycleNavigation
 from tests.fakes import CountingOracle, _FakeModel
 
 _CYCLE = CycleNavigation()

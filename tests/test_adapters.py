@@ -11,11 +11,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from adapters import BUILTINS, AdapterError, AdapterRef, resolve
-from adapters.base import Adapter, FitLog, epoch_batches
-from benchmarks.matrix import Cell, CellSkipped, Matrix
-from tasks import TASKS
-from tasks.base import UNSCORED
+from rnn_behaviour.adapters import BUILTINS, AdapterError, AdapterRef, resolve
+from rnn_behaviour.adapters.base import Adapter, FitLog, epoch_batches
+from rnn_behaviour.benchmarks.matrix import Cell, CellSkipped, Matrix
+from rnn_behaviour.tasks import TASKS
+from rnn_behaviour.tasks.base import UNSCORED
 
 
 def _load(name: str) -> Adapter:
@@ -139,8 +139,8 @@ def _plain(value) -> bool:
 
 
 def test_records_hold_only_plain_types(adapter: Adapter, steps_model) -> None:
-    from benchmarks.matrix import Cell, Trained
-    from tasks.base import CheckResult
+    from rnn_behaviour.benchmarks.matrix import Cell, Trained
+    from rnn_behaviour.tasks.base import CheckResult
 
     matrix = Matrix(tier="smoke", seeds=1, adapters=dict(BUILTINS), tasks=TASKS)
     trained = Trained(steps_model, FitLog(epochs=1, seconds=0.5, loss_history=[np.float32(1.0)]), adapter)

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters import BUILTINS, AdapterError, default_name, resolve
-from benchmarks.conformance import Subject, skip_reason
-from benchmarks.conformance.gradients import gradients
-from benchmarks.conformance.weights import round_trip
-from tasks import TASKS
-from tasks.counting import RunningSum, StateReset
+from rnn_behaviour.adapters import BUILTINS, AdapterError, default_name, resolve
+from rnn_behaviour.benchmarks.conformance import Subject, skip_reason
+from rnn_behaviour.benchmarks.conformance.gradients import gradients
+from rnn_behaviour.benchmarks.conformance.weights import round_trip
+from rnn_behaviour.tasks import TASKS
+from rnn_behaviour.tasks.counting import RunningSum, StateReset
 
 ROOT = Path(__file__).resolve().parent.parent
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -41,7 +41,7 @@ EXAMPLES = {
 
 def test_factory_specs_name_the_row_after_the_factory() -> None:
     ref = resolve("torch:examples.peephole:peephole")
-    assert (ref.name, ref.framework, ref.target) == ("peephole", "torch", "adapters.torch_rnn:TorchAdapter")
+    assert (ref.name, ref.framework, ref.target) == ("peephole", "torch", "rnn_behaviour.adapters.torch_rnn:TorchAdapter")
     assert ref.kwargs == {"factory": "examples.peephole:peephole", "name": "peephole"} and not ref.builtin
     assert resolve("mine=keras:examples.keras_cell:keras_cell").name == "mine"
     assert resolve("keras:examples.keras_cell:keras_cell").framework == "keras"
@@ -51,11 +51,11 @@ def test_factory_specs_name_the_row_after_the_factory() -> None:
 
 
 def test_the_builtins_are_factories_too() -> None:
-    assert BUILTINS["torch-gru"].kwargs["factory"] == "adapters.torch_rnn:gru"
+    assert BUILTINS["torch-gru"].kwargs["factory"] == "rnn_behaviour.adapters.torch_rnn:gru"
     assert BUILTINS["keras-rnn"].kwargs["factory"] == "keras.layers:SimpleRNN"
     assert {ref.target for ref in BUILTINS.values()} == {
-        "adapters.torch_rnn:TorchAdapter",
-        "adapters.keras_rnn:KerasAdapter",
+        "rnn_behaviour.adapters.torch_rnn:TorchAdapter",
+        "rnn_behaviour.adapters.keras_rnn:KerasAdapter",
     }
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from adapters import AdapterError, resolve
-from benchmarks.conformance import skip_reason
-from tasks import TASKS
+from rnn_behaviour.adapters import AdapterError, resolve
+from rnn_behaviour.benchmarks.conformance import skip_reason
+from rnn_behaviour.tasks import TASKS
 
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
 needs_keras = pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="keras is not installed")
@@ -44,7 +44,7 @@ needs_keras = pytest.mark.skipif(importlib.util.find_spec("keras") is None, reas
 def test_a_layer_the_suites_model_cannot_run_is_refused_at_load(spec: str, message: str) -> None:
     """Each runs eagerly on a concrete array (the layer probe passes) but not in the suite's own
     model: on a symbolic input of unknown length, inside a tf.function, or as the stateful twin."""
-    from adapters.keras_probe import probe_layer
+    from rnn_behaviour.adapters.keras_probe import probe_layer
 
     probe_layer(importlib.import_module("tests.byo_keras_factories").__dict__[spec.rsplit(":", 1)[1]], spec)
     with pytest.raises(AdapterError) as info:
@@ -58,7 +58,7 @@ def test_a_layer_the_suites_model_cannot_run_is_refused_at_load(spec: str, messa
 
 @needs_torch
 def test_a_declared_stateless_module_is_skipped_with_its_reason() -> None:
-    from benchmarks.matrix import Cell, CellSkipped, Matrix
+    from rnn_behaviour.benchmarks.matrix import Cell, CellSkipped, Matrix
 
     ref = resolve("torch:tests.byo_factories:declares_no_carry")
     adapter = ref.load()
@@ -109,9 +109,9 @@ def test_a_module_declaring_no_state_is_called_with_x_alone_and_skips_what_hands
     hands a state back is skipped with the reason instead of restarting from zero and failing."""
     import numpy as np
 
-    from adapters.base import NoState
-    from benchmarks.matrix import Cell, CellSkipped, Matrix
-    from tasks.base import CheckNotApplicable
+    from rnn_behaviour.adapters.base import NoState
+    from rnn_behaviour.benchmarks.matrix import Cell, CellSkipped, Matrix
+    from rnn_behaviour.tasks.base import CheckNotApplicable
 
     ref = resolve("nostate=torch:tests.byo_factories:stateless")
     adapter = ref.load()
@@ -136,7 +136,7 @@ def test_a_module_declaring_no_state_is_called_with_x_alone_and_skips_what_hands
 
 @needs_torch
 def test_a_module_that_says_it_has_no_state_must_still_return_y_batch_first() -> None:
-    from adapters.torch_probe import probe_module
+    from rnn_behaviour.adapters.torch_probe import probe_module
 
     def transposed(input_size: int, hidden_size: int) -> Any:
         module = importlib.import_module("tests.byo_factories").stateless(input_size, hidden_size)
@@ -157,7 +157,7 @@ def test_a_keras_layer_may_not_declare_no_state() -> None:
         layer.rnn_behaviour_capabilities = {"state": "none"}
         return layer
 
-    from adapters.keras_probe import probe_layer
+    from rnn_behaviour.adapters.keras_probe import probe_layer
 
     with pytest.raises(AdapterError, match="supported for torch modules only"):
         probe_layer(declares, "declares")
@@ -169,7 +169,7 @@ def test_a_keras_state_of_another_shape_than_units_is_read_from_the_layer() -> N
     check follow the layer's shapes, and a sequence continues from the state it hands back."""
     import numpy as np
 
-    from tasks.base import ModelSpec
+    from rnn_behaviour.tasks.base import ModelSpec
 
     adapter = resolve("mem=keras:tests.byo_keras_factories:memory_state").load()
     assert adapter.info.state_shapes == ((8,), (3,))  # type: ignore[attr-defined]
@@ -188,8 +188,8 @@ def test_a_keras_state_of_another_shape_than_units_is_read_from_the_layer() -> N
 def test_the_tasks_training_length_is_offered_to_a_factory_that_names_it() -> None:
     import torch
 
-    from adapters.custom import with_length
-    from benchmarks.matrix import Matrix
+    from rnn_behaviour.adapters.custom import with_length
+    from rnn_behaviour.benchmarks.matrix import Matrix
 
     factories = importlib.import_module("tests.byo_factories")
     factories.LENGTHS_SEEN.clear()
@@ -206,7 +206,7 @@ def test_the_tasks_training_length_is_offered_to_a_factory_that_names_it() -> No
 def test_a_keras_factory_is_offered_the_length_only_when_it_names_it() -> None:
     import keras
 
-    from adapters.custom import with_length
+    from rnn_behaviour.adapters.custom import with_length
 
     assert with_length(keras.layers.LSTM, 20) is keras.layers.LSTM
 
@@ -228,7 +228,7 @@ def test_a_keras_factory_is_offered_the_length_only_when_it_names_it() -> None:
 def test_a_correct_module_that_is_not_nn_lstm_passes_the_state_checks_of_a_task(spec: str) -> None:
     """Trained on count_steps (smoke): fed in chunks with the state it hands back, each continues
     the sequence (carry_state), and from the zero state it does not (cold_start)."""
-    from benchmarks.matrix import Cell, Matrix
+    from rnn_behaviour.benchmarks.matrix import Cell, Matrix
 
     name = spec.split("=")[0]
     matrix = Matrix(tier="smoke", seeds=1, adapters={name: resolve(spec)}, tasks=TASKS)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.results import write_json_atomic
+from rnn_behaviour.reports.results import write_json_atomic
 from tests.test_results import _payload as _bare_payload
 from tests.test_results import _record
 

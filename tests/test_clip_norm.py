@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from adapters import BUILTINS
-from tasks.base import Budget, ModelSpec
+from rnn_behaviour.adapters import BUILTINS
+from rnn_behaviour.tasks.base import Budget, ModelSpec
 
 SPEC = ModelSpec(input_size=3, output_size=5, hidden_size=8, return_sequences=True, head="softmax")
 
@@ -28,7 +28,7 @@ def test_torch_clips_the_global_gradient_norm_before_the_step() -> None:
 
 
 def test_keras_adam_takes_the_global_clip_norm() -> None:
-    from adapters.keras_rnn import adam
+    from rnn_behaviour.adapters.keras_rnn import adam
 
     assert adam(Budget(max_epochs=1, clip_norm=1.0)).global_clipnorm == 1.0
     assert adam(Budget(max_epochs=1)).global_clipnorm is None

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters import reference as ref
-from adapters.base import AdapterError, Capabilities, FitLog
-from benchmarks import conformance
-from benchmarks.conformance import SWAP_MARGIN, Outcome, Subject, robustness, run
-from reports.results import load
-from tasks.base import Budget, ModelSpec, Split
+from rnn_behaviour.adapters import reference as ref
+from rnn_behaviour.adapters.base import AdapterError, Capabilities, FitLog
+from rnn_behaviour.benchmarks import conformance
+from rnn_behaviour.benchmarks.conformance import SWAP_MARGIN, Outcome, Subject, robustness, run
+from rnn_behaviour.reports.results import load
+from rnn_behaviour.tasks.base import Budget, ModelSpec, Split
 from tests import fake_layers
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,10 +13,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from adapters.reference import ReferenceLayer  # noqa: E402
-from benchmarks.conformance import Subject, run, skip_reason  # noqa: E402
-from benchmarks.conformance.common import GPU_SCALE, PARITY_ATOL, TOL  # noqa: E402
-from benchmarks.conformance.device import DEVICE_ATOL, device_parity  # noqa: E402
+from rnn_behaviour.adapters.reference import ReferenceLayer  # noqa: E402
+from rnn_behaviour.benchmarks.conformance import Subject, run, skip_reason  # noqa: E402
+from rnn_behaviour.benchmarks.conformance.common import GPU_SCALE, PARITY_ATOL, TOL  # noqa: E402
+from rnn_behaviour.benchmarks.conformance.device import DEVICE_ATOL, device_parity  # noqa: E402
 from tests import fake_layers, handwritten  # noqa: E402
 
 
@@ -98,7 +98,7 @@ def test_a_forward_that_differs_on_the_device_fails() -> None:
 
 
 def test_device_parity_is_skipped_on_the_cpu_and_for_keras() -> None:
-    from adapters.base import Capabilities
+    from rnn_behaviour.adapters.base import Capabilities
 
     caps = Capabilities(gpu=True)
     assert "needs --device cuda" in str(skip_reason("device_parity", "x", caps, None, _Adapter(handwritten.lstm)))

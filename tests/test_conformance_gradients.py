@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters import reference as ref
-from adapters import resolve
-from benchmarks.conformance import CHECKS, Outcome, Subject, counterpart_skip, run
-from tasks.base import ModelSpec
+from rnn_behaviour.adapters import reference as ref
+from rnn_behaviour.adapters import resolve
+from rnn_behaviour.benchmarks.conformance import CHECKS, Outcome, Subject, counterpart_skip, run
+from rnn_behaviour.tasks.base import ModelSpec
 from tests import fake_layers
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -22,7 +22,7 @@ needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 needs_keras = pytest.mark.skipif(not HAS_KERAS, reason="keras is not installed")
 BACKWARD = ("gradients", "chunked_gradients")
 PLANTED = "torch:tests.planted_gradients:"
-RESET_BEFORE = "keras:adapters.keras_rnn:gru_reset_before"
+RESET_BEFORE = "keras:rnn_behaviour.adapters.keras_rnn:gru_reset_before"
 
 _loaded: dict[str, Any] = {}
 

@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from adapters import resolve
-from benchmarks.conformance import CHECKS, CHECKS_BY_NAME, Subject, counterpart_name, run, skip_reason
+from rnn_behaviour.adapters import resolve
+from rnn_behaviour.benchmarks.conformance import CHECKS, CHECKS_BY_NAME, Subject, counterpart_name, run, skip_reason
 
 #: Why a check cannot apply to the hand-written modules (and what must say so).
 NOT_APPLICABLE = {

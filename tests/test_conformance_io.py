@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters import resolve
-from adapters.native import max_change
-from benchmarks.conformance import Outcome, Subject, run, skip_reason
+from rnn_behaviour.adapters import resolve
+from rnn_behaviour.adapters.native import max_change
+from rnn_behaviour.benchmarks.conformance import Outcome, Subject, run, skip_reason
 
 if importlib.util.find_spec("torch") is not None:
     # At collection, before any test's `pytester` fixture snapshots sys.modules: a test that
@@ -165,7 +165,7 @@ def test_sorted_lengths_alone_would_miss_the_batch_order_bug() -> None:
 def test_a_keras_layer_without_a_mask_argument_is_skipped_with_the_reason() -> None:
     import keras
 
-    from adapters.keras_rnn import KerasAdapter
+    from rnn_behaviour.adapters.keras_rnn import KerasAdapter
 
     @keras.saving.register_keras_serializable(package="tests")
     class NoMask(keras.layers.LSTM):
@@ -189,7 +189,7 @@ def test_a_module_without_weight_access_still_gets_caller_data_and_bad_input() -
 
 
 def test_without_a_native_module_caller_data_is_a_skip_reason() -> None:
-    from adapters.base import Capabilities
+    from rnn_behaviour.adapters.base import Capabilities
 
     reason = skip_reason("caller_data", "mine", Capabilities(weight_io=True))
     assert reason and "Capabilities.native_module is False" in reason

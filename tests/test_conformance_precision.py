@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters import reference_stack as rs
-from adapters import resolve
-from adapters.base import Adapter
-from benchmarks.conformance import Outcome, Subject, run
-from benchmarks.conformance.precision import round_to
-from reports.results import load
+from rnn_behaviour.adapters import reference_stack as rs
+from rnn_behaviour.adapters import resolve
+from rnn_behaviour.adapters.base import Adapter
+from rnn_behaviour.benchmarks.conformance import Outcome, Subject, run
+from rnn_behaviour.benchmarks.conformance.precision import round_to
+from rnn_behaviour.reports.results import load
 
 ROOT = Path(__file__).resolve().parent.parent
 HAS_TORCH = importlib.util.find_spec("torch") is not None

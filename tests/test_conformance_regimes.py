@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adapters import BUILTINS, resolve
-from adapters import reference as ref
-from adapters.base import Adapter
-from benchmarks.conformance import Outcome, Subject, regimes, run
+from rnn_behaviour.adapters import BUILTINS, resolve
+from rnn_behaviour.adapters import reference as ref
+from rnn_behaviour.adapters.base import Adapter
+from rnn_behaviour.benchmarks.conformance import Outcome, Subject, regimes, run
 from tests import fake_layers
 
 HANDWRITTEN = {"hand-lstm": "torch:tests.handwritten:lstm", "hand-gru": "torch:tests.handwritten:gru"}

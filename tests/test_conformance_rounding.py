@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters import resolve
-from adapters.base import Adapter
-from benchmarks.conformance import Outcome, Subject, common, run
-from tasks.base import ModelSpec
-from tasks.rounding import FLOAT64_RTOL, Rounding, second_opinion
-from tasks.streams import Streams, feed_one_step_at_a_time
+from rnn_behaviour.adapters import resolve
+from rnn_behaviour.adapters.base import Adapter
+from rnn_behaviour.benchmarks.conformance import Outcome, Subject, common, run
+from rnn_behaviour.tasks.base import ModelSpec
+from rnn_behaviour.tasks.rounding import FLOAT64_RTOL, Rounding, second_opinion
+from rnn_behaviour.tasks.streams import Streams, feed_one_step_at_a_time
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_KERAS = importlib.util.find_spec("keras") is not None
@@ -125,7 +125,7 @@ def test_online_equals_offline_judges_rounding_by_the_float64_twin() -> None:
 
 @pytest.mark.skipif(not HAS_KERAS, reason="keras is not installed")
 def test_keras_has_no_twin_and_keeps_the_absolute_gate() -> None:
-    from benchmarks.conformance.common import Runner
+    from rnn_behaviour.benchmarks.conformance.common import Runner
 
     runner = Runner(Subject("keras-gru", resolve("keras-gru").load()), 3, 8, 11)
     assert isinstance(runner.float64_twin(), str)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.diagnosis import (
+from rnn_behaviour.benchmarks.diagnosis import (
     PROJECT_AFTER,
     Level,
     Projection,
@@ -26,8 +26,8 @@ from benchmarks.diagnosis import (
     reference_level,
     still_improving,
 )
-from reports.results import load, validate
-from tasks import TASKS
+from rnn_behaviour.reports.results import load, validate
+from rnn_behaviour.tasks import TASKS
 from tests.test_plugin import BEHAVIOUR, ROOT, run_matrix
 
 FALLING = [1.0 / (1 + e) for e in range(100)]  # still falling at the end

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.expectations import ExpectationsError, expected_failure, load
+from rnn_behaviour.benchmarks.expectations import ExpectationsError, expected_failure, load
 
 ROOT = Path(__file__).resolve().parent.parent
 BEHAVIOUR = str(ROOT / "benchmarks" / "test_behaviour.py")

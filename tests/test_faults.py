@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters import AdapterRef
-from benchmarks.matrix import Cell, CellSkipped, Matrix
-from reports.results import load
-from tasks import TASKS
+from rnn_behaviour.adapters import AdapterRef
+from rnn_behaviour.benchmarks.matrix import Cell, CellSkipped, Matrix
+from rnn_behaviour.reports.results import load
+from rnn_behaviour.tasks import TASKS
 from tests.test_plugin import run_matrix
 
 ORACLE = ("--adapter", "oracle=tests.fakes:CountingOracle")

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from reports import nightly
-from reports.cli import main
-from reports.results import ResultsError, load
+from rnn_behaviour.reports import nightly
+from rnn_behaviour.reports.cli import main
+from rnn_behaviour.reports.results import ResultsError, load
 
 ROOT = Path(__file__).resolve().parent.parent
 ORACLE = ["--adapter", "mine=tests.fakes:CountingOracle", "-k", "mine-count"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.results import load, validate
+from rnn_behaviour.reports.results import load, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 BEHAVIOUR = str(ROOT / "benchmarks" / "test_behaviour.py")
@@ -153,7 +153,7 @@ def test_under_xdist_each_tasks_checks_share_one_training(pytester: pytest.Pytes
 
 
 def test_scheduler_reads_the_cell_from_the_node_id() -> None:
-    from benchmarks.scheduling import bare, param_id
+    from rnn_behaviour.benchmarks.scheduling import bare, param_id
 
     node = "benchmarks/test_behaviour.py::test_check[torch-lstm-adding-mse]"
     assert param_id(node) == "torch-lstm-adding-mse"
@@ -165,7 +165,7 @@ def test_scheduler_reads_the_cell_from_the_node_id() -> None:
 def test_pending_tasks_run_only_when_asked(pytester: pytest.Pytester) -> None:
     # No task is pending today: a plugin makes one (a renamed `adding`) before the matrix is built.
     pytester.makepyfile(
-        pending_task="import dataclasses, tasks\n"
+        pending_task="import dataclasses\nfrom rnn_behaviour import tasks\n"
         "tasks.PENDING['adding_later'] = dataclasses.replace(tasks.TASKS['adding'], id='adding_later')\n"
     )
     default, _ = run_matrix(pytester, "--collect-only", "-q", "-k", "torch-lstm", "-p", "pending_task")
@@ -200,8 +200,8 @@ class _Node:
 
 
 def test_scheduler_sends_each_task_whole_and_the_longest_first() -> None:
-    from benchmarks.matrix import Cell
-    from benchmarks.scheduling import CellScheduling
+    from rnn_behaviour.benchmarks.matrix import Cell
+    from rnn_behaviour.benchmarks.scheduling import CellScheduling
 
     cells = [Cell(a, t, c) for a in ("x", "new") for t, checks in (("fast", "ab"), ("slow", "a")) for c in checks]
     ids = [f"benchmarks/test_behaviour.py::test_check[{cell.id}]" for cell in cells]
@@ -221,8 +221,8 @@ def test_scheduler_sends_each_task_whole_and_the_longest_first() -> None:
 
 
 def test_scheduler_after_a_crash_drops_the_crashed_item_and_waits_for_the_replacements_collection() -> None:
-    from benchmarks.matrix import Cell
-    from benchmarks.scheduling import CellScheduling
+    from rnn_behaviour.benchmarks.matrix import Cell
+    from rnn_behaviour.benchmarks.scheduling import CellScheduling
 
     cells = [Cell(a, "t", c) for a in ("x", "y") for c in ("a", "b", "c")]
     ids = [f"benchmarks/test_behaviour.py::test_check[{cell.id}]" for cell in cells]

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.records import new_record
-from reports import profile, render
-from reports.document import markdown
-from tasks import PENDING, TASKS
-from tasks.base import CAPABILITIES
+from rnn_behaviour.benchmarks.records import new_record
+from rnn_behaviour.reports import profile, render
+from rnn_behaviour.reports.document import markdown
+from rnn_behaviour.tasks import PENDING, TASKS
+from rnn_behaviour.tasks.base import CAPABILITIES
 from tests.test_reports import PNG_MAGIC
 
 
@@ -112,7 +112,7 @@ def test_a_state_tracking_tasks_curve_is_drawn_whichever_check_carries_it() -> N
 def test_the_leaderboard_shows_the_latest_runs_profile(tmp_path) -> None:
     import json
 
-    from reports.cli import main
+    from rnn_behaviour.reports.cli import main
 
     older, latest = _payload(RECORDS), _payload([dict(r, outcome="passed", cell_outcome="passed") for r in RECORDS])
     latest["run"]["time"] = "2026-11-27T00:00:00+00:00"

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from adapters import reference as ref
-from adapters.backprop import numerical_gradients
-from adapters.base import AdapterError
+from rnn_behaviour.adapters import reference as ref
+from rnn_behaviour.adapters.backprop import numerical_gradients
+from rnn_behaviour.adapters.base import AdapterError
 
 
 def sigmoid(a: float) -> float:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from reports import render
-from reports.results import load
+from rnn_behaviour.reports import render
+from rnn_behaviour.reports.results import load
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "results_small.json"
 FLAGS = [

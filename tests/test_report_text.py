@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from benchmarks.records import new_record
-from reports import render, table
-from reports.document import failures, markdown
-from reports.results import load
+from rnn_behaviour.benchmarks.records import new_record
+from rnn_behaviour.reports import render, table
+from rnn_behaviour.reports.document import failures, markdown
+from rnn_behaviour.reports.results import load
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "results_small.json"

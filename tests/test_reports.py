@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 
-import reports
-from benchmarks.records import new_record
-from reports import cells, plots, render
-from reports.cli import main
-from reports.compare import compare
-from reports.document import markdown
-from reports.leaderboard import standings
-from reports.results import load, write_text_atomic
+from rnn_behaviour import reports
+from rnn_behaviour.benchmarks.records import new_record
+from rnn_behaviour.reports import cells, plots, render
+from rnn_behaviour.reports.cli import main
+from rnn_behaviour.reports.compare import compare
+from rnn_behaviour.reports.document import markdown
+from rnn_behaviour.reports.leaderboard import standings
+from rnn_behaviour.reports.results import load, write_text_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "results_small.json"
@@ -69,7 +69,7 @@ def test_wilson_interval_matches_the_textbook_values() -> None:
 
 
 def test_train_length_marked_in_the_plot_is_the_tasks() -> None:
-    from tasks.counting import TRAIN_LENGTH
+    from rnn_behaviour.tasks.counting import TRAIN_LENGTH
 
     assert plots.TRAIN_LENGTH == TRAIN_LENGTH
 
@@ -149,7 +149,7 @@ def test_atomic_text_write_keeps_the_previous_file(tmp_path: Path, monkeypatch) 
     def fail(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("reports.results.os.replace", fail)
+    monkeypatch.setattr("rnn_behaviour.reports.results.os.replace", fail)
     with pytest.raises(OSError, match="disk full"):
         write_text_atomic(path, "new report\n")
     assert path.read_text() == "old report\n"
@@ -298,8 +298,8 @@ def test_leaderboard_over_three_runs_ranks_and_draws_the_history(payload, tmp_pa
 
 
 def test_leaderboard_draws_the_sections_appended_to_its_hook(payload, tmp_path: Path, monkeypatch) -> None:
-    from reports import leaderboard
-    from reports.document import Table
+    from rnn_behaviour.reports import leaderboard
+    from rnn_behaviour.reports.document import Table
 
     def runs(timed: Any) -> Table:
         return Table("capability profile", ["adapter", "runs"], [["torch-lstm", str(len(timed))]], "from the hook")

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters.base import FitLog
-from benchmarks.restarts import RESTART_SEED, describe, restart
-from reports.results import load
-from tasks import TASKS
-from tasks.tracking import TRAIN_LENGTH, Automaton, CycleNavigation, Parity, RunningStateTask
+from rnn_behaviour.adapters.base import FitLog
+from rnn_behaviour.benchmarks.restarts import RESTART_SEED, describe, restart
+from rnn_behaviour.reports.results import load
+from rnn_behaviour.tasks import TASKS
+from rnn_behaviour.tasks.tracking import TRAIN_LENGTH, Automaton, CycleNavigation, Parity, RunningStateTask
 from tests.test_plugin import run_matrix
 
 CYCLE = CycleNavigation()

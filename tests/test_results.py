@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reports import table
-from reports.results import SCHEMA_VERSION, ResultsError, load, validate, write_json_atomic
+from rnn_behaviour.reports import table
+from rnn_behaviour.reports.results import SCHEMA_VERSION, ResultsError, load, validate, write_json_atomic
 
 
 def _record(**overrides):

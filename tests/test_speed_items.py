@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.speed import SpeedItem, flops, items
-from reports.results import load
-from reports.table import pivot, speed_table
+from rnn_behaviour.benchmarks.speed import SpeedItem, flops, items
+from rnn_behaviour.reports.results import load
+from rnn_behaviour.reports.table import pivot, speed_table
 
 ROOT = Path(__file__).resolve().parent.parent
 

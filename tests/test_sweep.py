@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters.base import FitLog
-from benchmarks.sweep import DEFAULT_MULTIPLES, describe, parse_multiples, rank, sweep, validation_loss
-from reports.results import load
-from tasks import TASKS
-from tasks.base import Budget
-from tasks.counting import RunningSum
+from rnn_behaviour.adapters.base import FitLog
+from rnn_behaviour.benchmarks.sweep import DEFAULT_MULTIPLES, describe, parse_multiples, rank, sweep, validation_loss
+from rnn_behaviour.reports.results import load
+from rnn_behaviour.tasks import TASKS
+from rnn_behaviour.tasks.base import Budget
+from rnn_behaviour.tasks.counting import RunningSum
 from tests.test_plugin import run_matrix
 
 

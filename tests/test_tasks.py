@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from tasks import PENDING, TASKS, TIERS, TaskError, get_task
-from tasks.base import Check, CheckNotApplicable
+from rnn_behaviour.tasks import PENDING, TASKS, TIERS, TaskError, get_task
+from rnn_behaviour.tasks.base import Check, CheckNotApplicable
 
 ALL_TASKS = {**TASKS, **PENDING}
 TASK_IDS = list(ALL_TASKS)

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import DEVICE_VARIABLE, Capabilities
-from benchmarks.conformance import (
+from rnn_behaviour.adapters.base import DEVICE_VARIABLE, Capabilities
+from rnn_behaviour.benchmarks.conformance import (
     caller,
     device,
     gradients,
@@ -34,7 +34,7 @@ from benchmarks.conformance import (
     training,
     weights,
 )
-from benchmarks.conformance.common import (
+from rnn_behaviour.benchmarks.conformance.common import (
     GATES,
     GPU_SCALE,
     SWAP_MARGIN,
@@ -46,7 +46,7 @@ from benchmarks.conformance.common import (
     Subject,
     on_gpu,
 )
-from benchmarks.records import new_record
+from rnn_behaviour.benchmarks.records import new_record
 
 #: The registry, in report order.
 ORDER = (

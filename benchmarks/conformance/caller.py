@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from adapters.native import NativeCall, NativeModule
-from benchmarks.conformance.common import (
+from rnn_behaviour.adapters.native import NativeCall, NativeModule
+from rnn_behaviour.benchmarks.conformance.common import (
     SAME_COMPUTATION_ATOL,
     TOL,
     ConformanceCheck,
@@ -19,7 +19,7 @@ from benchmarks.conformance.common import (
     fmt,
     rng,
 )
-from benchmarks.conformance.robustness import gist
+from rnn_behaviour.benchmarks.conformance.robustness import gist
 
 INPUT_SIZE, HIDDEN_SIZE, BATCH, LENGTH = 4, 6, 3, 9
 

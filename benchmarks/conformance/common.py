@@ -12,11 +12,11 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, example, given, seed, settings, target
 from hypothesis import strategies as st
 
-from adapters import Adapter
-from adapters import reference as ref
-from adapters.reference import GATES, Layer, LayerAdapter
-from tasks.base import ModelSpec
-from tasks.rounding import arrays, float64_twin, max_abs  # one reading of a nest for the checks and the tasks
+from rnn_behaviour.adapters import Adapter
+from rnn_behaviour.adapters import reference as ref
+from rnn_behaviour.adapters.reference import GATES, Layer, LayerAdapter
+from rnn_behaviour.tasks.base import ModelSpec
+from rnn_behaviour.tasks.rounding import arrays, float64_twin, max_abs  # one reading of a nest for the checks and the tasks
 
 #: Bumped with a line in benchmarks/README.md whenever a check or tolerance changes.
 VERSION = 2

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.conformance.common import ConformanceCheck, Outcome, Subject, float32, fmt, rng
+from rnn_behaviour.benchmarks.conformance.common import ConformanceCheck, Outcome, Subject, float32, fmt, rng
 
 #: PyTorch's test_nn `_test_RNN_cpu_vs_cudnn` tolerance (outputs, final state and every gradient).
 DEVICE_ATOL = 5e-5

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from adapters import reference as ref
-from adapters.custom import first_line, takes_keyword
-from adapters.reference import Layer, Weights
-from benchmarks.conformance.common import (
+from rnn_behaviour.adapters import reference as ref
+from rnn_behaviour.adapters.custom import first_line, takes_keyword
+from rnn_behaviour.adapters.reference import Layer, Weights
+from rnn_behaviour.benchmarks.conformance.common import (
     ConformanceCheck,
     Outcome,
     Subject,

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from adapters import reference as ref
-from adapters.reference import LayerAdapter, Weights
-from benchmarks.conformance.common import (
+from rnn_behaviour.adapters import reference as ref
+from rnn_behaviour.adapters.reference import LayerAdapter, Weights
+from rnn_behaviour.benchmarks.conformance.common import (
     TOL,
     ConformanceCheck,
     Outcome,

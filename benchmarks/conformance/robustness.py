@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import NoState
-from benchmarks.conformance.common import HANG_SECONDS, ConformanceCheck, Outcome, Subject, float32, rng
-from tasks.base import ModelSpec
+from rnn_behaviour.adapters.base import NoState
+from rnn_behaviour.benchmarks.conformance.common import HANG_SECONDS, ConformanceCheck, Outcome, Subject, float32, rng
+from rnn_behaviour.tasks.base import ModelSpec
 
 _FEATURE_WORDS = ("feature", "input_size", "input size", "expect")
 _STATE_WORDS = ("state", "hidden")

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.conformance.common import TOL, Runner, fmt
-from tasks.rounding import ROUNDING_K, Rounding, second_opinion
+from rnn_behaviour.benchmarks.conformance.common import TOL, Runner, fmt
+from rnn_behaviour.tasks.rounding import ROUNDING_K, Rounding, second_opinion
 
 Forward = Callable[..., tuple[np.ndarray, Any]]
 

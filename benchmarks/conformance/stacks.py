@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from adapters import reference_stack as rs
-from adapters.base import AdapterError
-from adapters.custom import first_line
-from adapters.reference import rounded
-from benchmarks.conformance.common import (
+from rnn_behaviour.adapters import reference_stack as rs
+from rnn_behaviour.adapters.base import AdapterError
+from rnn_behaviour.adapters.custom import first_line
+from rnn_behaviour.adapters.reference import rounded
+from rnn_behaviour.benchmarks.conformance.common import (
     PARITY_ATOL,
     TOL,
     ConformanceCheck,

@@ -10,8 +10,8 @@ from typing import Any, cast
 import numpy as np
 from hypothesis import strategies as st
 
-from adapters import reference as ref
-from benchmarks.conformance.common import (
+from rnn_behaviour.adapters import reference as ref
+from rnn_behaviour.benchmarks.conformance.common import (
     DIAGNOSIS_ATOL,
     PARITY_ATOL,
     SAME_COMPUTATION_ATOL,
@@ -32,7 +32,7 @@ from benchmarks.conformance.common import (
     take_rows,
     zeros_like,
 )
-from benchmarks.conformance.rounding import Forward, RoundingLedger
+from rnn_behaviour.benchmarks.conformance.rounding import Forward, RoundingLedger
 
 #: The cases streaming and batch_independence drew before their properties learnt of rounding
 #: (issue 15): the digests of their v2 sources, which Hypothesis seeded them from (`explore`).

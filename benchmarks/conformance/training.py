@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.conformance.common import (
+from rnn_behaviour.benchmarks.conformance.common import (
     TOL,
     TRAINED_RTOL,
     ConformanceCheck,
@@ -17,8 +17,8 @@ from benchmarks.conformance.common import (
     max_abs,
     rng,
 )
-from tasks import TASKS
-from tasks.base import Budget, ModelSpec, Split
+from rnn_behaviour.tasks import TASKS
+from rnn_behaviour.tasks.base import Budget, ModelSpec, Split
 
 
 def determinism(subject: Subject) -> Outcome:

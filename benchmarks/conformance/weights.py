@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from adapters import reference as ref
-from adapters.reference import Layer, Weights
-from benchmarks.conformance.common import (
+from rnn_behaviour.adapters import reference as ref
+from rnn_behaviour.adapters.reference import Layer, Weights
+from rnn_behaviour.benchmarks.conformance.common import (
     BATCHES,
     HIDDEN_SIZE,
     INPUT_SIZE,
