@@ -285,7 +285,9 @@ class TorchAdapter:
         return TorchModel(spec, factory, seed, self.device, self.no_state)
 
     def versions(self) -> dict[str, str]:
-        return {"torch": str(torch.__version__)}
+        if self.device.type != "cuda":
+            return {"torch": str(torch.__version__)}
+        return {"torch": str(torch.__version__), "cuda": str(torch.version.cuda), "cudnn": str(torch.backends.cudnn.version())}
 
     def compute_path(self) -> dict[str, str]:
         on_gpu = self.device.type == "cuda"

@@ -7,13 +7,14 @@ interrupted run is marked. This module imports no ML framework.
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rnn_behaviour import HOME, base_dir
+from rnn_behaviour import HOME, base_dir, environment
 from rnn_behaviour.benchmarks.conformance import CHECKS, Conformance
 from rnn_behaviour.benchmarks.matrix import Matrix
 from rnn_behaviour.benchmarks.records import CELL_PROPERTY, INCOMPLETE_PROPERTY, RECORDS_PROPERTY
@@ -75,7 +76,7 @@ class ResultCollector:
                 ("skipped", True): "xfailed",
             }.get((report.outcome, xfail), report.outcome)
             # What went wrong, as the terminal shows it, for report.md and report.html.
-            message = plain(report.longreprtext).strip() if report.failed or xfail else ""
+            message = shareable(report.longreprtext) if report.failed or xfail else ""
             for rec in records:
                 if rec["passed"]:
                     rec["outcome"] = "xpassed" if xfail else "passed"
@@ -114,6 +115,9 @@ class ResultCollector:
             device=self.config.getoption("device"),
         )
         run["incomplete"] = self.incomplete or None
+        gpu = environment.accelerator(self.config.getoption("device"))
+        if gpu:
+            run["accelerator"] = gpu  # the device name, CUDA, cuDNN and the torch build
         payload = {
             "schema_version": SCHEMA_VERSION,
             "run": run,
@@ -202,3 +206,13 @@ def _reason(report: pytest.TestReport) -> str:
         return str(crash.message)
     lines = report.longreprtext.strip().splitlines()
     return lines[0] if lines else ""
+
+
+#: The line pytest-xdist puts before a worker's failure: `[gw1] linux -- Python 3.11.7 /path/python`.
+XDIST_WORKER_LINE = re.compile(r"^\[gw\d+\] \S+ -- Python \S+ .*$\n?", re.M)
+
+
+def shareable(longrepr: str) -> str:
+    """A failure's text as a record keeps it: the verdict, without ANSI codes or xdist's worker line
+    (which names this machine's interpreter path); the same under -n as in one process."""
+    return XDIST_WORKER_LINE.sub("", plain(longrepr)).strip()

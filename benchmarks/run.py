@@ -32,16 +32,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rnn_behaviour import DEFAULT_REPORT_DIR, base_dir
+from rnn_behaviour.invoke import pytest_command
 from rnn_behaviour.reports import write_reports
 from rnn_behaviour.reports.merge import merge
 from rnn_behaviour.reports.results import ResultsError, load, write_json_atomic
 
-ROOT = Path(__file__).resolve().parent.parent
 SPEED = "benchmarks/test_speed.py"
 #: Where in the report directory the speed run writes its own results and report (kept: its
 #: pivot names them), before they join the matrix's one level up.
 SPEED_PART = "speed"
-from rnn_behaviour import DEFAULT_REPORT_DIR  # noqa: E402
 NO_TESTS, USAGE = 5, 4
 #: Arguments after which pytest runs nothing: they go to one plain pytest.
 NOT_A_RUN = ("--collect-only", "--co", "--help", "-h", "--version", "-V", "--fixtures", "--markers", "--setup-plan")
@@ -75,11 +75,11 @@ def report_dir(args: Sequence[str]) -> Path:
         elif arg.startswith("--report-dir="):
             found = arg.split("=", 1)[1]
     path = Path(found)
-    return path if path.is_absolute() else ROOT / path
+    return path if path.is_absolute() else base_dir() / path
 
 
 def pytest(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", *args]
+    return pytest_command(args)
 
 
 def own_environment() -> dict[str, str]:
@@ -92,7 +92,7 @@ def own_environment() -> dict[str, str]:
 def call(command: list[str]) -> int:
     """Run pytest and wait for it, through Ctrl-C and SIGTERM: pytest gets the same Ctrl-C (one
     process group) and a SIGTERM passed on, and needs the time to write its results."""
-    child = subprocess.Popen(command, cwd=ROOT, env=own_environment())
+    child = subprocess.Popen(command, env=own_environment())
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
     try:
         while True:

@@ -27,7 +27,6 @@ from typing import Any
 
 from rnn_behaviour.reports.results import ResultsError, load, write_json_atomic, write_text_atomic
 
-ROOT = Path(__file__).resolve().parent.parent
 
 #: What pytest's exit codes mean for a shard (pytest.ExitCode); 0 and 1 are a night that ran.
 PYTEST_EXIT = {
@@ -42,10 +41,11 @@ PYTEST_EXIT = {
 
 def shard_command(group: int, splits: int, tier: str, out: Path, pytest_args: Sequence[str]) -> list[str]:
     """The pytest command line of shard `group` of `splits`."""
-    return [
-        sys.executable, "-m", "pytest", "benchmarks", "--tier", tier, "--splits", str(splits),
-        "--group", str(group), "--report-dir", str(out), "-p", "no:cacheprovider", *pytest_args,
-    ]  # fmt: skip
+    from rnn_behaviour.invoke import pytest_command
+
+    return pytest_command(
+        ["benchmarks", "--tier", tier, "--splits", str(splits), "--group", str(group), "--report-dir", str(out), *pytest_args]
+    )
 
 
 def shard_verdict(group: int, splits: int, rc: int, results: Path) -> tuple[int, str]:
@@ -78,7 +78,7 @@ def run_shard(
     results.unlink(missing_ok=True)
     command = shard_command(group, splits, tier, out.resolve(), pytest_args)
     print("+ " + " ".join(command), flush=True)
-    rc = (runner or (lambda cmd: subprocess.call(cmd, cwd=ROOT)))(command)
+    rc = (runner or subprocess.call)(command)
     return shard_verdict(group, splits, rc, results)
 
 

@@ -23,7 +23,7 @@ import pytest
 from rnn_behaviour.adapters import BUILTINS, AdapterError, entry_points, resolve
 from rnn_behaviour.adapters.base import DEVICE_VARIABLE, DEVICES, threads
 from rnn_behaviour.benchmarks import expectations, speed
-from rnn_behaviour import DEFAULT_REPORT_DIR, HOME, base_dir
+from rnn_behaviour import DEFAULT_REPORT_DIR, HOME, base_dir, environment
 from rnn_behaviour.benchmarks.collector import MATRIX, ResultCollector, terminate_as_interrupt
 from rnn_behaviour.benchmarks.conformance import CHECKS, Conformance
 from rnn_behaviour.benchmarks.expectations import Expectation, ExpectationsError, expected_failure
@@ -178,6 +178,9 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in FILTERWARNINGS:
         config.addinivalue_line("filterwarnings", line)
+    missing = environment.problem(config.getoption("device"), config.getoption("adapter"))
+    if missing:
+        raise pytest.UsageError(missing)
     _check_report_dir(config)
     # The adapters read it at import, in this process and in every pytest-xdist worker.
     os.environ[DEVICE_VARIABLE] = config.getoption("device")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from rnn_behaviour.benchmarks import run
+from rnn_behaviour.invoke import suite_args
 from rnn_behaviour.benchmarks.records import new_record
 from rnn_behaviour.reports.results import load
 
@@ -47,14 +48,14 @@ def test_the_report_dir_is_the_last_one_given(tmp_path: Path) -> None:
 def test_n_0_runs_one_pytest_over_everything() -> None:
     calls: list[list[str]] = []
     assert run.run(["-n", "0", "-q"], runner=lambda c: calls.append(c) or 0) == 0
-    assert [c[3:] for c in calls] == [["benchmarks", "-n", "0", "-q"]]
+    assert [suite_args(c) for c in calls] == [["benchmarks", "-n", "0", "-q"]]
 
 
 @pytest.mark.parametrize("flag", ["--co", "--collect-only", "--help", "--fixtures"])
 def test_a_command_that_runs_nothing_goes_to_one_pytest(flag: str) -> None:
     calls: list[list[str]] = []
     assert run.run([flag], runner=lambda c: calls.append(c) or 0) == 0
-    assert [c[3:] for c in calls] == [["benchmarks", flag]]
+    assert [suite_args(c) for c in calls] == [["benchmarks", flag]]
 
 
 @pytest.mark.parametrize("path", ["benchmarks/test_speed.py", "benchmarks/test_behaviour.py::test_check", "benchmarks"])
@@ -79,7 +80,7 @@ def fake(codes: dict[str, int], writes: set[str], out: Path) -> Callable[[list[s
     their results (to `out`, or the speed run's own --report-dir) when named in `writes`."""
 
     def runner(command: list[str]) -> int:
-        which = "speed" if command[3] == run.SPEED else "matrix"
+        which = "speed" if suite_args(command)[0] == run.SPEED else "matrix"
         if which in writes:
             last = len(command) - 1 - command[::-1].index("--report-dir")  # pytest takes the last one
             target = Path(command[last + 1]) if which == "speed" else out
@@ -131,16 +132,16 @@ def test_a_broken_matrix_run_ends_it_before_the_speed_items(tmp_path: Path) -> N
     calls: list[list[str]] = []
     rc = run.run(["--report-dir", str(tmp_path)], runner=lambda c: calls.append(c) or 2, log=lambda _: None)
     assert rc == 2 and len(calls) == 1
-    assert calls[0][3:7] == ["benchmarks", "-n", "auto", "--ignore"]
+    assert suite_args(calls[0])[0:4] == ["benchmarks", "-n", "auto", "--ignore"]
 
 
 def test_the_callers_n_replaces_auto_for_the_matrix_and_the_speed_items_run_alone(tmp_path: Path) -> None:
     calls: list[list[str]] = []
     run.run(["-n", "2", "--report-dir", str(tmp_path)], runner=lambda c: calls.append(c) or 0, log=lambda _: None)
-    matrix, speed = calls
+    matrix, speed = (suite_args(c) for c in calls)
     assert matrix[matrix.index("--ignore") + 1] == run.SPEED and matrix.count("-n") == 2
     assert matrix[len(matrix) - 1 - matrix[::-1].index("-n") + 1] == "2"  # the caller's -n comes last
-    assert speed[3] == run.SPEED and speed[speed.index("-n", speed.index("2")) + 1] == "0"
+    assert speed[0] == run.SPEED and speed[speed.index("-n", speed.index("2")) + 1] == "0"
 
 
 def test_the_report_dir_may_come_from_pytest_addopts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

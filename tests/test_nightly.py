@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from rnn_behaviour.invoke import suite_args
 from rnn_behaviour.reports import nightly
 from rnn_behaviour.reports.cli import main
 from rnn_behaviour.reports.results import ResultsError, load
@@ -152,7 +153,7 @@ def test_shard_verdict_by_exit_code(tmp_path: Path, rc: int, writes: bool, expec
     fixture = ROOT / "tests" / "fixtures" / "results_small.json"
 
     def runner(command: list[str]) -> int:
-        assert command[1:4] == ["-m", "pytest", "benchmarks"] and "--splits" in command and "-x" in command
+        assert suite_args(command)[0] == "benchmarks" and "--splits" in command and "-x" in command
         if writes:
             (tmp_path / "out" / "results.json").write_text(fixture.read_text())
         return rc

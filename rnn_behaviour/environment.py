@@ -1,0 +1,99 @@
+"""What the suite needs of the environment it runs in, checked before anything trains.
+
+Installed into a user's own environment (their torch, maybe no TensorFlow, maybe a GPU), the suite
+brings no framework of its own. What it cannot do without gets one line naming what is missing and
+how to get it (the plugin makes it a usage error, exit 4): pytest older than 9, neither PyTorch
+nor TensorFlow, or `--device cuda` where torch sees no GPU. Nothing here imports a framework
+unless the run asks for a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+
+PYTEST_MIN = (9, 0)
+FRAMEWORK_PREFIXES = ("torch:", "keras:")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _release(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def pytest_problem() -> str | None:
+    """pytest too old (or absent) for the suite, in one line, or None."""
+    found = _version("pytest")
+    if found is None:
+        return f"rnn-behaviour needs pytest >= 9 and {sys.executable} has none: pip install 'pytest>=9'"
+    if _release(found) < PYTEST_MIN:
+        return f"rnn-behaviour needs pytest >= 9, this environment has pytest {found}: pip install 'pytest>=9'"
+    return None
+
+
+def has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def framework_problem(adapter_specs: Sequence[str]) -> str | None:
+    """Neither PyTorch nor TensorFlow, and no adapter of the user's own that could need neither."""
+    if has("torch") or has("tensorflow"):
+        return None
+    generic = [spec for spec in adapter_specs if not spec.split("=", 1)[-1].startswith(FRAMEWORK_PREFIXES)]
+    if generic:
+        return None  # an adapter class of the user's own may bring its own framework
+    return (
+        f"rnn-behaviour: neither PyTorch nor TensorFlow is installed in {sys.executable}, so no row can run: "
+        "install your own build of torch, or the lock's with pip install 'rnn-behaviour[torch]' "
+        "(or '[keras]' for TensorFlow and Keras)"
+    )
+
+
+def device_problem(device: str) -> str | None:
+    """`--device cuda` where torch sees no GPU (a CPU-only build, or no driver), in one line."""
+    if device != "cuda" or not has("torch"):
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}, no GPU visible"
+    return (
+        f"rnn-behaviour: --device cuda, but torch {torch.__version__} ({build}) sees no CUDA device: run where "
+        "a GPU is visible with a CUDA build of torch (https://pytorch.org/get-started/locally/), or use --device cpu"
+    )
+
+
+def problem(device: str, adapter_specs: Sequence[str]) -> str | None:
+    """The first thing this environment lacks for the run, as one line, or None."""
+    return pytest_problem() or framework_problem(adapter_specs) or device_problem(device)
+
+
+def accelerator(device: str) -> dict[str, str] | None:
+    """The GPU torch runs on for a run's `--device` (name, CUDA, cuDNN, the torch build), or None: a
+    CPU run asks nothing (and imports nothing)."""
+    if device == "cpu" or not has("torch"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return {
+        "name": torch.cuda.get_device_name(0),
+        "cuda": str(torch.version.cuda),
+        "cudnn": str(torch.backends.cudnn.version()),
+        "torch": str(torch.__version__),
+        "capability": ".".join(map(str, torch.cuda.get_device_capability(0))),
+    }
