@@ -6,12 +6,20 @@ STAMP := $(VENV)/.installed
 # Extra pytest arguments, e.g. make bench ARGS="--tier smoke -k torch-lstm"
 ARGS ?=
 
-.PHONY: test bench smoke examples nightly calibrate lint clean
+.PHONY: test bench smoke examples nightly calibrate lint dist clean
 
-$(STAMP): requirements.txt constraints.txt
+# The lock, then the suite itself, editable (the `rnn-behaviour` command, code from this checkout).
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# The wheel users install into their own environment: `pip install dist/rnn_behaviour-*.whl`.
+dist: $(STAMP)
+	rm -rf dist build
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation -w dist .
+	@ls dist/*.whl
 
 # Self-tests on up to 4 workers (most of their time is subprocess runs of the plugin);
 # ARGS="-n 0" runs them in one process, e.g. for --pdb.
@@ -87,4 +95,4 @@ lint: $(STAMP)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy adapters tasks reports benchmarks examples conftest.py
 
 clean:
-	rm -rf $(VENV) reports/latest reports/examples .pytest_cache
+	rm -rf $(VENV) reports/latest reports/examples .pytest_cache dist build *.egg-info
