@@ -40,10 +40,10 @@ def non_negative(unit: str = "", at_most: float = math.inf) -> Callable[[str], f
     return parse
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
     from rnn_behaviour.reports.compare import DEFAULT_SPEED_TOLERANCE, DEFAULT_TOLERANCE
 
-    p = argparse.ArgumentParser(prog=PROG, description="Reports over rnn-behaviour results files.")
+    p = argparse.ArgumentParser(prog=prog, description="Reports over rnn-behaviour results files.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("report", help="write report.md and report.html of a results file")
@@ -74,11 +74,11 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("merge", help="join the results files of shards of one run")
     m.add_argument("shards", nargs="+", metavar="SHARD.json")
     m.add_argument("-o", "--out", required=True, metavar="OUT.json")
-    _nightly_parser(sub.add_parser("nightly", help="the nightly job's steps: shard, merge, publish"))
+    _nightly_parser(sub.add_parser("nightly", help="the nightly job's steps: shard, merge, publish"), prog)
     return p
 
 
-def _nightly_parser(n: argparse.ArgumentParser) -> None:
+def _nightly_parser(n: argparse.ArgumentParser, prog: str) -> None:
     from rnn_behaviour.reports.compare import DEFAULT_SPEED_TOLERANCE, DEFAULT_TOLERANCE
 
     steps = n.add_subparsers(dest="step", required=True, metavar="STEP")
@@ -87,7 +87,7 @@ def _nightly_parser(n: argparse.ArgumentParser) -> None:
     s.add_argument("splits", type=int, metavar="N")
     s.add_argument("--tier", default="full", choices=("smoke", "standard", "full"))
     s.add_argument("-o", "--out", required=True, metavar="DIR", help="the shard's report directory")
-    s.usage = f"{PROG} nightly shard [-h] [--tier TIER] -o DIR K N [-- PYTEST_ARG ...]"
+    s.usage = f"{prog} nightly shard [-h] [--tier TIER] -o DIR K N [-- PYTEST_ARG ...]"
     s.epilog = "Arguments after -- go to pytest as they are, e.g. -- -n auto --adapter mine=torch:pkg.rnn:mine"
 
     m = steps.add_parser("merge", help="the night's results.json and report from its shards")
@@ -107,30 +107,31 @@ def _nightly_parser(n: argparse.ArgumentParser) -> None:
     p.add_argument("--speed-tolerance", type=non_negative(), default=DEFAULT_SPEED_TOLERANCE, help="as for compare")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """The command line; `prog` is how it is called (`rnn-behaviour` when installed)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # What follows `--` is pytest's (nightly shard), kept away from argparse.
     rest = argv[argv.index("--") + 1 :] if "--" in argv else []
-    p = parser()
+    p = parser(prog)
     args = p.parse_args(argv[: len(argv) - len(rest) - 1] if "--" in argv else argv)
     if rest and getattr(args, "step", None) != "shard":
         p.error(f"arguments after -- are only for nightly shard: {' '.join(rest)}")
-    args.pytest_args = rest
+    args.pytest_args, args.prog = rest, prog
     try:
         return _run(args)
     except ResultsError as exc:
-        _error(args.command, str(exc))
+        _error(prog, args.command, str(exc))
     except OSError as exc:
-        _error(args.command, f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": "))
+        _error(prog, args.command, f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": "))
     except Exception as exc:
         if os.environ.get("RNN_REPORTS_DEBUG"):
             raise
-        _error(args.command, f"unexpected {type(exc).__name__}: {exc} (RNN_REPORTS_DEBUG=1 shows the traceback)")
+        _error(prog, args.command, f"unexpected {type(exc).__name__}: {exc} (RNN_REPORTS_DEBUG=1 shows the traceback)")
     return 2
 
 
-def _error(command: str, message: str) -> None:
-    print(f"{PROG} {command}: error: {message}", file=sys.stderr)
+def _error(prog: str, command: str, message: str) -> None:
+    print(f"{prog} {command}: error: {message}", file=sys.stderr)
 
 
 def _out_dir(path: Path) -> Path:
@@ -180,7 +181,7 @@ def _nightly(args: argparse.Namespace) -> int:
 
     if args.step == "shard":
         rc, line = nightly.run_shard(args.group, args.splits, args.tier, Path(args.out), args.pytest_args)
-        print(f"{PROG} nightly shard: {line}", file=sys.stderr if rc else sys.stdout)
+        print(f"{args.prog} nightly shard: {line}", file=sys.stderr if rc else sys.stdout)
         return rc
     if args.step == "merge":
         merged, target = nightly.merge_night(args.shards, _out_dir(Path(args.out)), args.expect)

@@ -42,8 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in REPORT_COMMANDS:
         from rnn_behaviour.reports import cli
 
-        cli.PROG = "rnn-behaviour"
-        return cli.main(args)
+        return cli.main(args, prog="rnn-behaviour")
     if command not in RUN_COMMANDS:
         choices = ", ".join((*RUN_COMMANDS, *REPORT_COMMANDS))
         print(f"rnn-behaviour: unknown command {command!r}; choose one of {choices}", file=sys.stderr)
