@@ -98,6 +98,14 @@ class BatchClip(OwnMinGRU):
         return state * torch.clamp(STATE_BOUND / top.clamp(min=1e-30), max=1.0)
 
 
+class NaiveSigmoid(OwnMinGRU):
+    """σ(a) as exp(a) / (1 + exp(a)) in both paths: exp overflows float32 past a = 88.7, so a
+    saturated gate is inf / inf = NaN where the float64 twin (and the exact sigmoid) gives 1."""
+
+    def gate(self, pre: torch.Tensor, whole: bool) -> torch.Tensor:
+        return pre.exp() / (1 + pre.exp())
+
+
 def own_mingru(input_size: int, hidden_size: int) -> nn.Module:
     return OwnMinGRU(input_size, hidden_size)
 
@@ -120,3 +128,7 @@ def state_clip(input_size: int, hidden_size: int) -> nn.Module:
 
 def batch_clip(input_size: int, hidden_size: int) -> nn.Module:
     return BatchClip(input_size, hidden_size)
+
+
+def naive_sigmoid(input_size: int, hidden_size: int) -> nn.Module:
+    return NaiveSigmoid(input_size, hidden_size)

@@ -39,7 +39,7 @@ from rnn_behaviour.benchmarks.conformance.common import (
     rng,
 )
 from rnn_behaviour.benchmarks.conformance.rounding import Forward, RoundingLedger
-from rnn_behaviour.tasks.rounding import float64_twin
+from rnn_behaviour.tasks.rounding import Rounding
 
 #: The single calls of `long_calls`: around powers of two (a time tile of 256 or 512), 1031 (past
 #: four such tiles, not a multiple) and 4096 (eight times the behaviour tasks' longest stream).
@@ -145,6 +145,8 @@ def judge(probe: Probe, ledger: RoundingLedger, paths: Callable[[Forward], tuple
     gap, gate = probe.gap(first, second)
     if gap <= gate:
         return gap * TOL.same / gate, ""
+    if not np.isfinite(gap):  # NaN or inf on one path: never rounding (its "own error" is inf too)
+        return float("inf"), "by NaN or inf (a non-finite output or state on one path)"
     opinion = ledger.ask(gap, first, paths)
     return gap * TOL.same / gate, "" if opinion.explains(gap) else f"by {fmt(gap)} (gate {fmt(gate)}); " + (
         opinion.describe(gap)
@@ -203,7 +205,7 @@ def long_calls(subject: Subject) -> Outcome:
             worst = max(worst, gap * TOL.same / gate)
             if gap <= gate:
                 continue
-            opinion = ledger.ask(gap, first, paths(length, steps))
+            opinion = ledger.ask(gap, first, paths(length, steps)) if np.isfinite(gap) else Rounding(why_not="NaN")
             if opinion.explains(gap):
                 continue
             path = f"one step at a time (first {STEP_PREFIX} steps)" if steps else "in chunks of 1-200 steps"
@@ -313,8 +315,9 @@ def random_states(subject: Subject) -> Outcome:
     detail = (
         f"on the {probe.runner.kind}, {len(kinds) * STATE_CASES} cases from "
         + ("states it reached on random inputs x1 and x10, continued on inputs of the same scale (its own nest)" if probe.stateful else "the zero state")
-        + f": alone vs in the batch {fmt(errors['alone'])}, permuted {fmt(errors['permuted'])}, chunked vs whole "
-        f"{fmt(errors['chunks'])} (of max(1, |output|)); change before t {fmt(errors['before_t'])} (must be 0), "
+        + f": alone vs in the batch {fmt(errors['alone'])}, permuted {fmt(errors['permuted'])}"
+        + (f", chunked vs whole {fmt(errors['chunks'])}" if probe.stateful else "")
+        + f" (of max(1, |output|)); change before t {fmt(errors['before_t'])} (must be 0), "
         f"smallest change at t {fmt(least_effect)} (must be > 0)"
     )
     if not probe.stateful:
