@@ -31,7 +31,8 @@ DEFAULT = (
     "mingru=torch:examples.mingru:mingru", "keras_cell=keras:examples.keras_cell:keras_cell",
     "hand-lstm=torch:tests.handwritten:lstm", "hand-gru=torch:tests.handwritten:gru",
     "dict_state=torch:tests.byo_factories:dict_state", "time_first_glued=torch:tests.byo_factories:time_first_glued",
-    "log_scan=torch:tests.planted_rounding:log_scan_mingru", "own_mingru=torch:tests.planted_selfconsistency:own_mingru",
+    "log_scan=torch:tests.planted_rounding:log_scan_mingru",
+    "own_mingru=torch:tests.planted_selfconsistency:own_mingru",
     "memory_state=keras:tests.byo_keras_factories:memory_state",
 )  # fmt: skip
 CHECKS = ("long_calls", "random_states", "saturation")

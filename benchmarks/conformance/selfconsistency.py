@@ -238,6 +238,7 @@ def long_calls(subject: Subject) -> Outcome:
 #: The initial states of `random_states`: reached from zero on inputs of each scale.
 STATE_KINDS = (("typical", 1.0), ("large", LARGE))
 STATE_CASES = 3
+REACHED = "states it reached on random inputs x1 and x10, continued on inputs of the same scale (its own nest)"
 
 
 def random_states(subject: Subject) -> Outcome:
@@ -253,7 +254,8 @@ def random_states(subject: Subject) -> Outcome:
             x = probe.x(g, batch, length, max(scale, 1.0))
             state = probe.reached(batch, scale, g) if probe.stateful else None
             axes = probe.axes(state, batch) if probe.stateful else None
-            where = f"from a {kind} state (reached on inputs x{scale:g}, continued on inputs x{scale:g}; B={batch}, T={length})"
+            where = f"from a {kind} state (reached on inputs x{scale:g}, continued on inputs x{scale:g}; B={batch}, "
+            where += f"T={length})"
             if not probe.stateful:
                 where = f"from the zero state (B={batch}, T={length})"
 
@@ -263,7 +265,8 @@ def random_states(subject: Subject) -> Outcome:
             def alone(i: int) -> Callable[[Forward], tuple[Any, Any]]:
                 def paths(forward: Forward) -> tuple[Any, Any]:
                     one = slice(i, i + 1)
-                    return rows(*forward(x, state), one), rows(*forward(x[one], state_rows(state, axes, one)), slice(None))
+                    by_itself = forward(x[one], state_rows(state, axes, one))
+                    return rows(*forward(x, state), one), rows(*by_itself, slice(None))
 
                 return paths
 
@@ -314,7 +317,7 @@ def random_states(subject: Subject) -> Outcome:
     worst = max(errors["alone"], errors["permuted"], errors["chunks"])
     detail = (
         f"on the {probe.runner.kind}, {len(kinds) * STATE_CASES} cases from "
-        + ("states it reached on random inputs x1 and x10, continued on inputs of the same scale (its own nest)" if probe.stateful else "the zero state")
+        + (REACHED if probe.stateful else "the zero state")
         + f": alone vs in the batch {fmt(errors['alone'])}, permuted {fmt(errors['permuted'])}"
         + (f", chunked vs whole {fmt(errors['chunks'])}" if probe.stateful else "")
         + f" (of max(1, |output|)); change before t {fmt(errors['before_t'])} (must be 0), "
@@ -352,7 +355,8 @@ def saturation(subject: Subject) -> Outcome:
         top = max(top, scale_of(whole))
         gap, message = judge(probe, ledger, paths)
         worst = max(worst, gap)
-        here = f"inputs x{scale:g} from a state reached on them (B={batch}, T={length}, max |output| {scale_of(whole):.3g})"
+        here = f"inputs x{scale:g} from a state reached on them (B={batch}, T={length}, max |output| "
+        here += f"{scale_of(whole):.3g})"
         if message:
             step = first_step_off(np.asarray(whole[0]), stepped[0], TOL.same * scale_of(whole))
             at = f", first off at step {step + 1} (1-based)" if step is not None else ", in the final state only"
