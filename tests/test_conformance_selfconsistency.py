@@ -116,3 +116,21 @@ def test_the_batch_axis_is_read_from_the_module_states_own_nest() -> None:
     np.testing.assert_array_equal(rows["h"], full["h"][:, [2, 0]])
     np.testing.assert_array_equal(rows["rest"][0], full["rest"][0][[2, 0]])
     assert float(rows["rest"][1]) == 7.0
+
+
+@pytest.mark.parametrize("name", ["keras-lstm", "keras-gru", "keras-rnn"])
+def test_a_keras_bare_layer_has_a_float64_twin_by_dtype_policy(name: str) -> None:
+    from rnn_behaviour.adapters import reference as ref
+
+    adapter = _load(name, name)
+    layer = adapter.build_layer(3, 8, 0)  # type: ignore[attr-defined]
+    twin = layer.float64_twin()
+    x = np.asarray(np.random.default_rng(0).normal(size=(2, 30, 3)), np.float32)
+    y32, final32 = layer.forward(x)
+    y64, _ = twin.forward(x)
+    assert y64.dtype == np.float64
+    weights = {k: np.asarray(v, np.float64) for k, v in layer.export_weights().items()}
+    cell = str(adapter.cell)  # type: ignore[attr-defined]
+    y_ref = ref.forward(cell, x.astype(np.float64), weights, None, variant=layer.variant or "")[0]
+    assert np.abs(y64 - y_ref).max() < 1e-12, "the twin computes in float64"
+    assert 1e-9 < np.abs(y64 - y32).max() < 1e-5, "and the float32 layer differs from it by rounding only"

@@ -5,9 +5,8 @@ other framework) that returns an `Outcome`: the largest error measured, pass or 
 that says what was measured and, on failure, what is most likely wrong. The checks live in one
 module per family (`weights`, `regimes`, `state`, `selfconsistency`, `gradients`, `precision`,
 `stacks`, `training`, `caller`, `robustness`, `device`; helpers in `common`); `CHECKS` here is the
-one registry the
-plugin parametrises from (`test_conformance[torch-gru-forward_parity]`), in report order. Checks
-that need the bare layer and its weights (`Capabilities.weight_io`), padded batches
+one registry the plugin parametrises from (`test_conformance[torch-gru-forward_parity]`), in
+report order. Checks that need the bare layer and its weights (`Capabilities.weight_io`), padded batches
 (`variable_length`), the module itself (`native_module`) or a GPU are skipped with the reason on
 adapters without them, and a check that finds out only while running that it cannot run
 (`Outcome.skipped`) is skipped with its reason; the rest run on every adapter. Generated shapes,

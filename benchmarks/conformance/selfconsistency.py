@@ -365,8 +365,10 @@ def saturation(subject: Subject) -> Outcome:
                 f"{message}{at}: the whole-sequence path computes otherwise when the gates saturate (a clamp of the "
                 "pre-activations or of the state, or a log-space trick whose epsilon or floor is too coarse?)"
             )
+        exact = twin(x, state) if callable(twin) else None
+        if exact is not None and any(a.dtype != np.float64 for a in arrays(exact)):
+            twin = "it does not compute in float64 (its outputs come back in another dtype)"
         if callable(twin):
-            exact = twin(x, state)
             rel = max_abs(whole, exact) / scale_of(exact)
             worst_twin = max(worst_twin, rel)
             if not rel <= TOL(SATURATION_TWIN_RTOL):
@@ -377,6 +379,8 @@ def saturation(subject: Subject) -> Outcome:
                 )
     twin_words = (f"vs its float64 twin {fmt(worst_twin)} (tolerance {TOL(SATURATION_TWIN_RTOL):g})" if callable(twin)
                   else f"no float64 twin ({twin}): the step path only")  # fmt: skip
+    if callable(twin) and worst_twin == 0:
+        twin_words += " (bit-identical: the twin seems to compute in float32, e.g. a cell without the dtype policy)"
     detail = (
         f"on the {probe.runner.kind}, inputs x{'/x'.join(f'{s:g}' for s in SATURATION_SCALES)} from states reached "
         f"on them (max |output| {top:.3g}): whole vs one step at a time {fmt(worst)} (of max(1, |output|)); "
