@@ -94,7 +94,7 @@ class KerasLayer:
         keras.utils.set_random_seed(seed)
         self.cell, self.access, self.info, self.variant = info.cell, info.access, info, info.variant
         self.input_size, self.hidden_size, self.n_states = input_size, hidden_size, info.n_states
-        self.dtype, self.policy = tf.as_dtype(dtype), dtype
+        self.dtype, self.policy, self.factory = tf.as_dtype(dtype), dtype, factory
         self.layer = self._build(factory, dtype)
         state_spec = [tf.TensorSpec((None, hidden_size), self.dtype)] * self.n_states
         self._forward = tf.function(
@@ -146,7 +146,16 @@ class KerasLayer:
             if n.shape != (len(x),) or not np.issubdtype(n.dtype, np.integer) or n.min() < 1 or n.max() > t:
                 raise AdapterError(f"lengths must be {len(x)} whole numbers in 1..{t}; got {n.tolist()}")
             y, *final = self._forward_masked(*self._inputs(x, state), tf.constant(n, tf.int32))
-        return _float32(y), pack_state(self.cell, [_float32(s) for s in final])
+        out = _float32 if self.dtype != tf.float64 else lambda t: np.asarray(t.numpy())
+        return out(y), pack_state(self.cell, [out(s) for s in final])
+
+    def float64_twin(self) -> KerasLayer:
+        """The same layer (the same weights) under the float64 dtype policy, outputs in float64:
+        the "same computation" checks' second opinion on a float32 gap (benchmarks/README.md,
+        "Rounding"); the caller's float32 inputs and state are widened exactly."""
+        twin = KerasLayer(self.factory, self.info, self.input_size, self.hidden_size, 0, dtype="float64")
+        twin.layer.set_weights([np.asarray(w, np.float64) for w in self.layer.get_weights()])
+        return twin
 
     def gradients(
         self, x: np.ndarray, state: Any = None, dy: np.ndarray | None = None, dfinal: Any = None

@@ -124,8 +124,13 @@ def test_online_equals_offline_judges_rounding_by_the_float64_twin() -> None:
 
 
 @pytest.mark.skipif(not HAS_KERAS, reason="keras is not installed")
-def test_keras_has_no_twin_and_keeps_the_absolute_gate() -> None:
+def test_a_keras_model_has_no_twin_and_keeps_the_absolute_gate_a_bare_layer_has_one() -> None:
     from rnn_behaviour.benchmarks.conformance.common import Runner
 
-    runner = Runner(Subject("keras-gru", resolve("keras-gru").load()), 3, 8, 11)
-    assert isinstance(runner.float64_twin(), str)
+    model = resolve("keras:tests.byo_keras_factories:memory_state", "memory_state").load()
+    assert not model.capabilities.weight_io
+    assert isinstance(Runner(Subject("memory_state", model), 3, 8, 11).float64_twin(), str)
+    twin = Runner(Subject("keras-gru", resolve("keras-gru").load()), 3, 8, 11).float64_twin()
+    assert callable(twin)  # the float64 dtype policy (issue 24)
+    y, final = twin(np.zeros((2, 4, 3), np.float32))
+    assert y.dtype == np.float64

@@ -3,10 +3,10 @@
 Each check is a function of a `Subject` (the adapter, and for transplants its counterpart in the
 other framework) that returns an `Outcome`: the largest error measured, pass or fail, and a line
 that says what was measured and, on failure, what is most likely wrong. The checks live in one
-module per family (`weights`, `regimes`, `state`, `gradients`, `precision`, `stacks`, `training`,
-`caller`, `robustness`, `device`; helpers in `common`); `CHECKS` here is the one registry the
-plugin parametrises from (`test_conformance[torch-gru-forward_parity]`), in report order. Checks
-that need the bare layer and its weights (`Capabilities.weight_io`), padded batches
+module per family (`weights`, `regimes`, `state`, `selfconsistency`, `gradients`, `precision`,
+`stacks`, `training`, `caller`, `robustness`, `device`; helpers in `common`); `CHECKS` here is the
+one registry the plugin parametrises from (`test_conformance[torch-gru-forward_parity]`), in
+report order. Checks that need the bare layer and its weights (`Capabilities.weight_io`), padded batches
 (`variable_length`), the module itself (`native_module`) or a GPU are skipped with the reason on
 adapters without them, and a check that finds out only while running that it cannot run
 (`Outcome.skipped`) is skipped with its reason; the rest run on every adapter. Generated shapes,
@@ -29,6 +29,7 @@ from rnn_behaviour.benchmarks.conformance import (
     precision,
     regimes,
     robustness,
+    selfconsistency,
     stacks,
     state,
     training,
@@ -51,10 +52,13 @@ from rnn_behaviour.benchmarks.records import new_record
 #: The registry, in report order.
 ORDER = (
     "forward_parity", "regimes", "round_trip", "transplant", "gate_order", "streaming", "batch_independence",
-    "causality", "variable_length", "gradients", "chunked_gradients", "caller_data", "low_precision", "stacked",
-    "bidirectional", "determinism", "bad_input", "trained_transplant", "device_parity",
+    "causality", "long_calls", "random_states", "saturation", "variable_length", "gradients", "chunked_gradients",
+    "caller_data", "low_precision", "stacked", "bidirectional", "determinism", "bad_input", "trained_transplant",
+    "device_parity",
 )  # fmt: skip
-FAMILIES = (weights, regimes, state, gradients, caller, precision, stacks, training, robustness, device)
+FAMILIES = (
+    weights, regimes, state, selfconsistency, gradients, caller, precision, stacks, training, robustness, device
+)
 _ALL = {c.name: c for family in FAMILIES for c in family.CHECKS}
 assert set(_ALL) == set(ORDER), sorted(set(_ALL) ^ set(ORDER))
 CHECKS: tuple[ConformanceCheck, ...] = tuple(_ALL[name] for name in ORDER)
