@@ -53,7 +53,7 @@ LARGE, SATURATION_SCALES = 10.0, (10.0, 100.0)
 #: Calibrated in benchmarks/README.md ("Self-consistency").
 SATURATION_TWIN_RTOL = 1e-3
 #: Added to every seed of the three checks: 0 in the checks, others in the calibration
-#: (scripts/conformance_tolerances.py --self-consistency).
+#: (scripts/selfconsistency_calibration.py).
 SEED = 0
 
 
