@@ -29,6 +29,7 @@ from rnn_behaviour.benchmarks.conformance import (
     precision,
     regimes,
     robustness,
+    selfgrad,
     stacks,
     state,
     training,
@@ -51,10 +52,10 @@ from rnn_behaviour.benchmarks.records import new_record
 #: The registry, in report order.
 ORDER = (
     "forward_parity", "regimes", "round_trip", "transplant", "gate_order", "streaming", "batch_independence",
-    "causality", "variable_length", "gradients", "chunked_gradients", "caller_data", "low_precision", "stacked",
-    "bidirectional", "determinism", "bad_input", "trained_transplant", "device_parity",
+    "causality", "variable_length", "gradients", "chunked_gradients", "self_gradients", "state_precision",
+    "caller_data", "low_precision", "stacked", "bidirectional", "determinism", "bad_input", "trained_transplant", "device_parity",
 )  # fmt: skip
-FAMILIES = (weights, regimes, state, gradients, caller, precision, stacks, training, robustness, device)
+FAMILIES = (weights, regimes, state, gradients, selfgrad, caller, precision, stacks, training, robustness, device)
 _ALL = {c.name: c for family in FAMILIES for c in family.CHECKS}
 assert set(_ALL) == set(ORDER), sorted(set(_ALL) ^ set(ORDER))
 CHECKS: tuple[ConformanceCheck, ...] = tuple(_ALL[name] for name in ORDER)
