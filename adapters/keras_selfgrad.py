@@ -32,6 +32,9 @@ class KerasDifferentiable:
             self.layer.build((None, None, input_size))
             self.layer.set_weights([np.asarray(w, np.float64) for w in source.get_weights()])
         self.params = list(self.layer.trainable_variables)
+        kept = sorted({str(v.dtype) for v in self.params} - {dtype})
+        if kept:  # e.g. a cell built without the RNN's dtype: it computes in float32 inside
+            raise ValueError(f"its variables stay in {', '.join(kept)} under the {dtype} dtype policy")
         self.names = [str(getattr(v, "path", None) or v.name) for v in self.params]
         self.shapes = [tuple(v.shape) for v in self.params]
         self._forward = tf.function(self._call)
