@@ -147,3 +147,18 @@ def test_a_keras_cell_with_a_wrong_custom_gradient_fails_self_gradients() -> Non
     outcome = check(spec, "self_gradients")
     assert not outcome.passed and outcome.value > 1e-2
     assert "d/d initial state[1]: autograd" in outcome.detail or "kernel: autograd" in outcome.detail, outcome.detail
+
+
+def test_a_native_module_without_a_differentiable_form_is_skipped_with_the_reason() -> None:
+    class Plain:
+        framework = "fake"
+
+    class Fake:
+        capabilities = type("C", (), {"state": True})()
+
+        def native_module(self, *_: Any) -> Plain:
+            return Plain()
+
+    for name in NEW:
+        outcome = run(name, Subject("fake", Fake()))  # type: ignore[arg-type]
+        assert outcome.skipped and "has no differentiable(dtype)" in outcome.skipped

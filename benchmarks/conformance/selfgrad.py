@@ -120,11 +120,20 @@ class Probe:
         return f"{self.label}: autograd {self.analytic:.4g} vs finite differences {fd:.4g} ({fmt(self.error(scale))}{how})"
 
 
+class NotDifferentiable(Exception):
+    """The adapter's native module offers no differentiable form: the check is skipped with this."""
+
+
 def _differentiable(subject: Subject) -> tuple[Any, Any, str, Any]:
     """The native module, its differentiable form in float64 where it computes in float64 there
     (else float32), why not float64 ('' when it is), and a state of the module's own form (from a
     5-step warm-up; None when it declares no state)."""
     native = subject.adapter.native_module(INPUT_SIZE, HIDDEN_SIZE, SEED)  # type: ignore[attr-defined]
+    if not hasattr(native, "differentiable"):
+        raise NotDifferentiable(
+            f"{subject.name}: its native module ({type(native).__name__}) has no differentiable(dtype) "
+            "(adapters/native.py): nothing to run its own gradients through"
+        )
     g = rng(SEED)
     state = None
     if subject.adapter.capabilities.state:
@@ -180,7 +189,10 @@ def _probes(diff: Any, x: np.ndarray, state: Any, dy: np.ndarray, dfinal: Any, g
 
 
 def self_gradients(subject: Subject) -> Outcome:
-    _, diff, why64, state = _differentiable(subject)
+    try:
+        _, diff, why64, state = _differentiable(subject)
+    except NotDifferentiable as exc:
+        return Outcome(0.0, True, str(exc), skipped=str(exc))
     g = rng(SEED + 2)
     x = g.normal(0.0, 1.0, (BATCH, LENGTH, INPUT_SIZE))
     y, final, _, dtypes = diff.run(x[:, :3], state)  # the output's size, the final state's form and dtypes
@@ -229,7 +241,10 @@ def self_gradients(subject: Subject) -> Outcome:
 
 
 def state_precision(subject: Subject) -> Outcome:
-    native, diff64, why64, state = _differentiable(subject)
+    try:
+        native, diff64, why64, state = _differentiable(subject)
+    except NotDifferentiable as exc:
+        return Outcome(0.0, True, str(exc), skipped=str(exc))
     x = float32(rng(SEED + 1).normal(0.0, 1.0, (BATCH, 7, INPUT_SIZE)))
     runs = [("float32", native.differentiable("float32"))] + ([("float64", diff64)] if not why64 else [])
     failures, seen = [], []
