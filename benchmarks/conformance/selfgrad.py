@@ -232,8 +232,9 @@ def self_gradients(subject: Subject) -> Outcome:
         f"the module's own autograd vs central differences of its own forward {where}, {len(errors)} directional "
         f"derivatives along x at steps {', '.join(map(str, STEPS_ALL))} of {LENGTH}, "
         + ("the initial state, " if state is not None else "")
-        + f"each of {len(diff.names)} parameters (loss on every output and the final state) and along x at early "
-        f"steps of the last output alone: max error {fmt(value)} of the largest derivative"
+        + f"each of {len(diff.names)} parameters (loss on every output and the final state), and along x at steps "
+        f"{', '.join(map(str, STEPS_LAST))} and every run of steps autograd gives exactly 0 (loss on the last output "
+        f"alone): max error {fmt(value)} of the largest derivative"
     )
     if not subject.adapter.capabilities.state:
         notes = getattr(subject.adapter, "capability_notes", None) or {}
