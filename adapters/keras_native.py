@@ -26,9 +26,19 @@ class KerasNative:
         "transposed": "a NumPy view .transpose(1, 0, 2) of a (time, batch, features) array",
     }
 
-    def __init__(self, layer: keras.layers.Layer, input_size: int) -> None:
-        self.layer = layer
+    def __init__(self, layer: keras.layers.Layer, input_size: int, make: Any = None) -> None:
+        self.layer, self.input_size, self.make = layer, input_size, make
         self.layer.build((None, None, input_size))
+
+    def differentiable(self, dtype: str = "float32") -> Any:
+        """The layer as a differentiable function in `dtype` ("float64": `make("float64")`, the
+        factory's layer in that dtype policy, with this layer's weights), for the checks that hold
+        its GradientTape to its own forward (adapters/keras_selfgrad.py)."""
+        from rnn_behaviour.adapters.keras_selfgrad import KerasDifferentiable
+
+        if dtype != "float32" and self.make is None:
+            raise ValueError("no factory to build the layer in another dtype policy")
+        return KerasDifferentiable(self.make, self.layer, self.input_size, dtype)
 
     def _call(self, x: Any, states: list[Any] | None) -> tuple[Any, list[Any]]:
         out = self.layer(x) if states is None else self.layer(x, initial_state=states)

@@ -330,7 +330,8 @@ class KerasAdapter:
         """The factory's layer itself, for the checks that call it eagerly on the caller's values (no
         weight access needed)."""
         keras.utils.set_random_seed(seed)
-        return KerasNative(self.factory(hidden_size, return_sequences=True, return_state=True), input_size)
+        make = lambda dtype: self.factory(hidden_size, return_sequences=True, return_state=True, dtype=dtype)  # noqa: E731
+        return KerasNative(self.factory(hidden_size, return_sequences=True, return_state=True), input_size, make)
 
     def export_model(self, model: KerasModel) -> Weights:
         """[proj] -> rnn -> head of a `KerasModel` in the canonical layout (kernels as (in, out))."""

@@ -53,6 +53,31 @@ class NativeModule(Protocol):
         ...
 
 
+class Differentiable(Protocol):
+    """Optional: `NativeModule.differentiable(dtype)` ("float32", or "float64": the module's float64
+    copy) returns the module as a differentiable function of NumPy arrays, for the checks that
+    judge its backward and its state against itself (conformance `self_gradients`,
+    `state_precision`; adapters/torch_selfgrad.py, keras_selfgrad.py). `dtype` is what it computes
+    in; `names`/`shapes` its trainable parameters. The loss is Σ dy ⊙ y + Σ dfinal ⊙ final state
+    (dfinal a nest like the state). A native module without it gets those checks skipped."""
+
+    dtype: str
+    names: list[str]
+    shapes: list[tuple[int, ...]]
+
+    def run(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any, str, Any]:
+        """y, the final state (NumPy), y's dtype name and the state's dtype names (a nest)."""
+        ...
+
+    def loss(self, x: np.ndarray, state: Any, dy: np.ndarray, dfinal: Any, shift: list[Any] | None = None) -> float:
+        """The loss with each parameter moved by `shift[i]` (None: unmoved) for this call only."""
+        ...
+
+    def gradients(self, x: np.ndarray, state: Any, dy: np.ndarray, dfinal: Any) -> tuple[np.ndarray, Any, list[Any]]:
+        """The framework's own d loss / dx, / d state (a nest like it), / d each parameter."""
+        ...
+
+
 def max_change(before: np.ndarray, after: np.ndarray) -> float:
     """Largest |after - before| over elements; NaN-aware (a NaN that appeared counts as inf)."""
     if before.shape != after.shape:

@@ -41,6 +41,13 @@ class TorchNative:
             y, final = self.module(self._tensor(x), self._state(state))
         return to_numpy(y), pytree.tree_map(lambda s: to_numpy(s) if isinstance(s, torch.Tensor) else s, final)
 
+    def differentiable(self, dtype: str = "float32") -> Any:
+        """The module as a differentiable function in `dtype` ("float64": a `.double()` copy), for
+        the checks that hold its autograd to its own forward (adapters/torch_selfgrad.py)."""
+        from rnn_behaviour.adapters.torch_selfgrad import TorchDifferentiable
+
+        return TorchDifferentiable(self.module, self.device, dtype)
+
     def _layout(self, x: np.ndarray, layout: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The input in `layout`, and the tensor it is a view of (None when it is its own)."""
         if layout == "contiguous":

@@ -30,6 +30,7 @@ from rnn_behaviour.benchmarks.conformance import (
     regimes,
     robustness,
     selfconsistency,
+    selfgrad,
     stacks,
     state,
     training,
@@ -53,11 +54,12 @@ from rnn_behaviour.benchmarks.records import new_record
 ORDER = (
     "forward_parity", "regimes", "round_trip", "transplant", "gate_order", "streaming", "batch_independence",
     "causality", "long_calls", "random_states", "saturation", "variable_length", "gradients", "chunked_gradients",
-    "caller_data", "low_precision", "stacked", "bidirectional", "determinism", "bad_input", "trained_transplant",
-    "device_parity",
+    "self_gradients", "state_precision", "caller_data", "low_precision", "stacked", "bidirectional", "determinism",
+    "bad_input", "trained_transplant", "device_parity",
 )  # fmt: skip
 FAMILIES = (
-    weights, regimes, state, selfconsistency, gradients, caller, precision, stacks, training, robustness, device
+    weights, regimes, state, selfconsistency, gradients, selfgrad, caller, precision, stacks, training, robustness,
+    device,
 )
 _ALL = {c.name: c for family in FAMILIES for c in family.CHECKS}
 assert set(_ALL) == set(ORDER), sorted(set(_ALL) ^ set(ORDER))
