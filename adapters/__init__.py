@@ -8,7 +8,7 @@ framework. `resolve(spec)` reads what `--adapter` takes:
     [name=]pkg.module:AdapterClass    anything else, implementing the Adapter protocol
 
 A factory is wrapped by its framework's adapter (the built-ins are such factories too: `torch-lstm`
-is `torch:rnn_behaviour.adapters.torch_rnn:lstm`, `keras-lstm` is `keras:keras.layers:LSTM`). `entry_points()`
+is `torch:rnn_behaviour.adapters.on_torch.model:lstm`, `keras-lstm` is `keras:keras.layers:LSTM`). `entry_points()`
 reads the same grammar from installed packages' `rnn_behaviour.adapters` entry points.
 """
 
@@ -31,7 +31,10 @@ from rnn_behaviour.adapters.base import Adapter, AdapterError, Capabilities, Fit
 from rnn_behaviour.adapters.custom import import_target
 
 #: Framework prefix of a factory spec -> the adapter class that wraps the factory.
-FRAMEWORKS: dict[str, str] = {"torch": "rnn_behaviour.adapters.torch_rnn:TorchAdapter", "keras": "rnn_behaviour.adapters.keras_rnn:KerasAdapter"}
+FRAMEWORKS: dict[str, str] = {
+    "torch": "rnn_behaviour.adapters.on_torch.model:TorchAdapter",
+    "keras": "rnn_behaviour.adapters.on_keras.model:KerasAdapter",
+}
 ENTRY_POINT_GROUP = "rnn_behaviour.adapters"
 #: Factory names that say nothing about the implementation: the row is named after the module.
 GENERIC_NAMES = frozenset({"factory", "build", "make", "create", "model", "layer", "module", "adapter", "main"})
@@ -79,7 +82,7 @@ def _builtin(framework: str, cell: str, factory: str) -> AdapterRef:
 BUILTINS: dict[str, AdapterRef] = {
     **{f"keras-{cell}": _builtin("keras", cell, f"keras.layers:{cls}") for cell, cls in
        (("lstm", "LSTM"), ("gru", "GRU"), ("rnn", "SimpleRNN"))},
-    **{f"torch-{cell}": _builtin("torch", cell, f"rnn_behaviour.adapters.torch_rnn:{cell}") for cell in ("lstm", "gru", "rnn")},
+    **{f"torch-{cell}": _builtin("torch", cell, f"rnn_behaviour.adapters.on_torch.model:{cell}") for cell in ("lstm", "gru", "rnn")},
 }  # fmt: skip
 
 _NAME = r"[A-Za-z0-9_.-]+"

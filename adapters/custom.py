@@ -1,7 +1,7 @@
 """What the framework adapters share to take in an implementation a user brings (framework-free).
 
 `--adapter torch:pkg.module:factory` or `keras:pkg.module:factory` hands a factory to the
-framework's adapter (`adapters/torch_rnn.py`, `adapters/keras_rnn.py`), which probes it once at load
+framework's adapter (`adapters/on_torch/model.py`, `adapters/on_keras/model.py`), which probes it once at load
 time with the shapes below, so that a wrong signature, a wrong output shape or a state that is not
 accepted back is a usage error before anything trains. The built-ins go through the same path.
 """

@@ -1,4 +1,4 @@
 """An adapter module whose framework is not installed: importing it raises ImportError, as
-`adapters/keras_rnn.py` does on a machine without TensorFlow."""
+`adapters/on_keras/model.py` does on a machine without TensorFlow."""
 
 import rnn_behaviour_framework_that_is_not_installed  # type: ignore[import-not-found]  # noqa: F401

@@ -41,7 +41,7 @@ EXAMPLES = {
 
 def test_factory_specs_name_the_row_after_the_factory() -> None:
     ref = resolve("torch:examples.peephole:peephole")
-    assert (ref.name, ref.framework, ref.target) == ("peephole", "torch", "rnn_behaviour.adapters.torch_rnn:TorchAdapter")
+    assert (ref.name, ref.framework, ref.target) == ("peephole", "torch", "rnn_behaviour.adapters.on_torch.model:TorchAdapter")
     assert ref.kwargs == {"factory": "examples.peephole:peephole", "name": "peephole"} and not ref.builtin
     assert resolve("mine=keras:examples.keras_cell:keras_cell").name == "mine"
     assert resolve("keras:examples.keras_cell:keras_cell").framework == "keras"
@@ -51,11 +51,11 @@ def test_factory_specs_name_the_row_after_the_factory() -> None:
 
 
 def test_the_builtins_are_factories_too() -> None:
-    assert BUILTINS["torch-gru"].kwargs["factory"] == "rnn_behaviour.adapters.torch_rnn:gru"
+    assert BUILTINS["torch-gru"].kwargs["factory"] == "rnn_behaviour.adapters.on_torch.model:gru"
     assert BUILTINS["keras-rnn"].kwargs["factory"] == "keras.layers:SimpleRNN"
     assert {ref.target for ref in BUILTINS.values()} == {
-        "rnn_behaviour.adapters.torch_rnn:TorchAdapter",
-        "rnn_behaviour.adapters.keras_rnn:KerasAdapter",
+        "rnn_behaviour.adapters.on_torch.model:TorchAdapter",
+        "rnn_behaviour.adapters.on_keras.model:KerasAdapter",
     }
 
 

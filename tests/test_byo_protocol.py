@@ -44,7 +44,7 @@ needs_keras = pytest.mark.skipif(importlib.util.find_spec("keras") is None, reas
 def test_a_layer_the_suites_model_cannot_run_is_refused_at_load(spec: str, message: str) -> None:
     """Each runs eagerly on a concrete array (the layer probe passes) but not in the suite's own
     model: on a symbolic input of unknown length, inside a tf.function, or as the stateful twin."""
-    from rnn_behaviour.adapters.keras_probe import probe_layer
+    from rnn_behaviour.adapters.on_keras.probe import probe_layer
 
     probe_layer(importlib.import_module("tests.byo_keras_factories").__dict__[spec.rsplit(":", 1)[1]], spec)
     with pytest.raises(AdapterError) as info:
@@ -136,7 +136,7 @@ def test_a_module_declaring_no_state_is_called_with_x_alone_and_skips_what_hands
 
 @needs_torch
 def test_a_module_that_says_it_has_no_state_must_still_return_y_batch_first() -> None:
-    from rnn_behaviour.adapters.torch_probe import probe_module
+    from rnn_behaviour.adapters.on_torch.probe import probe_module
 
     def transposed(input_size: int, hidden_size: int) -> Any:
         module = importlib.import_module("tests.byo_factories").stateless(input_size, hidden_size)
@@ -157,7 +157,7 @@ def test_a_keras_layer_may_not_declare_no_state() -> None:
         layer.rnn_behaviour_capabilities = {"state": "none"}
         return layer
 
-    from rnn_behaviour.adapters.keras_probe import probe_layer
+    from rnn_behaviour.adapters.on_keras.probe import probe_layer
 
     with pytest.raises(AdapterError, match="supported for torch modules only"):
         probe_layer(declares, "declares")

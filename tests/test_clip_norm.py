@@ -28,7 +28,7 @@ def test_torch_clips_the_global_gradient_norm_before_the_step() -> None:
 
 
 def test_keras_adam_takes_the_global_clip_norm() -> None:
-    from rnn_behaviour.adapters.keras_rnn import adam
+    from rnn_behaviour.adapters.on_keras.model import adam
 
     assert adam(Budget(max_epochs=1, clip_norm=1.0)).global_clipnorm == 1.0
     assert adam(Budget(max_epochs=1)).global_clipnorm is None

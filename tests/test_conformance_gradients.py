@@ -22,7 +22,7 @@ needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 needs_keras = pytest.mark.skipif(not HAS_KERAS, reason="keras is not installed")
 BACKWARD = ("gradients", "chunked_gradients")
 PLANTED = "torch:tests.planted_gradients:"
-RESET_BEFORE = "keras:rnn_behaviour.adapters.keras_rnn:gru_reset_before"
+RESET_BEFORE = "keras:rnn_behaviour.adapters.on_keras.model:gru_reset_before"
 
 _loaded: dict[str, Any] = {}
 

@@ -165,7 +165,7 @@ def test_sorted_lengths_alone_would_miss_the_batch_order_bug() -> None:
 def test_a_keras_layer_without_a_mask_argument_is_skipped_with_the_reason() -> None:
     import keras
 
-    from rnn_behaviour.adapters.keras_rnn import KerasAdapter
+    from rnn_behaviour.adapters.on_keras.model import KerasAdapter
 
     @keras.saving.register_keras_serializable(package="tests")
     class NoMask(keras.layers.LSTM):
@@ -210,7 +210,7 @@ def test_no_behaviour_code_reads_variable_length() -> None:
                  ROOT / "benchmarks" / "test_behaviour.py", ROOT / "benchmarks" / "speed.py"]  # fmt: skip
     readers = [p.name for p in behaviour if "variable_length" in p.read_text()]
     assert not readers, f"{readers} read variable_length: padding would change calibrated behaviour"
-    for name, adapter_class in (("torch_rnn.py", "class TorchAdapter"), ("keras_rnn.py", "class KerasAdapter")):
+    for name, adapter_class in (("on_torch/model.py", "class TorchAdapter"), ("on_keras/model.py", "class KerasAdapter")):
         model_code = (ROOT / "adapters" / name).read_text().split(adapter_class)[0]  # the model and its training
         assert not {"variable_length", "pack_padded", "mask"} & set(re.findall(r"\w+", model_code)), name
 

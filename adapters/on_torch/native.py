@@ -11,7 +11,7 @@ import torch.utils._pytree as pytree
 from torch import nn
 
 from rnn_behaviour.adapters.native import NativeCall, max_change
-from rnn_behaviour.adapters.torch_layer import to_numpy
+from rnn_behaviour.adapters.on_torch.layer import to_numpy
 
 
 class TorchNative:

@@ -29,7 +29,7 @@ from rnn_behaviour.adapters.reference import (
     to_layout,
     to_stacked,
 )
-from rnn_behaviour.adapters.torch_probe import TORCH_GATES, ModuleInfo
+from rnn_behaviour.adapters.on_torch.probe import TORCH_GATES, ModuleInfo
 
 # --- conformance: a bare layer and whole-model weights in the canonical layout ----------------
 # (adapters/reference.py documents the layout; benchmarks/conformance.py checks it)

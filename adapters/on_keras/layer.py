@@ -18,7 +18,7 @@ from rnn_behaviour.adapters.custom import (
     canonical_gradients,
     first_line,
 )
-from rnn_behaviour.adapters.keras_probe import KERAS_GATES, Factory, LayerInfo
+from rnn_behaviour.adapters.on_keras.probe import KERAS_GATES, Factory, LayerInfo
 from rnn_behaviour.adapters.reference import (
     Weights,
     check_state,

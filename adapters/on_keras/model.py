@@ -43,10 +43,10 @@ from rnn_behaviour.adapters.custom import (
     import_target,
     with_length,
 )
-from rnn_behaviour.adapters.keras_layer import KerasLayer, export_weights, import_weights
-from rnn_behaviour.adapters.keras_native import KerasNative
-from rnn_behaviour.adapters.keras_probe import Factory, LayerInfo, probe_layer, probe_model, state_shapes
-from rnn_behaviour.adapters.keras_stack import KerasStack
+from rnn_behaviour.adapters.on_keras.layer import KerasLayer, export_weights, import_weights
+from rnn_behaviour.adapters.on_keras.native import KerasNative
+from rnn_behaviour.adapters.on_keras.probe import Factory, LayerInfo, probe_layer, probe_model, state_shapes
+from rnn_behaviour.adapters.on_keras.stack import KerasStack
 from rnn_behaviour.adapters.reference import (
     Weights,
     match_shapes,
@@ -57,7 +57,7 @@ from rnn_behaviour.tasks.base import UNSCORED, Budget, ModelSpec, Split
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"the keras adapters need KERAS_BACKEND=tensorflow, not {keras.backend.backend()!r}")
 
-#: TensorFlow's intra- and inter-op threads, as for PyTorch (adapters/torch_rnn.py): one by default,
+#: TensorFlow's intra- and inter-op threads, as for PyTorch (adapters/on_torch/model.py): one by default,
 #: so that serial runs and pytest-xdist workers compute alike and workers do not fight for cores.
 THREADS = threads()
 try:
@@ -75,7 +75,7 @@ if GPUS:
 def gru_reset_before(units: int, **layer_kwargs: Any) -> keras.layers.Layer:
     """`keras.layers.GRU(reset_after=False)`, the Keras 2 / TF1 / ONNX-default form of the GRU:
     conformance holds it to the reference's reset-before variant (`--adapter
-    keras:rnn_behaviour.adapters.keras_rnn:gru_reset_before`; not a built-in row)."""
+    keras:rnn_behaviour.adapters.on_keras.model:gru_reset_before`; not a built-in row)."""
     return keras.layers.GRU(units, reset_after=False, **layer_kwargs)
 
 
@@ -320,7 +320,7 @@ class KerasAdapter:
     def build_stack(
         self, input_size: int, hidden_size: int, seed: int, *, num_layers: int = 1, bidirectional: bool = False
     ) -> KerasStack:
-        """Layers from the factory stacked and/or wrapped in `Bidirectional` (adapters/keras_stack.py)."""
+        """Layers from the factory stacked and/or wrapped in `Bidirectional` (adapters/on_keras/stack.py)."""
         self._weights()
         return KerasStack(
             self.factory, self.target, self.info, input_size, hidden_size, num_layers, bidirectional, seed

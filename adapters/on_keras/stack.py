@@ -18,8 +18,8 @@ import tensorflow as tf
 
 from rnn_behaviour.adapters.base import check_input
 from rnn_behaviour.adapters.custom import first_line
-from rnn_behaviour.adapters.keras_layer import import_weights
-from rnn_behaviour.adapters.keras_probe import Factory, LayerInfo
+from rnn_behaviour.adapters.on_keras.layer import import_weights
+from rnn_behaviour.adapters.on_keras.probe import Factory, LayerInfo
 from rnn_behaviour.adapters.reference_stack import NotStackable, check_stack_weights, suffix, units
 
 

@@ -48,10 +48,10 @@ from rnn_behaviour.adapters.reference import (
     match_shapes,
     model_to_layout,
 )
-from rnn_behaviour.adapters.torch_layer import TorchLayer, export_weights, import_weights
-from rnn_behaviour.adapters.torch_native import TorchNative
-from rnn_behaviour.adapters.torch_probe import Factory, probe_module, stateless_factory
-from rnn_behaviour.adapters.torch_stack import TorchStack
+from rnn_behaviour.adapters.on_torch.layer import TorchLayer, export_weights, import_weights
+from rnn_behaviour.adapters.on_torch.native import TorchNative
+from rnn_behaviour.adapters.on_torch.probe import Factory, probe_module, stateless_factory
+from rnn_behaviour.adapters.on_torch.stack import TorchStack
 from rnn_behaviour.tasks.base import Budget, ModelSpec, Split
 
 
@@ -244,7 +244,7 @@ class TorchModel:
 
 
 class TorchAdapter:
-    """Wraps a module factory: the built-ins pass `rnn_behaviour.adapters.torch_rnn:lstm` (etc.), `--adapter
+    """Wraps a module factory: the built-ins pass `rnn_behaviour.adapters.on_torch.model:lstm` (etc.), `--adapter
     torch:pkg.module:factory` a user's. The factory is probed at load (`probe_module`)."""
 
     framework = "torch"
