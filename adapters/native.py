@@ -57,7 +57,7 @@ class Differentiable(Protocol):
     """Optional: `NativeModule.differentiable(dtype)` ("float32", or "float64": the module's float64
     copy) returns the module as a differentiable function of NumPy arrays, for the checks that
     judge its backward and its state against itself (conformance `self_gradients`,
-    `state_precision`; adapters/torch_selfgrad.py, keras_selfgrad.py). `dtype` is what it computes
+    `state_precision`; adapters/on_torch/selfgrad.py, on_keras/selfgrad.py). `dtype` is what it computes
     in; `names`/`shapes` its trainable parameters. The loss is Σ dy ⊙ y + Σ dfinal ⊙ final state
     (dfinal a nest like the state). A native module without it gets those checks skipped."""
 

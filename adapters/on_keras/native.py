@@ -33,8 +33,8 @@ class KerasNative:
     def differentiable(self, dtype: str = "float32") -> Any:
         """The layer as a differentiable function in `dtype` ("float64": `make("float64")`, the
         factory's layer in that dtype policy, with this layer's weights), for the checks that hold
-        its GradientTape to its own forward (adapters/keras_selfgrad.py)."""
-        from rnn_behaviour.adapters.keras_selfgrad import KerasDifferentiable
+        its GradientTape to its own forward (adapters/on_keras/selfgrad.py)."""
+        from rnn_behaviour.adapters.on_keras.selfgrad import KerasDifferentiable
 
         if dtype != "float32" and self.make is None:
             raise ValueError("no factory to build the layer in another dtype policy")

@@ -43,8 +43,8 @@ class TorchNative:
 
     def differentiable(self, dtype: str = "float32") -> Any:
         """The module as a differentiable function in `dtype` ("float64": a `.double()` copy), for
-        the checks that hold its autograd to its own forward (adapters/torch_selfgrad.py)."""
-        from rnn_behaviour.adapters.torch_selfgrad import TorchDifferentiable
+        the checks that hold its autograd to its own forward (adapters/on_torch/selfgrad.py)."""
+        from rnn_behaviour.adapters.on_torch.selfgrad import TorchDifferentiable
 
         return TorchDifferentiable(self.module, self.device, dtype)
 

@@ -13,7 +13,7 @@ import torch
 import torch.utils._pytree as pytree
 from torch import nn
 
-from rnn_behaviour.adapters.torch_layer import to_numpy
+from rnn_behaviour.adapters.on_torch.layer import to_numpy
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
