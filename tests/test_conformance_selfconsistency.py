@@ -11,7 +11,7 @@ import pytest
 
 from rnn_behaviour.adapters import BUILTINS, resolve
 from rnn_behaviour.adapters.base import Adapter
-from rnn_behaviour.benchmarks.conformance import Outcome, Subject, run, selfconsistency, skip_reason
+from rnn_behaviour.benchmarks.conformance import Outcome, Subject, nests, run, selfconsistency, skip_reason
 
 NEW = ("long_calls", "random_states", "saturation")
 BEFORE = ("streaming", "batch_independence", "causality", "caller_data", "bad_input", "determinism")
@@ -107,11 +107,11 @@ def test_the_batch_axis_is_read_from_the_module_states_own_nest() -> None:
     batch, single = 4, 1
     state = {"h": np.zeros((2, batch, 6)), "rest": [np.zeros((batch, 6)), np.zeros(())]}
     one = {"h": np.zeros((2, single, 6)), "rest": [np.zeros((single, 6)), np.zeros(())]}
-    axes = selfconsistency.batch_axes(state, batch, one)
+    axes = nests.batch_axes(state, batch, one)
     assert axes == {"h": 1, "rest": [0, None]}
     full = {"h": np.arange(48.0).reshape(2, 4, 6), "rest": (np.arange(24.0).reshape(4, 6), np.float64(7.0))}
     axes = {"h": 1, "rest": (0, None)}
-    rows = selfconsistency.state_rows(full, axes, np.array([2, 0]))
+    rows = nests.state_rows(full, axes, np.array([2, 0]))
     assert isinstance(rows, dict) and isinstance(rows["rest"], tuple)
     np.testing.assert_array_equal(rows["h"], full["h"][:, [2, 0]])
     np.testing.assert_array_equal(rows["rest"][0], full["rest"][0][[2, 0]])

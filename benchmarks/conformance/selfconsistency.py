@@ -38,6 +38,7 @@ from rnn_behaviour.benchmarks.conformance.common import (
     max_abs,
     rng,
 )
+from rnn_behaviour.benchmarks.conformance.nests import batch_axes, scale_of, state_rows
 from rnn_behaviour.benchmarks.conformance.rounding import Forward, RoundingLedger
 from rnn_behaviour.tasks.rounding import Rounding
 
@@ -55,51 +56,6 @@ SATURATION_TWIN_RTOL = 1e-3
 #: Added to every seed of the three checks: 0 in the checks, others in the calibration
 #: (scripts/selfconsistency_calibration.py).
 SEED = 0
-
-
-# --- the state's own nest ----------------------------------------------------------------------
-
-
-def nest_map(fn: Callable[..., Any], *nests: Any) -> Any:
-    """`fn` on the arrays of nests of one structure (tuple, named tuple, list, dict), same nest out."""
-    first = nests[0]
-    if isinstance(first, dict):
-        return {key: nest_map(fn, *(n[key] for n in nests)) for key in first}
-    if isinstance(first, tuple | list):
-        parts = [nest_map(fn, *items) for items in zip(*nests, strict=True)]
-        return type(first)(*parts) if hasattr(first, "_fields") else type(first)(parts)
-    return fn(*nests)
-
-
-def batch_axes(state: Any, batch: int, single: Any) -> Any:
-    """The batch axis of each array of a state for `batch` rows, read from the same module's state
-    for one row (`single`): the first axis of size `batch` there and 1 here; None for an array
-    without one (e.g. a step counter), which every row shares."""
-
-    def axis(a: Any, b: Any) -> int | None:
-        a, b = np.asarray(a), np.asarray(b)
-        found = [k for k in range(a.ndim) if a.shape[k] == batch and b.ndim == a.ndim and b.shape[k] == 1]
-        return found[0] if found else None
-
-    return nest_map(axis, state, single)
-
-
-def state_rows(state: Any, axes: Any, index: Any) -> Any:
-    """Rows `index` (a slice or an index array) of a state, along each array's batch axis."""
-    if state is None:
-        return None
-
-    def take(a: Any, ax: int | None) -> Any:
-        a = np.asarray(a)
-        return a if ax is None else np.ascontiguousarray(a[(slice(None),) * ax + (index,)])
-
-    return nest_map(take, state, axes)
-
-
-def scale_of(*nests: Any) -> float:
-    """max(1, the largest |value|) over the nests: the gates are relative to the output's scale."""
-    tops = [float(np.nanmax(np.abs(a))) for n in nests for a in arrays(n) if a.size and np.isfinite(a).any()]
-    return max([1.0, *tops])
 
 
 def first_step_off(a: np.ndarray, b: np.ndarray, gate: float) -> int | None:
