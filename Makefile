@@ -44,11 +44,13 @@ FORGETS_STATE := --reason "count_steps.carry_state=the state handed back in is i
 	--reason "conformance.streaming=the state passed in is dropped" \
 	--reason "conformance.forward_parity=the initial state passed in is ignored" \
 	--reason "conformance.gradients=no gradient reaches the initial state" \
+	--reason "conformance.long_calls=the state handed from one call to the next does not continue the sequence" \
 	--fails count_steps.cold_start alphabet_stateful.from_a alphabet_stateful.cold_start \
 	moving_average_stateful.stateful sine_rollout.rollout sine_rollout.beats_persistence \
 	streams.online_equals_offline conformance.transplant conformance.gate_order conformance.gradients \
 	conformance.chunked_gradients conformance.bad_input conformance.trained_transplant conformance.variable_length \
-	conformance.regimes conformance.low_precision n_back.long_stream
+	conformance.regimes conformance.low_precision n_back.long_stream \
+	conformance.long_calls conformance.random_states conformance.saturation
 define example
 	rm -f $(EXAMPLES)/$(1)/results.json
 	-$(PY) -m pytest benchmarks --tier smoke -q --adapter $(2) -k "$(1)-" --report-dir $(EXAMPLES)/$(1) $(ARGS)

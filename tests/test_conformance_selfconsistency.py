@@ -134,3 +134,13 @@ def test_a_keras_bare_layer_has_a_float64_twin_by_dtype_policy(name: str) -> Non
     y_ref = ref.forward(cell, x.astype(np.float64), weights, None, variant=layer.variant or "")[0]
     assert np.abs(y64 - y_ref).max() < 1e-12, "the twin computes in float64"
     assert 1e-9 < np.abs(y64 - y32).max() < 1e-5, "and the float32 layer differs from it by rounding only"
+
+
+def test_a_dropped_state_is_blamed_on_the_handoff_not_the_single_call() -> None:
+    """A module that drops the state it is given (examples/forgets_state.py) fails `long_calls`;
+    its chunked and step-by-step runs disagree with each other, so the message names the state
+    handed between calls, not a tile or a position table of the single call."""
+    outcome = _run(_load("torch:examples.forgets_state:forgets_state", "forgets_state"), "long_calls")
+    assert not outcome.passed
+    assert "the state handed from one call to the next does not continue the sequence" in outcome.detail
+    assert "a time tile" not in outcome.detail and "position-dependent" not in outcome.detail

@@ -146,6 +146,17 @@ def long_calls(subject: Subject) -> Outcome:
         return run
 
     runs = {False: chunked(probe.forward), True: chunked(probe.forward, steps=True)}
+    # The two paths of many calls against each other: where they disagree, the state handed from one
+    # call to the next is what goes wrong, not the single call (which then disagrees with both).
+    handoff_gap, handoff_gate = probe.gap(runs[False][0][:, :STEP_PREFIX], runs[True][0])
+    handoff = None
+    if handoff_gap > 10 * handoff_gate:
+        off = first_step_off(runs[False][0][:, :STEP_PREFIX], runs[True][0], handoff_gate)
+        handoff = (
+            f": the chunked and the one-step-at-a-time runs disagree with each other too (by {fmt(handoff_gap)}"
+            + (f", first at step {off + 1}" if off is not None else "")
+            + "), so the state handed from one call to the next does not continue the sequence (dropped or altered?)"
+        )
     worst, failures = 0.0, []
     for length in LONG_LENGTHS:
         whole = probe.forward(x[:, :length], state)
@@ -168,7 +179,9 @@ def long_calls(subject: Subject) -> Outcome:
             n = min(length, other.shape[1])
             step = first_step_off(whole[0][:, :n], other[:, :n], gate)
             where = f", first off at step {step + 1} (1-based)" if step is not None else ", in the final state only"
-            if step is not None and step >= 64:
+            if handoff is not None:
+                where += handoff
+            elif step is not None and step >= 64:
                 tile = step & -step
                 where += f": the first {step} steps agree, the single call goes wrong past {step} steps" + (
                     f" ({step // tile} x {tile}: a time tile that drops or garbles the carried state?)"
