@@ -98,3 +98,13 @@ def lstm(input_size: int, hidden_size: int) -> nn.Module:
 
 def gru(input_size: int, hidden_size: int) -> nn.Module:
     return HandGRU(input_size, hidden_size)
+
+
+def check_input(x: torch.Tensor, state: torch.Tensor | None, input_size: int, hidden_size: int) -> None:
+    """What the minGRU-like planted modules (their own parameter names, an h state) refuse, in
+    words: an input of the wrong width, a state of the wrong shape."""
+    batch, _, features = x.shape
+    if features != input_size:
+        raise ValueError(f"input has {features} features per step; expected input_size {input_size}")
+    if state is not None and tuple(state.shape) != (batch, hidden_size):
+        raise ValueError(f"state h must have shape {(batch, hidden_size)}; got {tuple(state.shape)}")

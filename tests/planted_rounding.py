@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tests.handwritten import check_input
 
 #: How far off the state bug's carried state is (relative): small, but no rounding.
 STATE_BUG = 1e-4
@@ -54,11 +55,8 @@ class LogScanMinGRU(nn.Module):
         return state
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        batch, steps, features = x.shape
-        if features != self.input_size:
-            raise ValueError(f"input has {features} features per step; expected input_size {self.input_size}")
-        if state is not None and tuple(state.shape) != (batch, self.hidden_size):
-            raise ValueError(f"state h must have shape {(batch, self.hidden_size)}; got {tuple(state.shape)}")
+        batch, steps, _ = x.shape
+        check_input(x, state, self.input_size, self.hidden_size)
         h0 = None if state is None else self.carried(state)
         hidden, gate = self.to_hidden_and_gate(x).chunk(2, dim=-1)
         if steps == 1:

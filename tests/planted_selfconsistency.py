@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from tests.handwritten import check_input
 
 TILE, TABLE, CLAMP, STATE_BOUND = 256, 300, 5.0, 4.0
 
@@ -40,11 +41,8 @@ class OwnMinGRU(nn.Module):
         return (1 - z) * h + z * cand
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        batch, steps, features = x.shape
-        if features != self.input_size:
-            raise ValueError(f"input has {features} features per step; expected input_size {self.input_size}")
-        if state is not None and tuple(state.shape) != (batch, self.hidden_size):
-            raise ValueError(f"state h must have shape {(batch, self.hidden_size)}; got {tuple(state.shape)}")
+        batch, steps, _ = x.shape
+        check_input(x, state, self.input_size, self.hidden_size)
         if steps == 0:
             raise ValueError("empty sequence")
         h = x.new_zeros(batch, self.hidden_size) if state is None else self.incoming(state)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from examples.mingru import MinGRU
+from tests.handwritten import check_input
 
 #: Every this many steps the cut module detaches h: no gradient crosses step 32 backwards.
 CUT_EVERY = 32
@@ -40,11 +41,8 @@ class SlowMinGRU(MinGRU):
         return h
 
     def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        batch, steps, features = x.shape
-        if features != self.input_size:
-            raise ValueError(f"input has {features} features per step; expected input_size {self.input_size}")
-        if state is not None and tuple(state.shape) != (batch, self.hidden_size):
-            raise ValueError(f"state h must have shape {(batch, self.hidden_size)}; got {tuple(state.shape)}")
+        batch, steps, _ = x.shape
+        check_input(x, state, self.input_size, self.hidden_size)
         h = x.new_zeros(batch, self.hidden_size) if state is None else state.to(x.dtype)
         z, candidate = self.gate_of(x), self.candidate(x)
         outputs = []

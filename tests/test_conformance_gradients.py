@@ -5,16 +5,15 @@ tests/planted_gradients.py fails the check it must with a message that names wha
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
 
 import numpy as np
 import pytest
 
 from rnn_behaviour.adapters import reference as ref
-from rnn_behaviour.adapters import resolve
-from rnn_behaviour.benchmarks.conformance import CHECKS, Outcome, Subject, counterpart_skip, run
+from rnn_behaviour.benchmarks.conformance import CHECKS, Subject, counterpart_skip, run
 from rnn_behaviour.tasks.base import ModelSpec
 from tests import fake_layers
+from tests.conformance_subjects import adapter, check
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_KERAS = importlib.util.find_spec("keras") is not None
@@ -23,19 +22,6 @@ needs_keras = pytest.mark.skipif(not HAS_KERAS, reason="keras is not installed")
 BACKWARD = ("gradients", "chunked_gradients")
 PLANTED = "torch:tests.planted_gradients:"
 RESET_BEFORE = "keras:rnn_behaviour.adapters.on_keras.model:gru_reset_before"
-
-_loaded: dict[str, Any] = {}
-
-
-def adapter(spec: str) -> Any:
-    if spec not in _loaded:
-        _loaded[spec] = resolve(spec).load()
-    return _loaded[spec]
-
-
-def check(spec: str, name: str) -> Outcome:
-    return run(name, Subject(spec.rsplit(":", 1)[-1], adapter(spec)))
-
 
 # --- the reference's own layers ----------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from rnn_behaviour.adapters import resolve
-from rnn_behaviour.benchmarks.conformance import Outcome, Subject, run, selfgrad, skip_reason
+from rnn_behaviour.benchmarks.conformance import Subject, run, selfgrad, skip_reason
+from tests.conformance_subjects import adapter, check
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_KERAS = importlib.util.find_spec("keras") is not None
@@ -29,19 +29,6 @@ CORRECT = (
     "torch:tests.byo_factories:dict_state", "torch:tests.byo_factories:time_first_glued",
     "torch:tests.planted_rounding:log_scan_mingru", PLANTED + "slow_mingru",
 )  # fmt: skip
-
-_loaded: dict[str, Any] = {}
-
-
-def adapter(spec: str) -> Any:
-    if spec not in _loaded:
-        _loaded[spec] = resolve(spec).load()
-    return _loaded[spec]
-
-
-def check(spec: str, name: str) -> Outcome:
-    return run(name, Subject(spec.rsplit(":", 1)[-1], adapter(spec)))
-
 
 def _marks(spec: str) -> Any:
     return needs_keras if spec.startswith("keras") else needs_torch
