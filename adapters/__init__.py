@@ -5,6 +5,7 @@ framework. `resolve(spec)` reads what `--adapter` takes:
 
     [name=]torch:pkg.module:factory   factory(input_size, hidden_size) -> torch.nn.Module
     [name=]keras:pkg.module:factory   factory(units, **layer_kwargs) -> a Keras RNN layer
+    [name=]jax:pkg.module:factory     factory(input_size, hidden_size, *, rngs) -> a Flax NNX module
     [name=]pkg.module:AdapterClass    anything else, implementing the Adapter protocol
 
 A factory is wrapped by its framework's adapter (the built-ins are such factories too: `torch-lstm`
@@ -34,6 +35,7 @@ from rnn_behaviour.adapters.custom import import_target
 FRAMEWORKS: dict[str, str] = {
     "torch": "rnn_behaviour.adapters.on_torch.model:TorchAdapter",
     "keras": "rnn_behaviour.adapters.on_keras.model:KerasAdapter",
+    "jax": "rnn_behaviour.adapters.on_jax.model:JaxAdapter",
 }
 ENTRY_POINT_GROUP = "rnn_behaviour.adapters"
 #: Factory names that say nothing about the implementation: the row is named after the module.
@@ -88,7 +90,10 @@ BUILTINS: dict[str, AdapterRef] = {
 _NAME = r"[A-Za-z0-9_.-]+"
 _TARGET = r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
 _SPEC = re.compile(rf"^(?:(?P<name>{_NAME})=)?(?:(?P<framework>[A-Za-z_]\w*):)?(?P<target>{_TARGET})$")
-GRAMMAR = "[name=]torch:pkg.module:factory, [name=]keras:pkg.module:factory or [name=]pkg.module:AdapterClass"
+GRAMMAR = (
+    "[name=]torch:pkg.module:factory, [name=]keras:pkg.module:factory, [name=]jax:pkg.module:factory "
+    "or [name=]pkg.module:AdapterClass"
+)
 
 
 def default_name(target: str) -> str:

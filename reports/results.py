@@ -38,7 +38,9 @@ RECORD_FIELDS: dict[str, tuple[type, ...]] = {
     "reason": (str,),
 }
 RUN_FIELDS = ("time", "git_sha", "tier", "seeds", "min_pass_rate", "device", "python", "versions", "machine")
-FRAMEWORK_PACKAGES = ("numpy", "torch", "tensorflow", "tensorflow-cpu", "keras", "pytest")
+FRAMEWORK_PACKAGES = (
+    "numpy", "torch", "tensorflow", "tensorflow-cpu", "keras", "jax", "jaxlib", "flax", "optax", "pytest",
+)
 
 
 class ResultsError(ValueError):

@@ -2,8 +2,8 @@
 
 Installed into a user's own environment (their torch, maybe no TensorFlow, maybe a GPU), the suite
 brings no framework of its own. What it cannot do without gets one line naming what is missing and
-how to get it (the plugin makes it a usage error, exit 4): pytest older than 9, neither PyTorch
-nor TensorFlow, or `--device cuda` where torch sees no GPU. Nothing here imports a framework
+how to get it (the plugin makes it a usage error, exit 4): pytest older than 9, none of
+PyTorch, TensorFlow and JAX, or `--device cuda` where torch sees no GPU. Nothing here imports a framework
 unless the run asks for a GPU.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from importlib import metadata
 
 PYTEST_MIN = (9, 0)
-FRAMEWORK_PREFIXES = ("torch:", "keras:")
+FRAMEWORK_PREFIXES = ("torch:", "keras:", "jax:")
 
 
 def _version(package: str) -> str | None:
@@ -48,16 +48,16 @@ def has(module: str) -> bool:
 
 
 def framework_problem(adapter_specs: Sequence[str]) -> str | None:
-    """Neither PyTorch nor TensorFlow, and no adapter of the user's own that could need neither."""
-    if has("torch") or has("tensorflow"):
+    """None of PyTorch, TensorFlow and JAX, and no adapter of the user's own that could need none."""
+    if has("torch") or has("tensorflow") or has("jax"):
         return None
     generic = [spec for spec in adapter_specs if not spec.split("=", 1)[-1].startswith(FRAMEWORK_PREFIXES)]
     if generic:
         return None  # an adapter class of the user's own may bring its own framework
     return (
-        f"rnn-behaviour: neither PyTorch nor TensorFlow is installed in {sys.executable}, so no row can run: "
+        f"rnn-behaviour: none of PyTorch, TensorFlow and JAX is installed in {sys.executable}, so no row can run: "
         "install your own build of torch, or the lock's with pip install 'rnn-behaviour[torch]' "
-        "(or '[keras]' for TensorFlow and Keras)"
+        "(or '[keras]' for TensorFlow and Keras, '[jax]' for JAX and Flax)"
     )
 
 

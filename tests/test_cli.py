@@ -54,10 +54,13 @@ def test_an_old_pytest_is_one_line_naming_the_fix(monkeypatch: pytest.MonkeyPatc
 def test_no_framework_is_one_line_unless_a_row_brings_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(environment, "has", lambda module: False)
     line = environment.framework_problem(["torch:mypkg.rnn:mine"])
-    assert line and "neither PyTorch nor TensorFlow is installed" in line and "rnn-behaviour[torch]" in line
+    assert line and "none of PyTorch, TensorFlow and JAX is installed" in line and "rnn-behaviour[torch]" in line
     assert environment.framework_problem(["mine=mypkg.adapters:JaxAdapter"]) is None
+    assert environment.framework_problem(["jax:mypkg.rnn:mine"]) is not None  # a jax: row needs jax
     monkeypatch.setattr(environment, "has", lambda module: module == "tensorflow")
     assert environment.framework_problem([]) is None
+    monkeypatch.setattr(environment, "has", lambda module: module == "jax")  # JAX alone is a framework
+    assert environment.framework_problem(["jax:mypkg.rnn:mine"]) is None
 
 
 def test_cuda_asked_of_a_torch_without_a_gpu(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,299 @@
+"""JAX adapter (Flax NNX): any module `factory(input_size, hidden_size, *, rngs) -> nnx.Module`
+called `module(x, state=None) -> (y, state)`, batch first, float32.
+
+`--adapter jax:pkg.module:factory` puts a user's module through the same model shape as the
+torch adapter ([per-step nnx.Linear] -> module -> nnx.Linear head; softmax heads train on logits
+with cross-entropy, UNSCORED targets left out as torch's `ignore_index=-100`, and return
+probabilities), trained with optax Adam (clipped to the budget's global norm when it sets one),
+one `jax.jit`-compiled step per batch from `base.epoch_batches`, epochs and stopping by
+`base.train_loop`. The state is whatever the module returns (any pytree of arrays): predict hands
+it out as the same nest of NumPy arrays and back. Initialisation is the module's own, drawn from
+`nnx.Rngs(seed)`.
+
+`flax_lstm`, `flax_gru`, `flax_rnn` are factories over `nnx.RNN` with Flax's own cells (not
+built-ins: those need a calibration): `--adapter jax:rnn_behaviour.adapters.on_jax.model:flax_lstm`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from rnn_behaviour.adapters.base import (
+    AdapterError,
+    Capabilities,
+    FitLog,
+    NoState,
+    StopFn,
+    check_input,
+    check_stateful,
+    device_request,
+    epoch_batches,
+    refuse_state,
+    stream_chunks,
+    threads,
+    train_loop,
+)
+from rnn_behaviour.adapters.custom import apply_declaration, declared_stateless, import_target, with_length
+from rnn_behaviour.adapters.on_jax.probe import Factory, probe_module, stateless_factory
+from rnn_behaviour.tasks.base import UNSCORED, Budget, ModelSpec, Split
+
+
+def select_device() -> jax.Device:
+    """Where models train and predict for this run's `--device`: a GPU when `cuda` (or `auto` and
+    jax sees one), else the CPU; `cuda` where jax sees no GPU is an AdapterError."""
+    request = device_request()
+    gpus = [] if request == "cpu" else _gpus()
+    if request == "cuda" and not gpus:
+        raise AdapterError(f"--device cuda, but jax {jax.__version__} sees no GPU (jax.devices() is {jax.devices()})")
+    device = gpus[0] if gpus else jax.devices("cpu")[0]
+    jax.config.update("jax_default_device", device)
+    return device
+
+
+def _gpus() -> list[jax.Device]:
+    try:
+        return list(jax.devices("gpu"))
+    except RuntimeError:  # no GPU backend in this jaxlib, or no device
+        return []
+
+
+class _Carry(nnx.Module):
+    """`nnx.RNN` over a Flax cell in the suite's `(y, state)` convention; the state is the cell's
+    own carry (LSTM: `(c, h)`, Flax's order)."""
+
+    def __init__(self, cell: nnx.Module) -> None:
+        self.cell = cell
+        self.rnn = nnx.RNN(cell, return_carry=True)
+
+    def __call__(self, x: jax.Array, state: Any = None) -> tuple[jax.Array, Any]:
+        if state is None:  # zeros (Flax's carry_init); a fresh Rngs, as the cell's own cannot move under a trace
+            state = self.cell.initialize_carry((x.shape[0], x.shape[-1]), rngs=nnx.Rngs(0))
+        carry, y = self.rnn(x, initial_carry=state)
+        return y, carry
+
+
+def flax_lstm(input_size: int, hidden_size: int, *, rngs: nnx.Rngs) -> nnx.Module:
+    """`nnx.RNN(nnx.LSTMCell)`: state `(c, h)`, each (batch, hidden)."""
+    return _Carry(nnx.LSTMCell(input_size, hidden_size, rngs=rngs))
+
+
+def flax_gru(input_size: int, hidden_size: int, *, rngs: nnx.Rngs) -> nnx.Module:
+    """`nnx.RNN(nnx.GRUCell)`: state h (batch, hidden)."""
+    return _Carry(nnx.GRUCell(input_size, hidden_size, rngs=rngs))
+
+
+def flax_rnn(input_size: int, hidden_size: int, *, rngs: nnx.Rngs) -> nnx.Module:
+    """`nnx.RNN(nnx.SimpleCell)` (tanh): state h (batch, hidden)."""
+    return _Carry(nnx.SimpleCell(input_size, hidden_size, rngs=rngs))
+
+
+class _Net(nnx.Module):
+    def __init__(self, spec: ModelSpec, factory: Factory, rngs: nnx.Rngs) -> None:
+        width = spec.input_size
+        projection = nnx.Linear(width, spec.input_projection, rngs=rngs) if spec.input_projection else None
+        self.proj = nnx.data(projection)
+        width = spec.input_projection or width
+        self.rnn = factory(width, spec.hidden_size, rngs=rngs)
+        self.head = nnx.Linear(spec.hidden_size, spec.output_size, rngs=rngs)
+        self.return_sequences, self.tanh = spec.return_sequences, spec.head == "tanh"
+
+    def __call__(self, x: jax.Array, state: Any = None, last_only: bool | None = None) -> tuple[jax.Array, Any]:
+        if self.proj is not None:
+            x = self.proj(x)
+        y, state = self.rnn(x, state)
+        if not self.return_sequences if last_only is None else last_only:
+            y = y[:, -1]
+        out = self.head(y)
+        return (jnp.tanh(out) if self.tanh else out), state
+
+
+def loss_function(loss: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """The budget's loss as torch computes it: cross-entropy on logits averaged over the scored
+    targets (`nn.CrossEntropyLoss`'s `ignore_index=-100` is tasks.base.UNSCORED), else the mean
+    squared error over every element."""
+    if loss != "crossentropy":
+        return lambda out, y: jnp.mean((out - y) ** 2)
+
+    def crossentropy(out: jax.Array, y: jax.Array) -> jax.Array:
+        logits, labels = out.reshape(-1, out.shape[-1]), y.reshape(-1)
+        scored = labels != UNSCORED
+        each = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.where(scored, labels, 0))
+        return jnp.sum(jnp.where(scored, each, 0.0)) / jnp.sum(scored)
+
+    return crossentropy
+
+
+def _to_jax_state(state: Any, device: jax.Device) -> Any:
+    if state is None:
+        return None
+    return jax.tree.map(lambda a: jax.device_put(a, device) if isinstance(a, np.ndarray) else a, state)
+
+
+def _to_numpy_state(state: Any) -> Any:
+    return jax.tree.map(lambda s: np.array(s) if isinstance(s, jax.Array) else s, state)
+
+
+class JaxModel:
+    def __init__(self, spec: ModelSpec, factory: Factory, seed: int, device: jax.Device,
+                 no_state: str | None = None) -> None:  # fmt: skip
+        self.spec, self.device, self.no_state = spec, device, no_state
+        self.net = _Net(spec, factory, nnx.Rngs(seed))
+        self.graphdef, self.params, self.rest = nnx.split(self.net, nnx.Param, ...)
+        self.rng = np.random.default_rng(seed)
+        self.n_params = int(sum(np.size(p) for p in jax.tree.leaves(self.params)))
+        graphdef = self.graphdef
+
+        @functools.partial(jax.jit, static_argnums=4)
+        def forward(params: Any, rest: Any, x: jax.Array, state: Any, last_only: bool | None) -> tuple[jax.Array, Any]:
+            out, final = nnx.merge(graphdef, params, rest)(x, state, last_only)
+            return (jax.nn.softmax(out, axis=-1) if spec.head == "softmax" else out), final
+
+        self._forward = forward
+
+    def _stepper(self, budget: Budget) -> tuple[Callable[..., Any], Any]:
+        """One jitted optimizer step (Adam at the budget's rate, the gradients clipped to the
+        budget's global norm if it sets one) and its initial optimizer state."""
+        adam = optax.adam(budget.learning_rate)
+        tx = adam if budget.clip_norm is None else optax.chain(optax.clip_by_global_norm(budget.clip_norm), adam)
+        loss_of, graphdef = loss_function(budget.loss), self.graphdef
+
+        @jax.jit
+        def step(params: Any, rest: Any, opt_state: Any, x: jax.Array, y: jax.Array, state: Any) -> tuple[Any, ...]:
+            def loss(p: Any) -> tuple[jax.Array, tuple[Any, Any]]:
+                net = nnx.merge(graphdef, p, rest)
+                out, final = net(x, state)
+                return loss_of(out, y), (final, nnx.state(net, nnx.Not(nnx.Param)))
+
+            (value, (final, rest2)), grads = jax.value_and_grad(loss, has_aux=True)(params)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), rest2, opt_state, value, final
+
+        return step, tx.init(self.params)
+
+    def _targets(self, y: np.ndarray, budget: Budget) -> jax.Array:
+        return jax.device_put(np.asarray(y, np.int32 if budget.loss == "crossentropy" else np.float32), self.device)
+
+    def make_train_step(self, budget: Budget) -> Callable[[np.ndarray, np.ndarray], float]:
+        """One training step on one batch from the zero state (the speed benchmark's train step)."""
+        step, opt = self._stepper(budget)
+        box = {"opt": opt}
+
+        def train_step(x: np.ndarray, y: np.ndarray) -> float:
+            xb = jax.device_put(np.asarray(x, np.float32), self.device)
+            self.params, self.rest, box["opt"], loss, _ = step(
+                self.params, self.rest, box["opt"], xb, self._targets(y, budget), None
+            )
+            return float(loss)
+
+        return train_step
+
+    def fit(self, train: Split, valid: Split, budget: Budget, stop: StopFn) -> FitLog:
+        step, opt = self._stepper(budget)
+        box = {"opt": opt}
+        x = jax.device_put(np.asarray(train.x, np.float32), self.device)
+        y = self._targets(train.y, budget)
+
+        def take(xb: jax.Array, yb: jax.Array, state: Any) -> tuple[jax.Array, Any]:
+            self.params, self.rest, box["opt"], loss, state = step(self.params, self.rest, box["opt"], xb, yb, state)
+            return loss, state
+
+        def run_epoch() -> float:
+            losses = [take(x[idx], y[idx], None)[0]
+                      for idx in epoch_batches(len(train), budget.batch_size, budget.shuffle, self.rng)]  # fmt: skip
+            return float(jnp.mean(jnp.stack(losses)))
+
+        def run_stateful_epoch() -> float:
+            losses, state = [], None
+            for chunk in stream_chunks(x.shape[1], window):
+                loss, state = take(x[:, chunk], y[:, chunk], state)
+                losses.append(loss)
+            return float(jnp.mean(jnp.stack(losses)))
+
+        try:
+            if self.spec.stateful:
+                window = check_stateful(self.spec, train, budget)
+                return train_loop(self, train, budget, stop, run_stateful_epoch)
+            return train_loop(self, train, budget, stop, run_epoch)
+        finally:
+            nnx.update(self.net, self.params, self.rest)
+
+    def predict(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        return self._predict(x, state, None)
+
+    def predict_last(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        """The many-to-one path: output at the last step only, whatever the spec says."""
+        return self._predict(x, state, True)
+
+    def _predict(self, x: np.ndarray, state: Any, last_only: bool | None) -> tuple[np.ndarray, Any]:
+        refuse_state(state, self.no_state)
+        xb = jax.device_put(check_input(x, self.spec.input_size), self.device)
+        out, final = self._forward(self.params, self.rest, xb, _to_jax_state(state, self.device), last_only)
+        y = np.array(out)
+        return y, (NoState(self.no_state) if self.no_state is not None else _to_numpy_state(final))
+
+
+class JaxAdapter:
+    """Wraps a Flax NNX module factory (`--adapter jax:pkg.module:factory`); probed at load."""
+
+    framework = "jax"
+
+    def __init__(self, factory: str | Factory, name: str | None = None) -> None:
+        if isinstance(factory, str):
+            self.target = factory
+            self.factory: Factory = import_target(factory, f"jax factory {factory}")
+        else:
+            self.target, self.factory = getattr(factory, "__qualname__", repr(factory)), factory
+        if not callable(self.factory):
+            raise AdapterError(f"{self.target} is a {type(self.factory).__name__}, not a callable factory")
+        self.name = name or self.target
+        self.device = select_device()
+        self.info = probe_module(self.factory, self.target)
+        self.no_state = declared_stateless(self.info.declared)
+        self.user_factory = self.factory
+        if self.no_state is not None:
+            self.factory = stateless_factory(self.factory, self.no_state)
+        self.cell, self.variant = None, ""
+        self.capabilities = Capabilities(
+            stateful_training=True, variable_length=False, weight_io=False, gpu=True, native_module=False,
+            state=self.no_state is None,
+        )  # fmt: skip
+        self.capability_notes = {
+            "weight_io": "the jax adapter reads no weights yet (no canonical export/import for NNX modules)",
+            "variable_length": "the jax adapter runs no padded batches yet (no mask or lengths convention)",
+        }
+        self.capabilities = apply_declaration(self.target, self.capabilities, self.capability_notes, self.info.declared)
+
+    def build(self, spec: ModelSpec, seed: int) -> JaxModel:
+        factory = with_length(self.user_factory, spec.sequence_length)  # the task's length, if it asks
+        if self.no_state is not None:
+            factory = stateless_factory(factory, self.no_state)
+        return JaxModel(spec, factory, seed, self.device, self.no_state)
+
+    def versions(self) -> dict[str, str]:
+        out = {}
+        for package in ("jax", "jaxlib", "flax", "optax"):
+            try:
+                out[package] = metadata.version(package)
+            except metadata.PackageNotFoundError:
+                out[package] = "?"
+        return out
+
+    def compute_path(self) -> dict[str, str]:
+        import os
+
+        return {
+            "device": getattr(self.device, "device_kind", str(self.device)),
+            "platform": self.device.platform,
+            "threads": str(threads()),
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "x64": str(bool(jax.config.jax_enable_x64)),
+        }
