@@ -43,7 +43,8 @@ from rnn_behaviour.adapters.base import (
     train_loop,
 )
 from rnn_behaviour.adapters.custom import apply_declaration, declared_stateless, import_target, with_length
-from rnn_behaviour.adapters.on_jax.probe import Factory, probe_module, stateless_factory
+from rnn_behaviour.adapters.on_jax.native import JaxNative
+from rnn_behaviour.adapters.on_jax.probe import Factory, build, probe_module, stateless_factory
 from rnn_behaviour.tasks.base import UNSCORED, Budget, ModelSpec, Split
 
 
@@ -263,7 +264,7 @@ class JaxAdapter:
             self.factory = stateless_factory(self.factory, self.no_state)
         self.cell, self.variant = None, ""
         self.capabilities = Capabilities(
-            stateful_training=True, variable_length=False, weight_io=False, gpu=True, native_module=False,
+            stateful_training=True, variable_length=False, weight_io=False, gpu=True, native_module=True,
             state=self.no_state is None,
         )  # fmt: skip
         self.capability_notes = {
@@ -277,6 +278,11 @@ class JaxAdapter:
         if self.no_state is not None:
             factory = stateless_factory(factory, self.no_state)
         return JaxModel(spec, factory, seed, self.device, self.no_state)
+
+    def native_module(self, input_size: int, hidden_size: int, seed: int) -> JaxNative:
+        """The factory's module itself, built from `nnx.Rngs(seed)`, for the checks that call it with
+        JAX arrays (no weight access needed)."""
+        return JaxNative(build(self.factory, self.target, input_size, hidden_size, seed))
 
     def versions(self) -> dict[str, str]:
         out = {}

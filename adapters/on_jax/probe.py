@@ -55,7 +55,8 @@ def _describe(state: Any) -> str:
 def check_forward(out: Any, call: str, batch: int, time: int) -> tuple[jax.Array, Any]:
     """(y, state) from what `call` returned, or an AdapterError saying what is wrong with it."""
     if not isinstance(out, tuple | list) or len(out) != 2:
-        got = f"a {type(out).__name__}" + (f" of {len(out)}" if isinstance(out, tuple | list) else "")
+        got = "a jax.Array alone" if isinstance(out, jax.Array) else f"a {type(out).__name__}"
+        got += f" of {len(out)}" if isinstance(out, tuple | list) else ""
         raise AdapterError(f"{call} returned {got}; the module must return (y, state)")
     y, state = out
     expected = (batch, time, PROBE_HIDDEN)
@@ -115,7 +116,8 @@ def probe_module(factory: Factory, target: str) -> ModuleInfo:
         try:
             out = run()
         except Exception as exc:
-            raise AdapterError(f"{call} raised {first_line(exc)}") from None
+            hint = "; the module is called module(x, state=None)" if isinstance(exc, TypeError) else ""
+            raise AdapterError(f"{call} raised {first_line(exc)}{hint}") from None
         _, state = check_forward(out, call, b, t)
     call = f"{made}(x of shape {(b, 1, i)}, state) with the state module(x) returned"
     try:
