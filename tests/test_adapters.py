@@ -129,6 +129,20 @@ def test_a_missing_framework_skips_with_the_reason() -> None:
         matrix.adapter("ghost-lstm")
 
 
+def test_a_jax_row_without_jax_skips_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a missing torch or TensorFlow: `jax:` rows skip, naming the import that failed (jax
+    hidden here whether or not it is installed)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "jax", None)
+    for name in [m for m in sys.modules if m.startswith("rnn_behaviour.adapters.on_jax")]:
+        monkeypatch.delitem(sys.modules, name)
+    ref = resolve("mine=jax:tests.jax_modules:lstm")
+    matrix = Matrix(tier="smoke", seeds=1, adapters={"mine": ref}, tasks=TASKS)
+    with pytest.raises(CellSkipped, match=r"mine: its framework is not installed \(.*jax"):
+        matrix.adapter("mine")
+
+
 def _plain(value) -> bool:
     """Only the types execnet can send from an xdist worker (and JSON can hold)."""
     if isinstance(value, dict):

@@ -63,8 +63,8 @@ def test_the_builtins_are_factories_too() -> None:
     ("spec", "message"),
     [
         (
-            "jax:mypkg.rnn:lstm",
-            "unknown framework prefix 'jax' in 'jax:mypkg.rnn:lstm': valid prefixes are torch:, keras:",
+            "mxnet:mypkg.rnn:lstm",
+            "unknown framework prefix 'mxnet' in 'mxnet:mypkg.rnn:lstm': valid prefixes are torch:, keras:, jax:",
         ),
         ("torch-lstm=torch:examples.mingru:mingru", "adapter name 'torch-lstm' is taken by a built-in"),
         ("torch:examples.mingru", "unknown adapter 'torch:examples.mingru'"),

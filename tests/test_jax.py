@@ -1,0 +1,232 @@
+"""The JAX adapter (adapters/on_jax): `jax:pkg.module:factory` with a Flax NNX module.
+
+The load-time probe's one-line errors; the model's contract (shapes, the state handed back, seeding,
+a train step, UNSCORED targets, the clip norm); a correct hand-written NNX LSTM (tests/jax_modules.py:
+a `jax.lax.scan` loop, no validation of its own) passes count_steps at smoke and every conformance
+check that applies; planted defects fail the check that is there to catch them. Skipped without jax.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax")
+pytest.importorskip("flax")
+pytest.importorskip("optax")
+
+from rnn_behaviour.adapters import AdapterError, resolve
+from rnn_behaviour.benchmarks.conformance import CHECKS, Subject, run, skip_reason
+from rnn_behaviour.benchmarks.matrix import Cell, Matrix
+from rnn_behaviour.tasks import TASKS
+from rnn_behaviour.tasks.base import UNSCORED, Budget
+
+HAND = "hand=jax:tests.jax_modules:lstm"
+FLAX = "jax:rnn_behaviour.adapters.on_jax.model:flax_lstm"
+
+
+@functools.cache
+def adapter(spec: str) -> Any:
+    return resolve(spec).load()
+
+
+def test_the_jax_prefix_wraps_a_factory_in_the_jax_adapter() -> None:
+    ref = resolve("jax:tests.jax_modules:lstm")
+    assert (ref.name, ref.framework, ref.target) == ("lstm", "jax", "rnn_behaviour.adapters.on_jax.model:JaxAdapter")
+    mine = adapter(HAND)
+    assert mine.framework == "jax" and mine.name == "hand"
+    assert set(mine.versions()) == {"jax", "jaxlib", "flax", "optax"}
+    assert mine.compute_path()["platform"] == "cpu"
+
+
+def test_cuda_without_a_gpu_is_an_adapter_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import jax
+
+    from rnn_behaviour.adapters.base import DEVICE_VARIABLE
+    from rnn_behaviour.adapters.on_jax.model import select_device
+
+    if any(d.platform == "gpu" for d in jax.devices()):
+        pytest.skip("jax sees a GPU here")
+    monkeypatch.setenv(DEVICE_VARIABLE, "cuda")
+    with pytest.raises(AdapterError, match="--device cuda, but jax .* sees no GPU"):
+        select_device()
+    monkeypatch.setenv(DEVICE_VARIABLE, "auto")
+    assert select_device().platform == "cpu"
+
+
+# --- the load-time probe -------------------------------------------------------------------------
+
+JAX_BAD = [
+    ("no_arguments", "no_arguments(5, 8, rngs=nnx.Rngs(0)) raised TypeError: no_arguments() got an unexpected keyword "
+     "argument 'rngs'; a jax factory is factory(input_size, hidden_size, *, rngs) -> nnx.Module"),
+    ("no_rngs", "a jax factory is factory(input_size, hidden_size, *, rngs)"),
+    ("NOT_CALLABLE", "tests.jax_modules:NOT_CALLABLE is a int, not a callable factory"),
+    ("not_a_module", "returned str, not a flax.nnx.Module"),
+    ("doubles_hidden", "returned y of shape (3, 7, 16); expected (3, 7, 8) = (batch, time, hidden_size)"),
+    ("only_y", "returned a jax.Array alone; the module must return (y, state)"),
+    ("no_state_argument", "(x of shape (3, 7, 5), None) raised TypeError: NoStateArgument.__call__() takes 2 "
+     "positional arguments but 3 were given; the module is called module(x, state=None)"),
+    ("rejects_state", "the state is not accepted back: tests.jax_modules:rejects_state(5, 8, rngs=nnx.Rngs(0))(x of "
+     "shape (3, 1, 5), state) with the state module(x) returned raised ValueError: this module takes no initial state"),
+    ("reshapes_state", "returned a state of another structure or shape (tuple of 2 array(s) of shape(s) [(3, 8), "
+     "(3, 8)]) than the one given (ArrayImpl of 1 array(s) of shape(s) [(2, 3, 8)])"),
+    ("time_first", "returned a state of shape(s) [(7, 8), (7, 8)], without the batch size 3: is x read as (time, "
+     "batch, features)?"),
+    ("eager_only", "does not run under jax.jit and jax.grad as training takes it"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("factory", "message"), JAX_BAD)
+def test_a_bad_jax_factory_is_one_line_naming_it_at_load(factory: str, message: str) -> None:
+    with pytest.raises(AdapterError) as info:
+        resolve(f"jax:tests.jax_modules:{factory}").load()
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+# --- the model's contract ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def count_steps() -> tuple[Any, Any, Budget]:
+    task = TASKS["count_steps"]
+    return task, task.generate(np.random.default_rng(0), "smoke"), task.budget("smoke")
+
+
+@pytest.mark.parametrize("spec", [HAND, FLAX])
+def test_predict_hands_the_state_out_and_back(spec: str, count_steps) -> None:
+    task, data, _ = count_steps
+    model = adapter(spec).build(task.spec, seed=0)
+    x = data.test.x[:4]
+    whole, state = model.predict(x)
+    assert whole.shape == (4, x.shape[1], 1) and all(isinstance(s, np.ndarray) for s in _leaves(state))
+    first, carried = model.predict(x[:, :5])
+    rest, _ = model.predict(x[:, 5:], carried)
+    np.testing.assert_allclose(np.concatenate([first, rest], axis=1), whole, atol=1e-6)
+    cold, _ = model.predict(x[:, 5:])
+    assert np.abs(cold - whole[:, 5:]).max() > 1e-3  # so the carried state made a difference
+    last, _ = model.predict_last(x)
+    np.testing.assert_allclose(last, whole[:, -1], atol=1e-6)
+    with pytest.raises(AdapterError, match="features per step"):
+        model.predict(np.zeros((2, 3, 4), np.float32))
+
+
+def _leaves(nest: Any) -> list[Any]:
+    return list(nest) if isinstance(nest, tuple | list) else [nest]
+
+
+def test_same_seed_same_training_bit_for_bit_other_seed_other_model(count_steps) -> None:
+    task, data, budget = count_steps
+    train = replace(data.train, x=data.train.x[:96], y=data.train.y[:96])
+    runs = []
+    for seed in (0, 0, 1):
+        model = adapter(HAND).build(task.spec, seed=seed)
+        log = model.fit(train, data.valid, replace(budget, max_epochs=2), stop=lambda m: False)
+        assert log.epochs == 2 and log.stop_reason == "max_epochs" and len(log.loss_history) == 2
+        runs.append((log.loss_history, model.predict(data.test.x[:8])[0]))
+    assert runs[0][0] == runs[1][0] and runs[0][0] != runs[2][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    log = adapter(HAND).build(task.spec, seed=0).fit(train, data.valid, budget, stop=lambda m: True)
+    assert log.epochs == 1 and log.stop_reason == "criterion"
+
+
+def test_a_train_step_alone_learns(count_steps) -> None:
+    task, data, budget = count_steps
+    step = adapter(HAND).build(task.spec, seed=0).make_train_step(budget)
+    losses = [step(data.train.x[:32], data.train.y[:32]) for _ in range(5)]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_unscored_targets_are_left_out_of_the_loss() -> None:
+    """As torch's ignore_index=-100: scoring only the first step of the whole sequence gives the
+    loss of that first step alone (the model is causal), and the mean is over scored targets."""
+    task = TASKS["copy_memory"]
+    data = task.generate(np.random.default_rng(0), "smoke")
+    x, y = data.train.x[:32], data.train.y[:32].copy()
+    y[:, 0] = np.arange(32) % 10
+    y[:, 1:] = UNSCORED
+    budget = task.budget("smoke")
+    whole = adapter(HAND).build(task.spec, seed=0).make_train_step(budget)(x, y)
+    first = adapter(HAND).build(task.spec, seed=0).make_train_step(budget)(x[:, :1], y[:, :1])
+    assert np.isfinite(whole) and whole == pytest.approx(first, rel=1e-5)
+
+
+def test_the_clip_norm_rescales_the_gradient_before_adam(count_steps) -> None:
+    """Adam's first step is lr * g / (|g| + eps) per weight: unclipped about lr; with the gradient
+    clipped to a global norm far below eps, far smaller."""
+    task, data, budget = count_steps
+    moved = []
+    for clip in (None, 1e-12):
+        model = adapter(HAND).build(task.spec, seed=0)
+        before = [np.array(p) for p in _params(model)]
+        model.make_train_step(replace(budget, clip_norm=clip))(data.train.x[:32], data.train.y[:32])
+        moved.append(max(float(np.abs(np.array(a) - b).max()) for a, b in zip(_params(model), before, strict=True)))
+    assert moved[0] > 0.5 * budget.learning_rate and moved[1] < 0.01 * moved[0]
+
+
+def _params(model: Any) -> list[Any]:
+    import jax
+
+    return jax.tree.leaves(model.params)
+
+
+# --- behaviour and conformance -------------------------------------------------------------------
+
+
+@functools.cache
+def _trained(spec: str) -> Any:
+    name = spec.split("=")[0]
+    matrix = Matrix(tier="smoke", seeds=1, adapters={name: resolve(spec)}, tasks=TASKS)
+    return matrix, matrix.train(Cell(name, "count_steps", "fit"))[0]
+
+
+def _check(spec: str, check: str) -> Any:
+    matrix, trained = _trained(spec)
+    task = TASKS["count_steps"]
+    return task.evaluate(check, trained.model, matrix.data(task, 0), "smoke")
+
+
+@pytest.mark.parametrize("check", ["fit", "shorter", "carry_state", "cold_start"])
+def test_a_handwritten_nnx_lstm_passes_count_steps(check: str) -> None:
+    result = _check(HAND, check)
+    assert result.passed, result.detail
+
+
+def test_a_dropped_state_fails_carry_state() -> None:
+    result = _check("dropped=jax:tests.jax_modules:dropped_state", "carry_state")
+    assert not result.passed and "the state handed back in is ignored" in result.detail, result.detail
+
+
+#: Conformance checks a JAX module cannot get yet, and the reason they are skipped with.
+NOT_APPLICABLE = {"device_parity": "this adapter is not PyTorch"}
+
+
+@pytest.mark.parametrize("check", [c.name for c in CHECKS])
+def test_a_handwritten_nnx_lstm_passes_every_conformance_check_that_applies(check: str) -> None:
+    mine = adapter(HAND)
+    reason = skip_reason(check, mine.name, mine.capabilities, mine.capability_notes, mine)
+    if reason is None:
+        outcome = run(check, Subject(mine.name, mine))
+        reason = outcome.skipped or None
+    if reason is not None:
+        expected = NOT_APPLICABLE.get(check, "the jax adapter reads no weights yet")
+        assert expected in reason, reason
+        return
+    assert outcome.passed, outcome.detail
+
+
+@pytest.mark.parametrize(
+    ("spec", "check", "says"),
+    [
+        ("dropped=jax:tests.jax_modules:dropped_state", "streaming", "the state passed in is dropped"),
+        ("stopped=jax:tests.jax_modules:stopped_carry", "self_gradients", "autograd"),
+    ],
+)
+def test_a_planted_jax_defect_fails_its_check(spec: str, check: str, says: str) -> None:
+    mine = adapter(spec)
+    outcome = run(check, Subject(mine.name, mine))
+    assert not outcome.skipped and not outcome.passed and says in outcome.detail, outcome.detail
