@@ -114,7 +114,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SPEC",
         help="add an implementation next to the built-ins (repeatable): [name=]torch:pkg.module:factory "
         "(factory(input_size, hidden_size) -> nn.Module), [name=]keras:pkg.module:factory (factory(units, "
-        "**layer_kwargs) -> Keras RNN layer) or [name=]pkg.module:AdapterClass",
+        "**layer_kwargs) -> Keras RNN layer), [name=]jax:pkg.module:factory (factory(input_size, hidden_size, *, "
+        "rngs) -> flax.nnx.Module) or [name=]pkg.module:AdapterClass",
     )
     group.addoption(
         "--device",
