@@ -16,6 +16,8 @@ built-ins: those need a calibration): `--adapter jax:rnn_behaviour.adapters.on_j
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 from collections.abc import Callable
 from importlib import metadata
@@ -78,6 +80,7 @@ class _Carry(nnx.Module):
     def __call__(self, x: jax.Array, state: Any = None) -> tuple[jax.Array, Any]:
         if state is None:  # zeros (Flax's carry_init); a fresh Rngs, as the cell's own cannot move under a trace
             state = self.cell.initialize_carry((x.shape[0], x.shape[-1]), rngs=nnx.Rngs(0))
+            state = jax.tree.map(lambda a: a.astype(x.dtype), state)  # the input's dtype (a float64 copy's too)
         carry, y = self.rnn(x, initial_carry=state)
         return y, carry
 
@@ -139,6 +142,10 @@ def _to_jax_state(state: Any, device: jax.Device) -> Any:
     return jax.tree.map(lambda a: jax.device_put(a, device) if isinstance(a, np.ndarray) else a, state)
 
 
+def _float64(a: Any) -> Any:
+    return a.astype(np.float64) if isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.floating) else a
+
+
 def _to_numpy_state(state: Any) -> Any:
     return jax.tree.map(lambda s: np.array(s) if isinstance(s, jax.Array) else s, state)
 
@@ -147,6 +154,8 @@ class JaxModel:
     def __init__(self, spec: ModelSpec, factory: Factory, seed: int, device: jax.Device,
                  no_state: str | None = None) -> None:  # fmt: skip
         self.spec, self.device, self.no_state = spec, device, no_state
+        #: Whether predict computes in float64 (in `float64_twin`'s copy only).
+        self.x64 = False
         self.net = _Net(spec, factory, nnx.Rngs(seed))
         self.graphdef, self.params, self.rest = nnx.split(self.net, nnx.Param, ...)
         self.rng = np.random.default_rng(seed)
@@ -159,6 +168,16 @@ class JaxModel:
             return (jax.nn.softmax(out, axis=-1) if spec.head == "softmax" else out), final
 
         self._forward = forward
+
+    def float64_twin(self) -> JaxModel:
+        """The same model (the same weights, as float64) computing in float64 under
+        `jax.enable_x64`, for the "same computation" checks (benchmarks/README.md, "Rounding")."""
+        twin = copy.copy(self)
+        with jax.enable_x64(True):
+            twin.params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), self.params)
+        twin.x64 = True
+        twin.predict(np.zeros((1, 2, self.spec.input_size), np.float32))  # one that cannot raises here
+        return twin
 
     def _stepper(self, budget: Budget) -> tuple[Callable[..., Any], Any]:
         """One jitted optimizer step (Adam at the budget's rate, the gradients clipped to the
@@ -236,10 +255,14 @@ class JaxModel:
 
     def _predict(self, x: np.ndarray, state: Any, last_only: bool | None) -> tuple[np.ndarray, Any]:
         refuse_state(state, self.no_state)
-        xb = jax.device_put(check_input(x, self.spec.input_size), self.device)
-        out, final = self._forward(self.params, self.rest, xb, _to_jax_state(state, self.device), last_only)
-        y = np.array(out)
-        return y, (NoState(self.no_state) if self.no_state is not None else _to_numpy_state(final))
+        x = check_input(x, self.spec.input_size)
+        with jax.enable_x64(True) if self.x64 else contextlib.nullcontext():
+            if self.x64:
+                x, state = x.astype(np.float64), jax.tree.map(_float64, state)
+            xb = jax.device_put(x, self.device)
+            out, final = self._forward(self.params, self.rest, xb, _to_jax_state(state, self.device), last_only)
+            y, final = np.array(out), _to_numpy_state(final)
+        return y, (NoState(self.no_state) if self.no_state is not None else final)
 
 
 class JaxAdapter:
