@@ -113,6 +113,8 @@ def test_predict_hands_the_state_out_and_back(spec: str, count_steps) -> None:
     np.testing.assert_allclose(last, whole[:, -1], atol=1e-6)
     with pytest.raises(AdapterError, match="features per step"):
         model.predict(np.zeros((2, 3, 4), np.float32))
+    twin, _ = model.float64_twin().predict(x)  # the rounding checks' float64 copy
+    assert twin.dtype == np.float64 and 0 < np.abs(twin - whole).max() < 1e-5
 
 
 def _leaves(nest: Any) -> list[Any]:
