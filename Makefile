@@ -64,6 +64,7 @@ examples: $(STAMP)
 		selective_copy.recall dyck1.longer cycle_navigation.fit cycle_navigation.longer)
 	$(call example,keras_cell,keras:examples.keras_cell:keras_cell,)
 	$(call example,forgets_state,torch:examples.forgets_state:forgets_state,$(FORGETS_STATE))
+	$(call example,jax_lstm,jax:examples.jax_lstm:jax_lstm,)
 
 # The nightly job (.github/workflows/nightly.yml) here, by the same commands: the smoke tier in 2
 # shards, merged, compared with the previous local night (reports/nightly/history, git-ignored),

@@ -23,6 +23,7 @@ from rnn_behaviour.tasks.counting import RunningSum, StateReset
 ROOT = Path(__file__).resolve().parent.parent
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_KERAS = importlib.util.find_spec("keras") is not None
+HAS_JAX = all(importlib.util.find_spec(m) is not None for m in ("jax", "flax", "optax"))
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 needs_keras = pytest.mark.skipif(not HAS_KERAS, reason="keras is not installed")
 
@@ -33,6 +34,7 @@ EXAMPLES = {
     "mingru": ("torch:examples.mingru:mingru", None),
     "keras_cell": ("keras:examples.keras_cell:keras_cell", "lstm"),
     "forgets_state": ("torch:examples.forgets_state:forgets_state", "gru"),
+    "jax_lstm": ("jax:examples.jax_lstm:jax_lstm", None),
 }
 
 
@@ -169,7 +171,8 @@ def test_a_reset_before_keras_gru_gets_weight_checks_in_its_variant() -> None:
 @pytest.fixture(scope="module", params=list(EXAMPLES))
 def example(request: pytest.FixtureRequest):
     spec, cell = EXAMPLES[request.param]
-    if not (HAS_KERAS if spec.startswith("keras:") else HAS_TORCH):
+    installed = {"keras": HAS_KERAS, "jax": HAS_JAX}.get(spec.split(":")[0], HAS_TORCH)
+    if not installed:
         pytest.skip(f"{spec}: framework not installed")
     return request.param, resolve(spec).load(), cell
 
@@ -211,6 +214,9 @@ def test_each_example_says_whether_weight_conformance_runs(example) -> None:
     assert adapter.cell == cell
     if cell is None:
         reason = skip_reason("forward_parity", name, adapter.capabilities, adapter.capability_notes)
+        if adapter.framework == "jax":
+            assert reason is not None and "the jax adapter reads no weights yet" in reason
+            return
         assert reason is not None and "neither" in reason and "standard parameter names" in reason
 
 
