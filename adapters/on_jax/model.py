@@ -150,6 +150,43 @@ def _to_numpy_state(state: Any) -> Any:
     return jax.tree.map(lambda s: np.array(s) if isinstance(s, jax.Array) else s, state)
 
 
+# The jitted functions are cached by the model's graph (its structure, not its weights) and the
+# budget: jax.jit reuses a compilation for the same function and shapes, so the models of other
+# seeds, restarts and tasks of the same shapes compile once (about 1-2 s per step function here).
+
+
+@functools.lru_cache(maxsize=64)
+def _forward(graphdef: Any, softmax: bool) -> Callable[..., Any]:
+    @functools.partial(jax.jit, static_argnums=4)
+    def forward(params: Any, rest: Any, x: jax.Array, state: Any, last_only: bool | None) -> tuple[jax.Array, Any]:
+        out, final = nnx.merge(graphdef, params, rest)(x, state, last_only)
+        return (jax.nn.softmax(out, axis=-1) if softmax else out), final
+
+    return forward
+
+
+@functools.lru_cache(maxsize=64)
+def _step(graphdef: Any, loss_name: str, learning_rate: float, clip_norm: float | None) -> tuple[Callable[..., Any], Any]:
+    """One jitted optimizer step (Adam at the budget's rate, the gradients clipped to the budget's
+    global norm if it sets one), and the optax transformation (for its initial state)."""
+    adam = optax.adam(learning_rate)
+    tx = adam if clip_norm is None else optax.chain(optax.clip_by_global_norm(clip_norm), adam)
+    loss_of = loss_function(loss_name)
+
+    @jax.jit
+    def step(params: Any, rest: Any, opt_state: Any, x: jax.Array, y: jax.Array, state: Any) -> tuple[Any, ...]:
+        def loss(p: Any) -> tuple[jax.Array, tuple[Any, Any]]:
+            net = nnx.merge(graphdef, p, rest)
+            out, final = net(x, state)
+            return loss_of(out, y), (final, nnx.state(net, nnx.Not(nnx.Param)))
+
+        (value, (final, rest2)), grads = jax.value_and_grad(loss, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), rest2, opt_state, value, final
+
+    return step, tx
+
+
 class JaxModel:
     def __init__(self, spec: ModelSpec, factory: Factory, seed: int, device: jax.Device,
                  no_state: str | None = None) -> None:  # fmt: skip
@@ -160,14 +197,7 @@ class JaxModel:
         self.graphdef, self.params, self.rest = nnx.split(self.net, nnx.Param, ...)
         self.rng = np.random.default_rng(seed)
         self.n_params = int(sum(np.size(p) for p in jax.tree.leaves(self.params)))
-        graphdef = self.graphdef
-
-        @functools.partial(jax.jit, static_argnums=4)
-        def forward(params: Any, rest: Any, x: jax.Array, state: Any, last_only: bool | None) -> tuple[jax.Array, Any]:
-            out, final = nnx.merge(graphdef, params, rest)(x, state, last_only)
-            return (jax.nn.softmax(out, axis=-1) if spec.head == "softmax" else out), final
-
-        self._forward = forward
+        self._forward = _forward(self.graphdef, spec.head == "softmax")
 
     def float64_twin(self) -> JaxModel:
         """The same model (the same weights, as float64) computing in float64 under
@@ -180,23 +210,8 @@ class JaxModel:
         return twin
 
     def _stepper(self, budget: Budget) -> tuple[Callable[..., Any], Any]:
-        """One jitted optimizer step (Adam at the budget's rate, the gradients clipped to the
-        budget's global norm if it sets one) and its initial optimizer state."""
-        adam = optax.adam(budget.learning_rate)
-        tx = adam if budget.clip_norm is None else optax.chain(optax.clip_by_global_norm(budget.clip_norm), adam)
-        loss_of, graphdef = loss_function(budget.loss), self.graphdef
-
-        @jax.jit
-        def step(params: Any, rest: Any, opt_state: Any, x: jax.Array, y: jax.Array, state: Any) -> tuple[Any, ...]:
-            def loss(p: Any) -> tuple[jax.Array, tuple[Any, Any]]:
-                net = nnx.merge(graphdef, p, rest)
-                out, final = net(x, state)
-                return loss_of(out, y), (final, nnx.state(net, nnx.Not(nnx.Param)))
-
-            (value, (final, rest2)), grads = jax.value_and_grad(loss, has_aux=True)(params)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), rest2, opt_state, value, final
-
+        """The jitted optimizer step for this budget (`_step`) and its initial optimizer state."""
+        step, tx = _step(self.graphdef, budget.loss, budget.learning_rate, budget.clip_norm)
         return step, tx.init(self.params)
 
     def _targets(self, y: np.ndarray, budget: Budget) -> jax.Array:
