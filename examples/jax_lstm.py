@@ -42,7 +42,9 @@ class JaxLSTM(nnx.Module):
             h = c = jnp.zeros(expected, x.dtype)
         else:
             if len(state) != 2 or any(tuple(s.shape) != expected for s in state):
-                raise ValueError(f"state must be (h, c), each of shape {expected}; got {[tuple(s.shape) for s in state]}")
+                raise ValueError(
+                    f"state must be (h, c), each of shape {expected}; got {[tuple(s.shape) for s in state]}"
+                )
             h, c = state
         u = self.recurrent_kernel[...]
 

@@ -45,14 +45,13 @@ def test_the_jax_prefix_wraps_a_factory_in_the_jax_adapter() -> None:
 
 def test_cuda_without_a_gpu_is_an_adapter_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import jax
-
     from rnn_behaviour.adapters.base import DEVICE_VARIABLE
     from rnn_behaviour.adapters.on_jax.model import select_device
 
     if any(d.platform == "gpu" for d in jax.devices()):
         pytest.skip("jax sees a GPU here")
     monkeypatch.setenv(DEVICE_VARIABLE, "cuda")
-    with pytest.raises(AdapterError, match="--device cuda, but jax .* sees no GPU"):
+    with pytest.raises(AdapterError, match=r"--device cuda, but jax .* sees no GPU"):
         select_device()
     monkeypatch.setenv(DEVICE_VARIABLE, "auto")
     assert select_device().platform == "cpu"

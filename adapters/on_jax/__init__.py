@@ -15,9 +15,10 @@ otherwise (jax reads them once, at its first import).
 
 import os as _os
 
-if "xla_cpu_multi_thread_eigen" not in _os.environ.get("XLA_FLAGS", "") and _os.environ.get(
-    "RNN_BEHAVIOUR_THREADS", "1"
-) == "1":
+if (
+    "xla_cpu_multi_thread_eigen" not in _os.environ.get("XLA_FLAGS", "")
+    and _os.environ.get("RNN_BEHAVIOUR_THREADS", "1") == "1"
+):
     _os.environ["XLA_FLAGS"] = (
         _os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     ).strip()

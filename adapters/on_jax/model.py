@@ -28,7 +28,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-
 from rnn_behaviour.adapters.base import (
     AdapterError,
     Capabilities,
@@ -166,7 +165,9 @@ def _forward(graphdef: Any, softmax: bool) -> Callable[..., Any]:
 
 
 @functools.lru_cache(maxsize=64)
-def _step(graphdef: Any, loss_name: str, learning_rate: float, clip_norm: float | None) -> tuple[Callable[..., Any], Any]:
+def _step(
+    graphdef: Any, loss_name: str, learning_rate: float, clip_norm: float | None
+) -> tuple[Callable[..., Any], Any]:
     """One jitted optimizer step (Adam at the budget's rate, the gradients clipped to the budget's
     global norm if it sets one), and the optax transformation (for its initial state)."""
     adam = optax.adam(learning_rate)

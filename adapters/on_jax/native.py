@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-
 from rnn_behaviour.adapters.native import NativeCall, max_change
 
 
@@ -93,8 +92,6 @@ class JaxNative:
                 (y, final), pull = jax.vjp(run, xt, st, params)
                 pull(jax.tree.map(lambda t: jnp.asarray(generator.normal(0.0, 1.0, np.shape(t)), t.dtype), (y, final)))
             outputs.append((np.array(y), [np.array(s) for s in arrays(final)]))
-        kept = jax.tree.structure(st) == tree and all(
-            a is b for a, b in zip(jax.tree.leaves(st), handed, strict=False)
-        )
+        kept = jax.tree.structure(st) == tree and all(a is b for a, b in zip(jax.tree.leaves(st), handed, strict=False))
         changed = {"x": max_change(before, owned), "the state's nest": 0.0 if kept else float("inf")}
         return NativeCall(outputs, changed)

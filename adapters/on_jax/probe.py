@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-
 from rnn_behaviour.adapters.base import AdapterError
 from rnn_behaviour.adapters.custom import (
     PROBE_BATCH,
@@ -67,7 +66,9 @@ def check_forward(out: Any, call: str, batch: int, time: int) -> tuple[jax.Array
     leaves = jax.tree.leaves(state)
     if state is None or not leaves or not all(isinstance(s, jax.Array) for s in leaves):
         kinds = ", ".join(sorted({type(s).__name__ for s in leaves}))
-        raise AdapterError(f"{call} returned a state of {kinds or 'nothing'}; it must be an array or a pytree of arrays")
+        raise AdapterError(
+            f"{call} returned a state of {kinds or 'nothing'}; it must be an array or a pytree of arrays"
+        )
     if any(batch not in tuple(s.shape) for s in leaves):
         raise AdapterError(
             f"{call} returned a state of shape(s) {[tuple(s.shape) for s in leaves]}, without the batch size {batch}: "
@@ -106,9 +107,13 @@ def probe_module(factory: Factory, target: str) -> ModuleInfo:
         try:
             y = stateless_output(module(x))
         except Exception as exc:
-            raise AdapterError(f"{call} raised {first_line(exc)} (it declares no state, so it is called with x alone)") from None
+            raise AdapterError(
+                f"{call} raised {first_line(exc)} (it declares no state, so it is called with x alone)"
+            ) from None
         if not isinstance(y, jax.Array) or tuple(y.shape) != (b, t, h):
-            raise AdapterError(f"{call} returned y of shape {_shape(y)}; expected {(b, t, h)} = (batch, time, hidden_size)")
+            raise AdapterError(
+                f"{call} returned y of shape {_shape(y)}; expected {(b, t, h)} = (batch, time, hidden_size)"
+            )
         _traced(Stateless(module, reason), made, x)
         return ModuleInfo(None, (), declared)
     state: Any = None

@@ -37,7 +37,9 @@ class JaxDifferentiable:
         return jnp.asarray(a.astype(self.dtype) if np.issubdtype(a.dtype, np.floating) else a)
 
     def _state(self, state: Any) -> Any:
-        return None if state is None else jax.tree.map(lambda a: self._array(a) if isinstance(a, np.ndarray) else a, state)
+        return (
+            None if state is None else jax.tree.map(lambda a: self._array(a) if isinstance(a, np.ndarray) else a, state)
+        )
 
     def _call(self, params: list[Any], x: Any, state: Any) -> tuple[jax.Array, Any]:
         tree = jax.tree_util.tree_unflatten(self.treedef, params)
@@ -62,7 +64,10 @@ class JaxDifferentiable:
         """The loss with each parameter moved by `shift[i]` (None: unmoved) for this call only."""
         shifts = list(shift or []) + [None] * (len(self.params) - len(shift or []))
         with self._precision():
-            moved = [self._array(p if s is None else np.asarray(p, np.float64) + s) for p, s in zip(self.params, shifts, strict=True)]
+            moved = [
+                self._array(p if s is None else np.asarray(p, np.float64) + s)
+                for p, s in zip(self.params, shifts, strict=True)
+            ]
             y, final = self._call(moved, self._array(x), self._state(state))
             return float(self._loss(y, final, dy, dfinal))
 
@@ -72,7 +77,9 @@ class JaxDifferentiable:
         with self._precision():
             st = self._state(state)
             leaves, tree = jax.tree.flatten(st)
-            floating = [i for i, a in enumerate(leaves) if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.floating)]
+            floating = [
+                i for i, a in enumerate(leaves) if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.floating)
+            ]
 
             def total(x: jax.Array, moving: list[jax.Array], params: list[jax.Array]) -> jax.Array:
                 full = list(leaves)
@@ -81,7 +88,9 @@ class JaxDifferentiable:
                 y, final = self._call(params, x, None if st is None else jax.tree.unflatten(tree, full))
                 return self._loss(y, final, dy, dfinal)
 
-            value, pull = jax.vjp(total, self._array(x), [leaves[i] for i in floating], [self._array(p) for p in self.params])
+            value, pull = jax.vjp(
+                total, self._array(x), [leaves[i] for i in floating], [self._array(p) for p in self.params]
+            )
             dx, dmoving, dparams = pull(jnp.ones_like(value))
             out = [np.zeros(np.shape(a)) if isinstance(a, jax.Array) else a for a in leaves]
             for i, g in zip(floating, dmoving, strict=True):
