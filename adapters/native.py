@@ -78,6 +78,23 @@ class Differentiable(Protocol):
         ...
 
 
+def numpy_layout(x: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """The input (float32) in `layout` as NumPy, and the array the caller owns behind it: a copy
+    for "contiguous" (the framework makes its own tensor of it), a strided view of a twice-as-long
+    buffer, a transposed view of a time-first buffer."""
+    x = np.asarray(x, np.float32)
+    if layout == "contiguous":
+        return x, x.copy()
+    if layout == "strided":
+        base = np.zeros((x.shape[0], 2 * x.shape[1], x.shape[2]), np.float32)
+        base[:, ::2] = x
+        return base[:, ::2], base
+    if layout == "transposed":
+        base = np.ascontiguousarray(np.swapaxes(x, 0, 1))
+        return base.transpose(1, 0, 2), base
+    raise ValueError(f"unknown layout {layout!r}")
+
+
 def max_change(before: np.ndarray, after: np.ndarray) -> float:
     """Largest |after - before| over elements; NaN-aware (a NaN that appeared counts as inf)."""
     if before.shape != after.shape:

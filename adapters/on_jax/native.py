@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from rnn_behaviour.adapters.native import NativeCall, max_change
+from rnn_behaviour.adapters.native import NativeCall, max_change, numpy_layout
 
 
 def to_numpy(nest: Any) -> Any:
@@ -58,17 +58,8 @@ class JaxNative:
 
     def _layout(self, x: np.ndarray, layout: str) -> tuple[Any, np.ndarray]:
         """The input in `layout`, and the NumPy array the caller owns behind it."""
-        x = np.asarray(x, np.float32)
-        if layout == "contiguous":
-            return jnp.asarray(x), x.copy()
-        if layout == "strided":
-            base = np.zeros((x.shape[0], 2 * x.shape[1], x.shape[2]), np.float32)
-            base[:, ::2] = x
-            return base[:, ::2], base
-        if layout == "transposed":
-            base = np.ascontiguousarray(np.swapaxes(x, 0, 1))
-            return base.transpose(1, 0, 2), base
-        raise ValueError(f"unknown layout {layout!r}")
+        view, owned = numpy_layout(x, layout)
+        return (jnp.asarray(view) if layout == "contiguous" else view), owned
 
     def call(self, x: np.ndarray, state: Any, layout: str = "contiguous", backward: bool = False,
              repeats: int = 1, seed: int = 0) -> NativeCall:  # fmt: skip
