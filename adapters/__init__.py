@@ -84,7 +84,10 @@ def _builtin(framework: str, cell: str, factory: str) -> AdapterRef:
 BUILTINS: dict[str, AdapterRef] = {
     **{f"keras-{cell}": _builtin("keras", cell, f"keras.layers:{cls}") for cell, cls in
        (("lstm", "LSTM"), ("gru", "GRU"), ("rnn", "SimpleRNN"))},
-    **{f"torch-{cell}": _builtin("torch", cell, f"rnn_behaviour.adapters.on_torch.model:{cell}") for cell in ("lstm", "gru", "rnn")},
+    **{
+        f"torch-{cell}": _builtin("torch", cell, f"rnn_behaviour.adapters.on_torch.model:{cell}")
+        for cell in ("lstm", "gru", "rnn")
+    },
 }  # fmt: skip
 
 _NAME = r"[A-Za-z0-9_.-]+"

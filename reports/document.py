@@ -12,7 +12,16 @@ from typing import Any
 from tabulate import tabulate
 
 from rnn_behaviour.reports import profile, table
-from rnn_behaviour.reports.cells import SPEED_TASK, CellRecords, cells, extras, median, num, pass_rate_text, plain_records
+from rnn_behaviour.reports.cells import (
+    SPEED_TASK,
+    CellRecords,
+    cells,
+    extras,
+    median,
+    num,
+    pass_rate_text,
+    plain_records,
+)
 
 TASK_HEADERS = [
     "check",

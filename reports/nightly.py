@@ -19,14 +19,12 @@ import datetime as _dt
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rnn_behaviour.reports.results import ResultsError, load, write_json_atomic, write_text_atomic
-
 
 #: What pytest's exit codes mean for a shard (pytest.ExitCode); 0 and 1 are a night that ran.
 PYTEST_EXIT = {
@@ -44,7 +42,18 @@ def shard_command(group: int, splits: int, tier: str, out: Path, pytest_args: Se
     from rnn_behaviour.invoke import pytest_command
 
     return pytest_command(
-        ["benchmarks", "--tier", tier, "--splits", str(splits), "--group", str(group), "--report-dir", str(out), *pytest_args]
+        [
+            "benchmarks",
+            "--tier",
+            tier,
+            "--splits",
+            str(splits),
+            "--group",
+            str(group),
+            "--report-dir",
+            str(out),
+            *pytest_args,
+        ]
     )
 
 

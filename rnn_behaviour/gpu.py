@@ -59,7 +59,9 @@ def speed_table(gpu: Path, cpu: Path) -> list[str]:
     lines = [f"{'row':<14} {'item':<28} {'GPU median':>12} {'CPU median':>12} {'CPU/GPU':>8}"]
     for key in sorted(set(medians[0]) & set(medians[1])):
         on_gpu, on_cpu = medians[0][key], medians[1][key]
-        lines.append(f"{key[0]:<14} {key[1]:<28} {on_gpu * 1e3:>10.3f}ms {on_cpu * 1e3:>10.3f}ms {on_cpu / on_gpu:>8.2f}")
+        lines.append(
+            f"{key[0]:<14} {key[1]:<28} {on_gpu * 1e3:>10.3f}ms {on_cpu * 1e3:>10.3f}ms {on_cpu / on_gpu:>8.2f}"
+        )
     return lines
 
 

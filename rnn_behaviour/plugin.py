@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
+from rnn_behaviour import DEFAULT_REPORT_DIR, HOME, base_dir, environment
 from rnn_behaviour.adapters import BUILTINS, AdapterError, entry_points, resolve
 from rnn_behaviour.adapters.base import DEVICE_VARIABLE, DEVICES, threads
 from rnn_behaviour.benchmarks import expectations, speed
-from rnn_behaviour import DEFAULT_REPORT_DIR, HOME, base_dir, environment
 from rnn_behaviour.benchmarks.collector import MATRIX, ResultCollector, terminate_as_interrupt
 from rnn_behaviour.benchmarks.conformance import CHECKS, Conformance
 from rnn_behaviour.benchmarks.expectations import Expectation, ExpectationsError, expected_failure

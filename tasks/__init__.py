@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import difflib
 
-from rnn_behaviour.tasks.alphabet import AlphabetFeatures, AlphabetOneChar, AlphabetStateful, AlphabetTimesteps, AlphabetVarlen
+from rnn_behaviour.tasks.adjacent import AdjacentSum
+from rnn_behaviour.tasks.alphabet import (
+    AlphabetFeatures,
+    AlphabetOneChar,
+    AlphabetStateful,
+    AlphabetTimesteps,
+    AlphabetVarlen,
+)
 from rnn_behaviour.tasks.base import TIERS, Task, TaskError
 from rnn_behaviour.tasks.counting import CountLast, CountSteps
 from rnn_behaviour.tasks.dyck import Dyck1
 from rnn_behaviour.tasks.longrange import Adding, CopyMemory
 from rnn_behaviour.tasks.nback import NBack
-from rnn_behaviour.tasks.adjacent import AdjacentSum
 from rnn_behaviour.tasks.selective_copy import SelectiveCopy
 from rnn_behaviour.tasks.sine import SineRollout
 from rnn_behaviour.tasks.streams import MovingAverageStateful, Streams

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from tests.handwritten import check_input
 
 #: How far off the state bug's carried state is (relative): small, but no rounding.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
 from tests.handwritten import check_input
 
 TILE, TABLE, CLAMP, STATE_BOUND = 256, 300, 5.0, 4.0

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from rnn_behaviour.benchmarks import run
-from rnn_behaviour.invoke import suite_args
 from rnn_behaviour.benchmarks.records import new_record
+from rnn_behaviour.invoke import suite_args
 from rnn_behaviour.reports.results import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,7 +155,19 @@ def test_bench_runs_both_and_writes_one_report(tmp_path: Path) -> None:
     out = tmp_path / "report"
     row = ["--adapter", "mine=tests.fakes:CountingOracle", "-k", "mine-count_steps or mine-forward-H"]
     done = subprocess.run(
-        [sys.executable, "-m", "rnn_behaviour.benchmarks.run", "--tier", "smoke", "-q", "-n", "2", *row, "--report-dir", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "rnn_behaviour.benchmarks.run",
+            "--tier",
+            "smoke",
+            "-q",
+            "-n",
+            "2",
+            *row,
+            "--report-dir",
+            str(out),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

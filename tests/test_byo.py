@@ -43,7 +43,11 @@ EXAMPLES = {
 
 def test_factory_specs_name_the_row_after_the_factory() -> None:
     ref = resolve("torch:examples.peephole:peephole")
-    assert (ref.name, ref.framework, ref.target) == ("peephole", "torch", "rnn_behaviour.adapters.on_torch.model:TorchAdapter")
+    assert (ref.name, ref.framework, ref.target) == (
+        "peephole",
+        "torch",
+        "rnn_behaviour.adapters.on_torch.model:TorchAdapter",
+    )
     assert ref.kwargs == {"factory": "examples.peephole:peephole", "name": "peephole"} and not ref.builtin
     assert resolve("mine=keras:examples.keras_cell:keras_cell").name == "mine"
     assert resolve("keras:examples.keras_cell:keras_cell").framework == "keras"

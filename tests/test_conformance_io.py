@@ -206,11 +206,15 @@ def test_max_change_sees_nan_and_shape() -> None:
 def test_no_behaviour_code_reads_variable_length() -> None:
     """Flipping Capabilities.variable_length on changes no behaviour record: no task, the matrix,
     the plugin or a model's training reads it (only conformance's skip_reason does)."""
-    behaviour = [*sorted((ROOT / "tasks").glob("*.py")), ROOT / "benchmarks" / "matrix.py", ROOT / "rnn_behaviour" / "plugin.py",
-                 ROOT / "benchmarks" / "test_behaviour.py", ROOT / "benchmarks" / "speed.py"]  # fmt: skip
+    behaviour = [*sorted((ROOT / "tasks").glob("*.py")), ROOT / "benchmarks" / "matrix.py",
+                 ROOT / "rnn_behaviour" / "plugin.py", ROOT / "benchmarks" / "test_behaviour.py",
+                 ROOT / "benchmarks" / "speed.py"]  # fmt: skip
     readers = [p.name for p in behaviour if "variable_length" in p.read_text()]
     assert not readers, f"{readers} read variable_length: padding would change calibrated behaviour"
-    for name, adapter_class in (("on_torch/model.py", "class TorchAdapter"), ("on_keras/model.py", "class KerasAdapter")):
+    for name, adapter_class in (
+        ("on_torch/model.py", "class TorchAdapter"),
+        ("on_keras/model.py", "class KerasAdapter"),
+    ):
         model_code = (ROOT / "adapters" / name).read_text().split(adapter_class)[0]  # the model and its training
         assert not {"variable_length", "pack_padded", "mask"} & set(re.findall(r"\w+", model_code)), name
 

@@ -11,7 +11,7 @@ import pytest
 
 from rnn_behaviour.adapters import BUILTINS, resolve
 from rnn_behaviour.adapters.base import Adapter
-from rnn_behaviour.benchmarks.conformance import Outcome, Subject, nests, run, selfconsistency, skip_reason
+from rnn_behaviour.benchmarks.conformance import Outcome, Subject, nests, run, skip_reason
 
 NEW = ("long_calls", "random_states", "saturation")
 BEFORE = ("streaming", "batch_independence", "causality", "caller_data", "bad_input", "determinism")

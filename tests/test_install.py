@@ -56,7 +56,9 @@ def scratch_env(where: Path) -> Path:
     """A venv holding the lock's packages (its torch included) but not TensorFlow, Keras or the suite."""
     subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, timeout=300)
     python = where / "bin" / "python"
-    site = Path(checked([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], where).strip())
+    site = Path(
+        checked([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], where).strip()
+    )
     for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
         if not entry.name.startswith(LEFT_OUT) and not (site / entry.name).exists():
             (site / entry.name).symlink_to(entry)
@@ -106,7 +108,9 @@ def test_the_wheel_installs_beside_a_users_torch_and_runs_from_their_project(tmp
     project = user_project(tmp_path / "project")
     command = tmp_path / "venv" / "bin" / "rnn-behaviour"
     spec = ["--adapter", "torch:my_rnn:lstm_loop", "--tier", "smoke"]
-    run = sh([str(command), "run", *spec, "-k", f"{ROW} or keras-lstm-count_steps", "-q", "--report-dir", "out"], project)
+    run = sh(
+        [str(command), "run", *spec, "-k", f"{ROW} or keras-lstm-count_steps", "-q", "--report-dir", "out"], project
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     installed = records(project / "out" / "results.json")
     keras = [r for key, r in installed.items() if key[0] == "keras-lstm"]

@@ -45,6 +45,7 @@ def test_the_jax_prefix_wraps_a_factory_in_the_jax_adapter() -> None:
 
 def test_cuda_without_a_gpu_is_an_adapter_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import jax
+
     from rnn_behaviour.adapters.base import DEVICE_VARIABLE
     from rnn_behaviour.adapters.on_jax.model import select_device
 

@@ -125,8 +125,9 @@ def test_plugin_tasks_and_reports_import_no_framework() -> None:
 
     root = Path(__file__).resolve().parent.parent
     code = (
-        "import sys, conftest, rnn_behaviour.plugin, rnn_behaviour.cli, rnn_behaviour.tasks, rnn_behaviour.reports.results, "
-        "rnn_behaviour.reports.table, rnn_behaviour.benchmarks.matrix, rnn_behaviour.adapters, examples.verify; "
+        "import sys, conftest, rnn_behaviour.plugin, rnn_behaviour.cli, rnn_behaviour.tasks, "
+        "rnn_behaviour.reports.results, rnn_behaviour.reports.table, rnn_behaviour.benchmarks.matrix, "
+        "rnn_behaviour.adapters, examples.verify; "
         "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)

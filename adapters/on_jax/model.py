@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+
 from rnn_behaviour.adapters.base import (
     AdapterError,
     Capabilities,

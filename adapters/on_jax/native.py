@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
 from rnn_behaviour.adapters.native import NativeCall, max_change, numpy_layout
 
 

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
 from rnn_behaviour.adapters.base import AdapterError
 from rnn_behaviour.adapters.custom import (
     PROBE_BATCH,

@@ -20,6 +20,7 @@ from rnn_behaviour.adapters.base import (
 from rnn_behaviour.adapters.custom import (
     canonical_gradients,
 )
+from rnn_behaviour.adapters.on_torch.probe import TORCH_GATES, ModuleInfo
 from rnn_behaviour.adapters.reference import (
     Weights,
     check_state,
@@ -29,7 +30,6 @@ from rnn_behaviour.adapters.reference import (
     to_layout,
     to_stacked,
 )
-from rnn_behaviour.adapters.on_torch.probe import TORCH_GATES, ModuleInfo
 
 # --- conformance: a bare layer and whole-model weights in the canonical layout ----------------
 # (adapters/reference.py documents the layout; benchmarks/conformance.py checks it)

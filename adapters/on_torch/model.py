@@ -43,15 +43,15 @@ from rnn_behaviour.adapters.custom import (
     import_target,
     with_length,
 )
+from rnn_behaviour.adapters.on_torch.layer import TorchLayer, export_weights, import_weights
+from rnn_behaviour.adapters.on_torch.native import TorchNative
+from rnn_behaviour.adapters.on_torch.probe import Factory, probe_module, stateless_factory
+from rnn_behaviour.adapters.on_torch.stack import TorchStack
 from rnn_behaviour.adapters.reference import (
     Weights,
     match_shapes,
     model_to_layout,
 )
-from rnn_behaviour.adapters.on_torch.layer import TorchLayer, export_weights, import_weights
-from rnn_behaviour.adapters.on_torch.native import TorchNative
-from rnn_behaviour.adapters.on_torch.probe import Factory, probe_module, stateless_factory
-from rnn_behaviour.adapters.on_torch.stack import TorchStack
 from rnn_behaviour.tasks.base import Budget, ModelSpec, Split
 
 
@@ -287,7 +287,11 @@ class TorchAdapter:
     def versions(self) -> dict[str, str]:
         if self.device.type != "cuda":
             return {"torch": str(torch.__version__)}
-        return {"torch": str(torch.__version__), "cuda": str(torch.version.cuda), "cudnn": str(torch.backends.cudnn.version())}
+        return {
+            "torch": str(torch.__version__),
+            "cuda": str(torch.version.cuda),
+            "cudnn": str(torch.backends.cudnn.version()),
+        }
 
     def compute_path(self) -> dict[str, str]:
         on_gpu = self.device.type == "cuda"

@@ -15,9 +15,9 @@ from torch import nn
 
 from rnn_behaviour.adapters.base import AdapterError, check_input
 from rnn_behaviour.adapters.custom import first_line, takes_keyword
-from rnn_behaviour.adapters.reference_stack import NotStackable, check_stack_weights, suffix, units
 from rnn_behaviour.adapters.on_torch.layer import copy_parameters, to_numpy, torch_parameters
 from rnn_behaviour.adapters.on_torch.probe import Factory, ModuleInfo
+from rnn_behaviour.adapters.reference_stack import NotStackable, check_stack_weights, suffix, units
 
 
 class TorchStack:

@@ -16,7 +16,11 @@ from rnn_behaviour.adapters import Adapter
 from rnn_behaviour.adapters import reference as ref
 from rnn_behaviour.adapters.reference import GATES, Layer, LayerAdapter
 from rnn_behaviour.tasks.base import ModelSpec
-from rnn_behaviour.tasks.rounding import arrays, float64_twin, max_abs  # one reading of a nest for the checks and the tasks
+from rnn_behaviour.tasks.rounding import (  # one reading of a nest for the checks and the tasks
+    arrays,
+    float64_twin,
+    max_abs,
+)
 
 #: Bumped with a line in benchmarks/README.md whenever a check or tolerance changes.
 VERSION = 3

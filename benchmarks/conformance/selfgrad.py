@@ -123,7 +123,9 @@ class Probe:
             how = ": sign flipped"
         elif fd != 0 and self.analytic != 0:
             how = f": {self.analytic / fd:.3g}x the finite differences"
-        return f"{self.label}: autograd {self.analytic:.4g} vs finite differences {fd:.4g} ({fmt(self.error(scale))}{how})"
+        return (
+            f"{self.label}: autograd {self.analytic:.4g} vs finite differences {fd:.4g} ({fmt(self.error(scale))}{how})"
+        )
 
 
 class NotDifferentiable(Exception):
