@@ -88,6 +88,14 @@ BUILTINS: dict[str, AdapterRef] = {
         f"torch-{cell}": _builtin("torch", cell, f"rnn_behaviour.adapters.on_torch.model:{cell}")
         for cell in ("lstm", "gru", "rnn")
     },
+    **{
+        f"flax-{cell}": AdapterRef(
+            f"flax-{cell}", FRAMEWORKS["jax"],
+            {"factory": f"rnn_behaviour.adapters.on_jax.model:flax_{cell}", "name": f"flax-{cell}"}, True, "jax",
+            f"flax-{cell}",
+        )
+        for cell in ("lstm", "gru", "rnn")
+    },
 }  # fmt: skip
 
 _NAME = r"[A-Za-z0-9_.-]+"
