@@ -91,7 +91,7 @@ BUILTINS: dict[str, AdapterRef] = {
     **{
         f"flax-{cell}": AdapterRef(
             f"flax-{cell}", FRAMEWORKS["jax"],
-            {"factory": f"rnn_behaviour.adapters.on_jax.model:flax_{cell}", "name": f"flax-{cell}"}, True, "jax",
+            {"factory": f"rnn_behaviour.adapters.on_jax.builtins:flax_{cell}", "name": f"flax-{cell}"}, True, "jax",
             f"flax-{cell}",
         )
         for cell in ("lstm", "gru", "rnn")

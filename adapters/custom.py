@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from rnn_behaviour.adapters.base import AdapterError, Capabilities
-from rnn_behaviour.adapters.reference import GATES, Weights, has_recurrent_bias, weight_shapes
+from rnn_behaviour.adapters.reference import (
+    GATES,
+    VARIANTS,
+    Weights,
+    has_recurrent_bias,
+    needs_recurrent_bias,
+    weight_shapes,
+)
 
 #: The load-time probe's sizes: all different, so a shape that comes back names which size is
 #: wrong; the batch is neither 1 nor 2, so a one- or two-layer state's first dimension is never
@@ -142,6 +149,31 @@ def cell_from_keys(weights: Mapping[str, Any], input_size: int, hidden_size: int
         "i, f, g, o), a GRU (z, r, n, with bh_*) or an RNN (W_h, U_h, b_h), each with or without bh_*: see "
         "adapters/reference.py"
     )
+
+
+def export_access(module: Any, input_size: int, hidden_size: int) -> tuple[str | None, str | None, str, bool, str]:
+    """How weight conformance reaches a module with `export_weights()`/`import_weights()` in the
+    canonical layout: ("export", cell, "", whether its layout has bh_*, its `variant` attribute),
+    or (None, None, why not, True, "")."""
+    try:
+        exported = module.export_weights()
+    except Exception as exc:
+        return None, None, f"its export_weights() raised {first_line(exc)}", True, ""
+    cell, problem = cell_from_keys(exported, input_size, hidden_size)
+    if cell is None:
+        return None, None, f"its {problem}", True, ""
+    variant = str(getattr(module, "variant", "") or "")
+    if variant not in VARIANTS[cell]:
+        forms = ", ".join(repr(v) for v in VARIANTS[cell])
+        return None, None, f"its variant {variant!r} is not one of the {cell}'s ({forms})", True, ""
+    if needs_recurrent_bias(cell, variant) and not has_recurrent_bias(exported):
+        return None, None, "its export has no bh_*, which a reset-after GRU needs (variant 'reset_before'?)", True, ""
+    return "export", cell, "", has_recurrent_bias(exported), variant
+
+
+def has_export(module: Any) -> bool:
+    """Whether a module offers `export_weights()` and `import_weights()` (the canonical layout)."""
+    return callable(getattr(module, "export_weights", None)) and callable(getattr(module, "import_weights", None))
 
 
 def canonical_gradients(

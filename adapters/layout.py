@@ -53,11 +53,43 @@ GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "g", "o"), "gru": ("z", 
 
 
 N_STATES: dict[str, int] = {"lstm": 2, "gru": 1, "rnn": 1}
-#: Each cell's forms: "" is the default (the GRU's reset-after), the rest are named variants.
+
+#: Each cell's forms: "" is the default (the GRU's reset-after), the rest are named variants:
+#: "reset_before" (Keras's GRU(reset_after=False)) and "no_bhn", the reset-after GRU without the
+#: candidate's recurrent bias (n = tanh(x W_n + b_n + r ⊙ (h U_n)): Flax's nnx.GRUCell, which
+#: has no place for bh_n; google/flax#5594).
+VARIANTS: dict[str, tuple[str, ...]] = {"lstm": ("",), "gru": ("", "reset_before", "no_bhn"), "rnn": ("",)}
+#: Why a no_bhn GRU cannot hold a bh_n that is not 0.
+NO_BHN = (
+    "the no_bhn GRU (Flax's nnx.GRUCell) has no recurrent bias for the candidate gate, so bh_n (PyTorch's "
+    "b_hn, the last block of bias_hh) must be 0 (open upstream: google/flax#5594, PR #5595)"
+)
 
 
-#: Each cell's forms: "" is the default (the GRU's reset-after), the rest are named variants.
-VARIANTS: dict[str, tuple[str, ...]] = {"lstm": ("",), "gru": ("", "reset_before"), "rnn": ("",)}
+class CannotHold(AdapterError):
+    """A layer's form has no place for some of the weights it is given (e.g. a no_bhn GRU and a
+    bh_n that is not 0): a limit of the form, not a defect of the implementation."""
+
+
+def in_form(cell: str, weights: Mapping[str, Any], variant: str = "") -> Weights:
+    """The weights as a cell of `variant` computes with them: a no_bhn GRU has no bh_n (0 in its
+    maths); every other form uses every weight. Conformance draws its weights through this."""
+    out = dict(weights)
+    if cell == "gru" and variant == "no_bhn" and "bh_n" in out:
+        out["bh_n"] = np.zeros(np.shape(out["bh_n"]))
+    return out
+
+
+def holds(cell: str, target: str, source: str) -> str:
+    """Why a layer in form `target` cannot in general hold weights of a layer in form `source`
+    ("" when it can): a reset-before and a reset-after GRU compute differently on any weights; a
+    default GRU holds a no_bhn one's (bh_n = 0), but not the other way round."""
+    if target == source or (cell == "gru" and target == "" and source == "no_bhn"):
+        return ""
+    if cell == "gru" and target == "no_bhn" and source == "":
+        return NO_BHN
+    forms = f"{target or 'default'} and {source or 'default'}"
+    return f"the two forms of the {cell} ({forms}) compute differently on any weights"
 
 
 def _check_cell(cell: str, variant: str = "") -> None:
@@ -69,8 +101,9 @@ def _check_cell(cell: str, variant: str = "") -> None:
 
 
 def needs_recurrent_bias(cell: str, variant: str = "") -> bool:
-    """Whether the layout must have bh_*: only the reset-after GRU keeps it apart from b."""
-    return cell == "gru" and variant != "reset_before"
+    """Whether the layout must have bh_*: only the reset-after GRU keeps it apart from b (the
+    no_bhn one has none, and its bh_z, bh_r fold into b)."""
+    return cell == "gru" and variant not in ("reset_before", "no_bhn")
 
 
 def has_recurrent_bias(weights: Mapping[str, Any]) -> bool:
@@ -118,12 +151,18 @@ def to_layout(cell: str, weights: Mapping[str, np.ndarray], recurrent_bias: bool
             out[f"bh_{gate}"] = np.zeros(np.shape(weights[f"b_{gate}"]))
         return out
     if needs_recurrent_bias(cell, variant):
-        raise AdapterError(
+        raise CannotHold(
             "a reset-after GRU's recurrent bias bh cannot be folded into b (the reset gate multiplies it): "
             "this layer cannot hold these weights"
         )
     out = {k: v for k, v in weights.items() if not k.startswith("bh_")}
-    for gate in GATES[cell]:
+    gates = GATES[cell]
+    if cell == "gru" and variant == "no_bhn":  # bh_n has no place: it must be 0, never dropped silently
+        largest = float(np.max(np.abs(np.asarray(weights["bh_n"], np.float64)), initial=0.0))
+        if largest != 0.0:
+            raise CannotHold(f"{NO_BHN}; these weights have |bh_n| up to {largest:.3g}")
+        gates = ("z", "r")
+    for gate in gates:
         out[f"b_{gate}"] = np.asarray(weights[f"b_{gate}"], np.float64) + np.asarray(weights[f"bh_{gate}"], np.float64)
     return out
 

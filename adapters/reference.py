@@ -23,8 +23,9 @@ The GRU is the reset-after ("linear before reset") form by default, the default 
 and Keras: the reset gate multiplies the recurrent product *with* its bias, so the two candidate
 biases do not add up and both are kept. Its variant `"reset_before"` (`variant=` in `forward`,
 `backward`, `check_weights`; Keras's `GRU(reset_after=False)`, Keras 2 / TF1 / ONNX's default) is
-n = tanh(x_t W_n + b_n + (r ⊙ h) U_n + bh_n). `VARIANTS` lists each cell's variants ("" is the
-default form).
+n = tanh(x_t W_n + b_n + (r ⊙ h) U_n + bh_n); its variant `"no_bhn"` (Flax's nnx.GRUCell) is
+the reset-after form without bh_n (0 in its maths, whatever the weights say). `VARIANTS` lists
+each cell's variants ("" is the default form).
 
 The canonical weight layout and the state's form are in `adapters/layout.py` (re-exported here:
 `reference.GATES`, `reference.check_weights`, ... still work).
@@ -42,7 +43,9 @@ from rnn_behaviour.adapters.layout import (
     CELLS,
     GATES,
     N_STATES,
+    NO_BHN,
     VARIANTS,
+    CannotHold,
     Weights,
     _check_cell,
     check_state,
@@ -51,6 +54,8 @@ from rnn_behaviour.adapters.layout import (
     from_stacked,
     gate_permutations,
     has_recurrent_bias,
+    holds,
+    in_form,
     match_shapes,
     model_to_layout,
     needs_recurrent_bias,
@@ -65,8 +70,10 @@ from rnn_behaviour.adapters.layout import (
 __all__ = [
     "CELLS",
     "GATES",
+    "NO_BHN",
     "N_STATES",
     "VARIANTS",
+    "CannotHold",
     "Layer",
     "LayerAdapter",
     "ReferenceLayer",
@@ -80,6 +87,8 @@ __all__ = [
     "from_stacked",
     "gate_permutations",
     "has_recurrent_bias",
+    "holds",
+    "in_form",
     "match_shapes",
     "model_to_layout",
     "needs_recurrent_bias",
@@ -219,7 +228,7 @@ def _prepare(
         raise AdapterError(f"input must be (batch, time, features); got shape {x.shape}")
     hidden_size = np.asarray(weights[f"U_{GATES[cell][0]}"]).shape[0]
     checked = check_weights(cell, x.shape[-1], hidden_size, weights, variant)
-    w = {k: np.asarray(v, np.float64) for k, v in to_layout(cell, checked, True).items()}
+    w = {k: np.asarray(v, np.float64) for k, v in in_form(cell, to_layout(cell, checked, True), variant).items()}
     parts = [np.asarray(s, np.float64) for s in check_state(cell, state, x.shape[0], hidden_size)]
     return x, w, parts
 

@@ -26,7 +26,7 @@ from rnn_behaviour.tasks import TASKS
 from rnn_behaviour.tasks.base import UNSCORED, Budget
 
 HAND = "hand=jax:tests.jax_modules:lstm"
-FLAX = "jax:rnn_behaviour.adapters.on_jax.model:flax_lstm"
+FLAX = "jax:rnn_behaviour.adapters.on_jax.builtins:flax_lstm"
 
 
 @functools.cache

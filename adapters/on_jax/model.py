@@ -10,8 +10,8 @@ one `jax.jit`-compiled step per batch from `base.epoch_batches`, epochs and stop
 it out as the same nest of NumPy arrays and back. Initialisation is the module's own, drawn from
 `nnx.Rngs(seed)`.
 
-`flax_lstm`, `flax_gru`, `flax_rnn` are factories over `nnx.RNN` with Flax's own cells (not
-built-ins: those need a calibration): `--adapter jax:rnn_behaviour.adapters.on_jax.model:flax_lstm`.
+The built-ins `flax-lstm`, `flax-gru`, `flax-rnn` are this adapter over the factories of
+`on_jax/builtins.py` (`nnx.RNN` over Flax's own cells).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -45,8 +45,11 @@ from rnn_behaviour.adapters.base import (
     train_loop,
 )
 from rnn_behaviour.adapters.custom import apply_declaration, declared_stateless, import_target, with_length
+from rnn_behaviour.adapters.on_jax.layer import JaxLayer, export_weights, import_weights, to_dtype
 from rnn_behaviour.adapters.on_jax.native import JaxNative
 from rnn_behaviour.adapters.on_jax.probe import Factory, build, probe_module, stateless_factory
+from rnn_behaviour.adapters.on_jax.stack import JaxStack
+from rnn_behaviour.adapters.reference import Weights, match_shapes, model_to_layout
 from rnn_behaviour.tasks.base import UNSCORED, Budget, ModelSpec, Split
 
 
@@ -67,37 +70,6 @@ def _gpus() -> list[jax.Device]:
         return list(jax.devices("gpu"))
     except RuntimeError:  # no GPU backend in this jaxlib, or no device
         return []
-
-
-class _Carry(nnx.Module):
-    """`nnx.RNN` over a Flax cell in the suite's `(y, state)` convention; the state is the cell's
-    own carry (LSTM: `(c, h)`, Flax's order)."""
-
-    def __init__(self, cell: nnx.Module) -> None:
-        self.cell = cell
-        self.rnn = nnx.RNN(cell, return_carry=True)
-
-    def __call__(self, x: jax.Array, state: Any = None) -> tuple[jax.Array, Any]:
-        if state is None:  # zeros (Flax's carry_init); a fresh Rngs, as the cell's own cannot move under a trace
-            state = self.cell.initialize_carry((x.shape[0], x.shape[-1]), rngs=nnx.Rngs(0))
-            state = jax.tree.map(lambda a: a.astype(x.dtype), state)  # the input's dtype (a float64 copy's too)
-        carry, y = self.rnn(x, initial_carry=state)
-        return y, carry
-
-
-def flax_lstm(input_size: int, hidden_size: int, *, rngs: nnx.Rngs) -> nnx.Module:
-    """`nnx.RNN(nnx.LSTMCell)`: state `(c, h)`, each (batch, hidden)."""
-    return _Carry(nnx.LSTMCell(input_size, hidden_size, rngs=rngs))
-
-
-def flax_gru(input_size: int, hidden_size: int, *, rngs: nnx.Rngs) -> nnx.Module:
-    """`nnx.RNN(nnx.GRUCell)`: state h (batch, hidden)."""
-    return _Carry(nnx.GRUCell(input_size, hidden_size, rngs=rngs))
-
-
-def flax_rnn(input_size: int, hidden_size: int, *, rngs: nnx.Rngs) -> nnx.Module:
-    """`nnx.RNN(nnx.SimpleCell)` (tanh): state h (batch, hidden)."""
-    return _Carry(nnx.SimpleCell(input_size, hidden_size, rngs=rngs))
 
 
 class _Net(nnx.Module):
@@ -206,7 +178,10 @@ class JaxModel:
         `jax.enable_x64`, for the "same computation" checks (benchmarks/README.md, "Rounding")."""
         twin = copy.copy(self)
         with jax.enable_x64(True):
-            twin.params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), self.params)
+            net = nnx.merge(self.graphdef, self.params, self.rest)
+            to_dtype(net, "float64")  # a part that fixes its dtype (nnx.SimpleCell's float32) computes in float64 too
+            twin.graphdef, twin.params, twin.rest = nnx.split(net, nnx.Param, ...)
+            twin._forward = _forward(twin.graphdef, self.spec.head == "softmax")
         twin.x64 = True
         twin.predict(np.zeros((1, 2, self.spec.input_size), np.float32))  # one that cannot raises here
         return twin
@@ -302,15 +277,17 @@ class JaxAdapter:
         self.user_factory = self.factory
         if self.no_state is not None:
             self.factory = stateless_factory(self.factory, self.no_state)
-        self.cell, self.variant = None, ""
+        self.cell, self.variant = self.info.cell, self.info.variant
+        weight_io = self.info.access is not None
+        padded = weight_io and not self.info.lengths_why_not
         self.capabilities = Capabilities(
-            stateful_training=True, variable_length=False, weight_io=False, gpu=True, native_module=True,
+            stateful_training=True, variable_length=padded, weight_io=weight_io, gpu=True, native_module=True,
             state=self.no_state is None,
         )  # fmt: skip
-        self.capability_notes = {
-            "weight_io": "the jax adapter reads no weights yet (no canonical export/import for NNX modules)",
-            "variable_length": "the jax adapter runs no padded batches yet (no mask or lengths convention)",
-        }
+        #: Why a capability is missing, for the skip reason of the checks that need it.
+        self.capability_notes = {} if weight_io else {"weight_io": self.info.why_not}
+        if not padded:
+            self.capability_notes["variable_length"] = self.info.lengths_why_not or self.info.why_not
         self.capabilities = apply_declaration(self.target, self.capabilities, self.capability_notes, self.info.declared)
 
     def build(self, spec: ModelSpec, seed: int) -> JaxModel:
@@ -318,6 +295,52 @@ class JaxAdapter:
         if self.no_state is not None:
             factory = stateless_factory(factory, self.no_state)
         return JaxModel(spec, factory, seed, self.device, self.no_state)
+
+    def _weights(self) -> str:
+        if self.cell is None or self.info.access is None:
+            raise AdapterError(f"{self.name}: no weight import/export: {self.info.why_not}")
+        return self.cell
+
+    def build_layer(self, input_size: int, hidden_size: int, seed: int, *, dtype: str = "float32") -> JaxLayer:
+        """A bare module for conformance, weights in the canonical layout; `dtype` converts its
+        parameters and what it is fed."""
+        self._weights()
+        return JaxLayer(self.factory, self.target, self.info, input_size, hidden_size, seed, dtype=dtype)
+
+    def build_stack(
+        self, input_size: int, hidden_size: int, seed: int, *, num_layers: int = 1, bidirectional: bool = False
+    ) -> JaxStack:
+        """The factory's module with `num_layers`/`bidirectional` (adapters/reference_stack.py);
+        NotStackable when the factory takes neither."""
+        self._weights()
+        return JaxStack(self.factory, self.target, self.info, input_size, hidden_size, seed, num_layers, bidirectional)
+
+    def export_model(self, model: JaxModel) -> Weights:
+        """[proj] -> rnn -> head of a `JaxModel` in the canonical layout (kernels as (in, out))."""
+        self._weights()
+        nnx.update(model.net, model.params, model.rest)
+        out: Weights = {}
+        for name in ("proj", "head"):
+            linear = getattr(model.net, name)
+            if linear is not None:
+                out[f"{name}.kernel"] = np.array(linear.kernel.get_value(), np.float32)
+                out[f"{name}.bias"] = np.array(linear.bias.get_value(), np.float32)
+        out.update({f"rnn.{k}": v for k, v in export_weights(model.net.rnn, self.info).items()})
+        return out
+
+    def import_model(self, model: JaxModel, weights: Mapping[str, np.ndarray]) -> None:
+        cell = self._weights()
+        shapes = {k: v.shape for k, v in self.export_model(model).items()}
+        weights = model_to_layout(cell, weights, self.info.recurrent_bias, self.info.variant)
+        weights = match_shapes(shapes, weights, "model weights")
+        rnn_weights = {k.removeprefix("rnn."): v for k, v in weights.items() if k.startswith("rnn.")}
+        import_weights(model.net.rnn, self.info, rnn_weights)
+        for name in ("proj", "head"):
+            linear = getattr(model.net, name)
+            if linear is not None:
+                linear.kernel.set_value(jnp.asarray(weights[f"{name}.kernel"], jnp.float32))
+                linear.bias.set_value(jnp.asarray(weights[f"{name}.bias"], jnp.float32))
+        model.params, model.rest = nnx.split(model.net, nnx.Param, ...)[1:]
 
     def native_module(self, input_size: int, hidden_size: int, seed: int) -> JaxNative:
         """The factory's module itself, built from `nnx.Rngs(seed)`, for the checks that call it with

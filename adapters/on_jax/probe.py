@@ -8,6 +8,7 @@ from the `nnx.Rngs` they are built with, so the adapter hands it one seeded from
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,22 +25,48 @@ from rnn_behaviour.adapters.custom import (
     PROBE_INPUT,
     PROBE_TIME,
     declared_stateless,
+    export_access,
     first_line,
+    has_export,
     read_declaration,
 )
+from rnn_behaviour.adapters.reference import N_STATES
 
 Factory = Callable[..., nnx.Module]
 SIGNATURE = "factory(input_size, hidden_size, *, rngs) -> nnx.Module"
 
 
+#: Flax's own cells and the cell each computes (with their default gate and activation functions).
+FLAX_CELLS: dict[type, str] = {
+    nnx.LSTMCell: "lstm", nnx.OptimizedLSTMCell: "lstm", nnx.GRUCell: "gru", nnx.SimpleCell: "rnn",
+}  # fmt: skip
+#: The variant of a Flax cell's form (adapters/layout.py `VARIANTS`): nnx.GRUCell has no bh_n.
+FLAX_VARIANTS: dict[type, str] = {nnx.GRUCell: "no_bhn"}
+#: The keyword by which a module takes each row's length (Flax's nnx.RNN's own name).
+LENGTHS = "seq_lengths"
+
+
 @dataclass(frozen=True)
 class ModuleInfo:
     """What the load-time probe learned: the state's tree structure and leaf shapes at the
-    probe's sizes, and what the factory or its module declares (`rnn_behaviour_capabilities`)."""
+    probe's sizes, what the factory or its module declares (`rnn_behaviour_capabilities`), how
+    weight conformance reaches its weights (`access` "flax": one of Flax's cells, at `cell_path`,
+    holding all of them; "export": `export_weights()`/`import_weights()`; None and `why_not`), its
+    cell, whether its canonical layout has bh_* and its `variant`, the canonical state's order in
+    the module's nest (`carry_first`: Flax's LSTM carry is (c, h)), and why it cannot run padded
+    batches ("" when it takes `seq_lengths`)."""
 
     state_tree: Any
     state_shapes: tuple[tuple[int, ...], ...]
     declared: dict[str, bool | str] = field(default_factory=dict)
+    cell: str | None = None
+    access: str | None = None
+    why_not: str = "it declares no state, and the weight checks hand one in"
+    cell_path: tuple[Any, ...] = ()
+    recurrent_bias: bool = False
+    variant: str = ""
+    carry_first: bool = False
+    lengths_why_not: str = "it declares no state"
 
 
 def _shape(value: Any) -> str:
@@ -140,7 +167,95 @@ def probe_module(factory: Factory, target: str) -> ModuleInfo:
             f"({_describe(state)}); the state must keep its form from call to call"
         )
     _traced(module, made, x, state)
-    return ModuleInfo(tree, tuple(tuple(s.shape) for s in jax.tree.leaves(state)), declared)
+    access, cell, why_not, path, recurrent_bias, variant = weight_access(module, state, i, h, b)
+    return ModuleInfo(
+        tree, tuple(tuple(s.shape) for s in jax.tree.leaves(state)), declared, cell, access, why_not, path,
+        recurrent_bias, variant, access == "flax" and cell == "lstm", _lengths_support(module, made, x, state),
+    )  # fmt: skip
+
+
+def flax_cell(module: nnx.Module, path: tuple[Any, ...]) -> nnx.Module:
+    """The node at `path` in the module's graph (the Flax cell weight conformance reads)."""
+    node: Any = module
+    for key in path:
+        node = node[key] if isinstance(node, list | tuple | dict) else getattr(node, key)
+    return node
+
+
+def _size(module: Any) -> int:
+    return int(sum(np.size(p) for p in jax.tree.leaves(nnx.state(module, nnx.Param))))
+
+
+def _plain(cell: nnx.Module) -> str:
+    """Why a Flax cell does not compute the reference's equations ("" when it does)."""
+    name = type(cell).__name__
+    if getattr(cell, "gate_fn", nnx.sigmoid) is not nnx.sigmoid:
+        return f"its {name} has gate_fn {getattr(cell.gate_fn, '__name__', cell.gate_fn)}, not sigmoid"
+    if getattr(cell, "activation_fn", nnx.tanh) is not nnx.tanh:
+        return f"its {name} has activation_fn {getattr(cell.activation_fn, '__name__', cell.activation_fn)}, not tanh"
+    if getattr(cell, "residual", False):
+        return f"its {name} is residual (h' = h + tanh(...)), which the reference's tanh RNN is not"
+    return ""
+
+
+def weight_access(
+    module: nnx.Module, state: Any, input_size: int, hidden_size: int, batch: int
+) -> tuple[str | None, str | None, str, tuple[Any, ...], bool, str]:
+    """(access, cell, why not, the Flax cell's path, recurrent bias, variant): one of Flax's cells
+    (`FLAX_CELLS`) holding every parameter, with the cell's carry as the state; else a canonical
+    `export_weights()`/`import_weights()` with the state as (h, c) or h; else why not."""
+    leaves = jax.tree.leaves(state)
+    cells = [(path, node) for path, node in nnx.iter_graph(module) if type(node) in FLAX_CELLS]
+    if len(cells) == 1:
+        path, node = cells[0]
+        cell, name = FLAX_CELLS[type(node)], type(node).__name__
+        why = _plain(node)
+        if not why and _size(node) != _size(module):
+            why = f"it has parameters outside its {name} ({_size(module)} in all, {_size(node)} in the cell)"
+        if not why and (len(leaves) != N_STATES[cell] or any(tuple(s.shape) != (batch, hidden_size) for s in leaves)):
+            why = f"its state ({_describe(state)}) is not the {name}'s carry"
+        if why:
+            return None, None, f"{why}: the reference's equations do not apply", (), False, ""
+        return "flax", cell, "", tuple(path), False, FLAX_VARIANTS.get(type(node), "")
+    if has_export(module):
+        access, cell, why, recurrent_bias, variant = export_access(module, input_size, hidden_size)
+        if cell is not None and (
+            len(leaves) != N_STATES[cell] or any(tuple(s.shape) != (batch, hidden_size) for s in leaves)
+        ):
+            form = "(h, c), each" if N_STATES[cell] == 2 else "h"
+            return None, None, f"its state ({_describe(state)}) is not {form} (batch, hidden)", (), False, ""
+        return access, cell, why, (), recurrent_bias, variant
+    found = f"{len(cells)} of Flax's cells" if cells else "none of Flax's cells"
+    return None, None, (
+        f"its module has {found} ({', '.join(c.__name__ for c in FLAX_CELLS)}) holding all its parameters, "
+        "and no export_weights()/import_weights() in the canonical layout of adapters/reference.py"
+    ), (), False, ""  # fmt: skip
+
+
+def takes_lengths(module: nnx.Module) -> bool:
+    try:
+        return LENGTHS in inspect.signature(type(module).__call__).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _lengths_support(module: nnx.Module, made: str, x: jax.Array, state: Any) -> str:
+    """'' when the module runs a right-padded batch with `seq_lengths` (as nnx.RNN takes them) and
+    hands back y and a state of the usual form; else why not, in words."""
+    if not takes_lengths(module):
+        return f"its module's __call__ takes no {LENGTHS} keyword (nnx.RNN's), so no padded batch can be handed in"
+    b, t = x.shape[0], x.shape[1]
+    lengths = [1 + (k * (t - 1)) // max(b - 1, 1) for k in range(b)]
+    call = f"{made}(x, state, {LENGTHS}={lengths})"
+    try:
+        _, final = check_forward(module(x, state, **{LENGTHS: jnp.asarray(lengths)}), call, b, t)
+    except AdapterError as exc:
+        return str(exc)
+    except Exception as exc:
+        return f"{call} raised {first_line(exc)}"
+    if jax.tree.structure(final) != jax.tree.structure(state):
+        return f"{call} returned a state of {_describe(final)}, not {_describe(state)} as without lengths"
+    return ""
 
 
 def _traced(module: nnx.Module, made: str, x: jax.Array, state: Any = None) -> None:

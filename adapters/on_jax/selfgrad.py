@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from rnn_behaviour.adapters.on_jax.layer import to_dtype
+
 
 class JaxDifferentiable:
     """The module (split into its graph, parameters and the rest) with the loss
@@ -21,6 +23,10 @@ class JaxDifferentiable:
 
     def __init__(self, module: nnx.Module, dtype: str) -> None:
         self.dtype = dtype
+        if dtype == "float64":  # a copy whose parts that fix their dtype (nnx.SimpleCell's float32) compute in float64
+            with jax.enable_x64(True):
+                module = nnx.merge(*nnx.split(module))
+                to_dtype(module, dtype)
         self.graphdef, params, self.rest = nnx.split(module, nnx.Param, ...)
         paths, self.treedef = jax.tree_util.tree_flatten_with_path(params)
         self.names = [jax.tree_util.keystr(path) for path, _ in paths]

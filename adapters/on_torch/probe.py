@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.utils._pytree as pytree
@@ -20,18 +20,14 @@ from rnn_behaviour.adapters.custom import (
     PROBE_HIDDEN,
     PROBE_INPUT,
     PROBE_TIME,
-    cell_from_keys,
     cell_from_rows,
     declared_stateless,
+    export_access,
     first_line,
+    has_export,
     read_declaration,
 )
-from rnn_behaviour.adapters.reference import (
-    N_STATES,
-    VARIANTS,
-    has_recurrent_bias,
-    needs_recurrent_bias,
-)
+from rnn_behaviour.adapters.reference import N_STATES
 
 Factory = Callable[[int, int], nn.Module]
 
@@ -245,16 +241,9 @@ def _weight_access(
 ) -> tuple[str | None, str | None, str, bool, str]:
     """(access, cell, why not, recurrent bias, variant)."""
     access, cell, why_not = _access(module, input_size, hidden_size)
-    if access != "export" or cell is None:
+    if access != "export":
         return access, cell, why_not, True, ""
-    exported = cast(Any, module).export_weights()
-    variant = str(getattr(module, "variant", "") or "")
-    if variant not in VARIANTS[cell]:
-        forms = ", ".join(repr(v) for v in VARIANTS[cell])
-        return None, None, f"its variant {variant!r} is not one of the {cell}'s ({forms})", True, ""
-    if needs_recurrent_bias(cell, variant) and not has_recurrent_bias(exported):
-        return None, None, "its export has no bh_*, which a reset-after GRU needs (variant 'reset_before'?)", True, ""
-    return access, cell, why_not, has_recurrent_bias(exported), variant
+    return export_access(module, input_size, hidden_size)
 
 
 def _access(module: nn.Module, input_size: int, hidden_size: int) -> tuple[str | None, str | None, str]:
@@ -284,13 +273,8 @@ def _access(module: nn.Module, input_size: int, hidden_size: int) -> tuple[str |
                 ),
             )
         return "standard", cell, ""
-    if callable(getattr(module, "export_weights", None)) and callable(getattr(module, "import_weights", None)):
-        try:
-            exported = cast(Any, module).export_weights()
-        except Exception as exc:
-            return None, None, f"its export_weights() raised {first_line(exc)}"
-        cell, problem = cell_from_keys(exported, input_size, hidden_size)
-        return ("export", cell, "") if cell else (None, None, f"its {problem}")
+    if has_export(module):
+        return "export", None, ""
     return (
         None,
         None,
