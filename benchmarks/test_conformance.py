@@ -39,7 +39,7 @@ def subject(conformance: Conformance, matrix: Matrix, request: pytest.FixtureReq
         pytest.skip(reason)
     counterpart = None
     if "counterpart" in CHECKS_BY_NAME[conformance.check].needs:
-        other = counterpart_name(adapter)
+        other = counterpart_name(adapter, matrix.adapters)
         if other is None or other not in matrix.adapters:
             pytest.skip(f"{conformance.adapter} names no cell (adapter.cell): no counterpart to transplant to")
         try:

@@ -17,10 +17,11 @@ run. This package imports no framework.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rnn_behaviour.adapters import reference as ref
 from rnn_behaviour.adapters.base import DEVICE_VARIABLE, Capabilities
 from rnn_behaviour.benchmarks.conformance import (
     caller,
@@ -92,13 +93,28 @@ class Conformance:
         )  # fmt: skip
 
 
-def counterpart_name(adapter: Any) -> str | None:
-    """The built-in of the other framework with the same cell: torch-X <-> keras-X; a user adapter
-    is compared with torch-X. None when the adapter does not say its cell."""
+#: The transplant triangle: each framework's built-ins move to the next one's, and the last one's to
+#: the first, so that every pair is covered once, each way; a user adapter moves to torch's.
+TRIANGLE = ("torch", "keras", "flax")
+
+
+def counterpart_name(adapter: Any, available: Collection[str] = ()) -> str | None:
+    """The built-in of the next framework in `TRIANGLE` with the same cell (torch-X -> keras-X ->
+    flax-X -> torch-X), or the one after it when that is not among the `available` adapters (a
+    missing framework or a narrowed run); a user adapter is compared with torch-X, else the first
+    available. None when the adapter does not say its cell."""
     cell = getattr(adapter, "cell", None)
     if cell not in GATES:
         return None
-    return f"keras-{cell}" if getattr(adapter, "framework", "") == "torch" else f"torch-{cell}"
+    name = str(getattr(adapter, "name", ""))
+    own = next((f for f in TRIANGLE if name == f"{f}-{cell}"), None)
+    if own is None:
+        order = list(TRIANGLE)
+    else:
+        k = TRIANGLE.index(own)
+        order = [TRIANGLE[(k + step) % len(TRIANGLE)] for step in range(1, len(TRIANGLE))]
+    names = [f"{f}-{cell}" for f in order]
+    return next((n for n in names if n in available), names[0])
 
 
 def skip_reason(
@@ -138,10 +154,13 @@ def skip_reason(
 
 
 def counterpart_skip(adapter: Any, counterpart: Any) -> str | None:
-    """Why a transplant between the two cannot be: their cells are in different variants (a
-    reset-before and a reset-after GRU compute differently on any weights), or None."""
+    """Why a transplant between the two cannot be, either way: their cells are in forms that
+    compute differently on any weights (a reset-before and a reset-after GRU), or None. A default
+    GRU and a no_bhn one can: the no_bhn one's weights move into the default form (bh_n = 0), and
+    the transplant checks judge each direction that holds and say why the other does not."""
     mine, theirs = (str(getattr(a, "variant", "") or "") for a in (adapter, counterpart))
-    if mine == theirs:
+    cell = str(getattr(adapter, "cell", ""))
+    if mine == theirs or not ref.holds(cell, mine, theirs) or not ref.holds(cell, theirs, mine):
         return None
     cell = getattr(adapter, "cell", "cell")
     default = "reset_after, the default form" if cell == "gru" else "the default form"

@@ -129,11 +129,16 @@ class Subject:
         return layer
 
 
-def load(layer: Layer, cell: str, weights: Mapping[str, np.ndarray]) -> None:
+def load(layer: Layer, cell: str, weights: Mapping[str, np.ndarray], moved: bool = False) -> None:
     """Import canonical weights (the full layout, with bh_*) into `layer`, folded into the layout its
-    export has (bh into b when it has none: the same maths, so the reference runs on the full ones)."""
+    export has (bh into b when it has none: the same maths, so the reference runs on the full ones).
+    Drawn weights are first brought into the layer's form (`reference.in_form`: a no_bhn GRU's bh_n
+    is 0, as the reference in that variant computes); `moved` weights (another layer's export) are
+    not, so a form that cannot hold them raises `reference.CannotHold`."""
+    variant = str(getattr(layer, "variant", "") or "")
     recurrent_bias = ref.has_recurrent_bias(layer.export_weights())
-    layer.import_weights(ref.to_layout(cell, weights, recurrent_bias, str(getattr(layer, "variant", "") or "")))
+    given = weights if moved else ref.in_form(cell, weights, variant)
+    layer.import_weights(ref.to_layout(cell, given, recurrent_bias, variant))
 
 
 def layer_adapter(name: str, adapter: Any) -> LayerAdapter:

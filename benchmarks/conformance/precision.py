@@ -105,7 +105,8 @@ def run_dtype(layer: Layer, cell: str, dtype: str) -> tuple[float, float, str, i
     for regime, seed, length in CASES:
         g = rng(100 * seed + length)
         make = ref.random_weights if regime == "random" else saturating_weights
-        weights = {k: round_to(v, dtype) for k, v in make(cell, INPUT, HIDDEN, g).items()}
+        drawn = ref.in_form(cell, make(cell, INPUT, HIDDEN, g), str(getattr(layer, "variant", "") or ""))
+        weights = {k: round_to(v, dtype) for k, v in drawn.items()}
         layer.import_weights(weights)
         x = round_to(g.normal(0.0, 1.0, (BATCH, length, INPUT)), dtype)
         state = ref.pack_state(cell, [round_to(s, dtype) for s in arrays(random_state(cell, BATCH, HIDDEN, g))])

@@ -110,7 +110,7 @@ def reference_case(
     H=256, is most of the check's time, and every adapter of a cell runs the same cases."""
     g = rng(seed)
     make = ref.saturating_weights if regime.saturating else ref.random_weights
-    weights = ref.rounded(make(cell, regime.input_size, hidden_size, g))
+    weights = ref.rounded(ref.in_form(cell, make(cell, regime.input_size, hidden_size, g), variant))
     x = float32(g.normal(0.0, 1.0, (regime.batch, max(regime.lengths), regime.input_size)))
     state = initial = random_state(cell, regime.batch, hidden_size, g)
     runs, ys, done = [], [], 0

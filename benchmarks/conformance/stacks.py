@@ -20,7 +20,7 @@ import numpy as np
 from rnn_behaviour.adapters import reference_stack as rs
 from rnn_behaviour.adapters.base import AdapterError
 from rnn_behaviour.adapters.custom import first_line
-from rnn_behaviour.adapters.reference import rounded
+from rnn_behaviour.adapters.reference import in_form, rounded
 from rnn_behaviour.benchmarks.conformance.common import (
     PARITY_ATOL,
     TOL,
@@ -97,7 +97,8 @@ def _compare(subject: Subject, layers: int, bidirectional: bool) -> tuple[float,
     worst = 0.0
     for seed in SEEDS:
         g = rng(200 + seed)
-        w = {k: rounded(v) for k, v in rs.random_stack_weights(cell, INPUT, HIDDEN, layers, bidirectional, g).items()}
+        drawn = rs.random_stack_weights(cell, INPUT, HIDDEN, layers, bidirectional, g)
+        w = {k: rounded(in_form(cell, v, subject.variant)) for k, v in drawn.items()}
         stack.import_weights(w)
         x = float32(g.normal(0.0, 1.0, (BATCH, LENGTH, INPUT)))
         state = rs.random_stack_state(cell, BATCH, HIDDEN, layers, bidirectional, g)
