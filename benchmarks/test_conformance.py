@@ -14,7 +14,7 @@ from rnn_behaviour.benchmarks.conformance import (
     TASK,
     Conformance,
     Subject,
-    counterpart_name,
+    counterpart_names,
     counterpart_skip,
     run,
     skip_reason,
@@ -39,13 +39,18 @@ def subject(conformance: Conformance, matrix: Matrix, request: pytest.FixtureReq
         pytest.skip(reason)
     counterpart = None
     if "counterpart" in CHECKS_BY_NAME[conformance.check].needs:
-        other = counterpart_name(adapter, matrix.adapters)
-        if other is None or other not in matrix.adapters:
+        names = [n for n in counterpart_names(adapter) if n in matrix.adapters and n != conformance.adapter]
+        if not names:
             pytest.skip(f"{conformance.adapter} names no cell (adapter.cell): no counterpart to transplant to")
-        try:
-            counterpart = matrix.adapter(other)
-        except CellSkipped as exc:
-            pytest.skip(f"counterpart {exc}")
+        missing = []
+        for other in names:  # the next framework's built-in, or the one after when its framework is missing
+            try:
+                counterpart = matrix.adapter(other)
+                break
+            except CellSkipped as exc:
+                missing.append(f"counterpart {exc}")
+        else:
+            pytest.skip("; ".join(missing))
         reason = counterpart_skip(adapter, counterpart)
         if reason:
             pytest.skip(reason)

@@ -17,7 +17,7 @@ run. This package imports no framework.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +59,17 @@ ORDER = (
     "bad_input", "trained_transplant", "device_parity",
 )  # fmt: skip
 FAMILIES = (
-    weights, regimes, state, selfconsistency, gradients, selfgrad, caller, precision, stacks, training, robustness,
+    weights,
+    regimes,
+    state,
+    selfconsistency,
+    gradients,
+    selfgrad,
+    caller,
+    precision,
+    stacks,
+    training,
+    robustness,
     device,
 )
 _ALL = {c.name: c for family in FAMILIES for c in family.CHECKS}
@@ -69,7 +79,7 @@ CHECKS_BY_NAME = {check.name: check for check in CHECKS}
 
 __all__ = [
     "CHECKS", "CHECKS_BY_NAME", "SWAP_MARGIN", "TASK", "VERSION", "Conformance", "ConformanceCheck", "Outcome",
-    "Subject", "counterpart_name", "counterpart_skip", "run", "skip_reason",
+    "Subject", "counterpart_name", "counterpart_names", "counterpart_skip", "run", "skip_reason",
 ]  # fmt: skip
 
 
@@ -98,23 +108,24 @@ class Conformance:
 TRIANGLE = ("torch", "keras", "flax")
 
 
-def counterpart_name(adapter: Any, available: Collection[str] = ()) -> str | None:
-    """The built-in of the next framework in `TRIANGLE` with the same cell (torch-X -> keras-X ->
-    flax-X -> torch-X), or the one after it when that is not among the `available` adapters (a
-    missing framework or a narrowed run); a user adapter is compared with torch-X, else the first
-    available. None when the adapter does not say its cell."""
+def counterpart_names(adapter: Any) -> list[str]:
+    """The built-ins an adapter's transplants go to, in order of preference: the next framework's
+    in `TRIANGLE` with the same cell (torch-X -> keras-X -> flax-X -> torch-X), then the one after
+    it (when the next one's framework is missing or the run leaves it out); a user adapter's are
+    torch-X, keras-X, flax-X. Empty when the adapter does not say its cell."""
     cell = getattr(adapter, "cell", None)
     if cell not in GATES:
-        return None
+        return []
     name = str(getattr(adapter, "name", ""))
     own = next((f for f in TRIANGLE if name == f"{f}-{cell}"), None)
-    if own is None:
-        order = list(TRIANGLE)
-    else:
-        k = TRIANGLE.index(own)
-        order = [TRIANGLE[(k + step) % len(TRIANGLE)] for step in range(1, len(TRIANGLE))]
-    names = [f"{f}-{cell}" for f in order]
-    return next((n for n in names if n in available), names[0])
+    k = -1 if own is None else TRIANGLE.index(own)
+    order = [TRIANGLE[(k + step) % len(TRIANGLE)] for step in range(1, len(TRIANGLE) + 1)]
+    return [f"{f}-{cell}" for f in order if f != own]
+
+
+def counterpart_name(adapter: Any) -> str | None:
+    """The first of `counterpart_names`, or None."""
+    return next(iter(counterpart_names(adapter)), None)
 
 
 def skip_reason(
