@@ -25,6 +25,11 @@ class AdapterError(ValueError):
     """An adapter could not be found, loaded or used as asked; the message says why."""
 
 
+class DeviceUnavailable(AdapterError):
+    """The run's `--device` is not there for this adapter's framework (e.g. `--device cuda` with a
+    CPU-only jaxlib beside a CUDA torch): its rows are skipped with the reason, not failed."""
+
+
 #: `--device` choices. The plugin hands the choice to the adapters (and pytest-xdist workers)
 #: through the environment variable below; each framework's adapter decides what it means there.
 DEVICES = ("cpu", "cuda", "auto")

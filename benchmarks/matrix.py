@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from rnn_behaviour.adapters import BUILTINS, Adapter, AdapterRef
-from rnn_behaviour.adapters.base import FitLog, Model
+from rnn_behaviour.adapters.base import DeviceUnavailable, FitLog, Model
 from rnn_behaviour.benchmarks.diagnosis import Level, Projection, TooSlow, diagnose, near_gate, reference_level
 from rnn_behaviour.benchmarks.records import RECORDS_PROPERTY, failure_message, finite_or_none, new_record, verdict
 from rnn_behaviour.benchmarks.restarts import restart
@@ -139,6 +139,8 @@ class Matrix:
                 self._loaded[name] = self.adapters[name].load()
             except ImportError as exc:
                 self._loaded[name] = CellSkipped(f"{name}: its framework is not installed ({exc})")
+            except DeviceUnavailable as exc:
+                self._loaded[name] = CellSkipped(f"{name}: {exc}")
             except Exception as exc:
                 self._loaded[name] = TrainingFailed(f"{name}: could not load the adapter: {type(exc).__name__}: {exc}")
         __tracebackhide__ = True

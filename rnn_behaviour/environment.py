@@ -61,9 +61,25 @@ def framework_problem(adapter_specs: Sequence[str]) -> str | None:
     )
 
 
-def device_problem(device: str) -> str | None:
-    """`--device cuda` where torch sees no GPU (a CPU-only build, or no driver), in one line."""
-    if device != "cuda" or not has("torch"):
+def device_problem(device: str, adapter_specs: Sequence[str] = ()) -> str | None:
+    """`--device cuda` where torch sees no GPU (a CPU-only build, or no driver), or where the run
+    is JAX's (no torch, or a `jax:` adapter) and jax sees none, in one line. (A CPU-only jaxlib
+    beside a CUDA torch only skips the flax-* built-ins, with the reason.)"""
+    if device != "cuda":
+        return None
+    jax_rows = any(spec.split("=", 1)[-1].startswith("jax:") for spec in adapter_specs)
+    if has("jax") and (jax_rows or not has("torch")):
+        import jax
+
+        try:
+            jax.devices("gpu")
+        except RuntimeError:  # no GPU backend in this jaxlib, or no device
+            return (
+                f"rnn-behaviour: --device cuda, but jax {jax.__version__} sees no GPU (jax.devices() is "
+                f"{jax.devices()}): install a CUDA jaxlib (pip install 'jax[cuda12]') where a GPU is visible, or use "
+                "--device cpu"
+            )
+    if not has("torch"):
         return None
     import torch
 
@@ -78,7 +94,7 @@ def device_problem(device: str) -> str | None:
 
 def problem(device: str, adapter_specs: Sequence[str]) -> str | None:
     """The first thing this environment lacks for the run, as one line, or None."""
-    return pytest_problem() or framework_problem(adapter_specs) or device_problem(device)
+    return pytest_problem() or framework_problem(adapter_specs) or device_problem(device, adapter_specs)
 
 
 def accelerator(device: str) -> dict[str, str] | None:

@@ -32,6 +32,7 @@ from flax import nnx
 from rnn_behaviour.adapters.base import (
     AdapterError,
     Capabilities,
+    DeviceUnavailable,
     FitLog,
     NoState,
     StopFn,
@@ -59,7 +60,10 @@ def select_device() -> jax.Device:
     request = device_request()
     gpus = [] if request == "cpu" else _gpus()
     if request == "cuda" and not gpus:
-        raise AdapterError(f"--device cuda, but jax {jax.__version__} sees no GPU (jax.devices() is {jax.devices()})")
+        raise DeviceUnavailable(
+            f"--device cuda, but jax {jax.__version__} sees no GPU (jax.devices() is {jax.devices()}): install a "
+            "CUDA jaxlib (pip install 'jax[cuda12]') for its rows on the GPU"
+        )
     device = gpus[0] if gpus else jax.devices("cpu")[0]
     jax.config.update("jax_default_device", device)
     return device
