@@ -81,10 +81,10 @@ class JaxLSTM(nnx.Module):
 
     def import_weights(self, weights: dict[str, np.ndarray]) -> None:
         """The canonical layout in; a recurrent bias bh_* (PyTorch's bias_hh) is folded into b."""
-        b = {g: np.asarray(weights[f"b_{g}"]) + np.asarray(weights.get(f"bh_{g}", 0.0)) for g in GATES}
-        self.kernel[...] = jnp.concatenate([jnp.asarray(weights[f"W_{g}"]) for g in GATES], axis=-1)
-        self.recurrent_kernel[...] = jnp.concatenate([jnp.asarray(weights[f"U_{g}"]) for g in GATES], axis=-1)
-        self.bias[...] = jnp.concatenate([jnp.asarray(b[g], jnp.float32) for g in GATES])
+        given = {**weights, **{f"b_{g}": weights[f"b_{g}"] + weights.get(f"bh_{g}", 0.0) for g in GATES}}
+        for role, param in (("W", self.kernel), ("U", self.recurrent_kernel), ("b", self.bias)):
+            whole = np.concatenate([np.asarray(given[f"{role}_{g}"]) for g in GATES], axis=-1)
+            param[...] = jnp.asarray(whole, param[...].dtype)  # in the parameter's own dtype (float16 too)
 
 
 def jax_lstm(input_size: int, hidden_size: int, *, rngs: nnx.Rngs) -> JaxLSTM:
