@@ -73,6 +73,17 @@ EXPECTATIONS: tuple[Expectation, ...] = (
         )
         for check in ("one_step", "rollout", "beats_persistence")
     ),
+    *(
+        Expectation(
+            "flax-rnn",
+            "sine_rollout",
+            check,
+            "nnx.SimpleCell (lecun-normal input kernel, orthogonal recurrent) meets the one-step criterion on "
+            "10/10 seeds but its closed-loop forecast drifts on 7/10 (standard = smoke budget: rollout RMSE "
+            "median 1.04 against 0.25, ratio to persistence 0.85; keras-rnn passes 10/10)",
+        )
+        for check in ("rollout", "beats_persistence")
+    ),
     Expectation(
         "*-rnn",
         "adding",
