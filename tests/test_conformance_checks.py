@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -106,6 +107,43 @@ def test_missing_capabilities_are_skip_reasons() -> None:
     assert "Capabilities.native_module is False" in str(conformance.skip_reason("caller_data", "mine", plain))
     assert conformance.skip_reason("streaming", "mine", plain) is None
     assert conformance.counterpart_name(fake_layers.ReferenceLSTM()) == "torch-lstm"
+
+
+def _named(name: str, cell: str = "lstm", variant: str = "") -> SimpleNamespace:
+    return SimpleNamespace(name=name, cell=cell, variant=variant)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_the_transplant_counterparts_go_round_the_triangle_and_fall_back_past_a_missing_one(cell: str) -> None:
+    """torch -> keras -> flax -> torch when all are there; the one after when the next is missing;
+    the next by name when none of the others is (the caller then says it cannot be loaded)."""
+    every = {f"{f}-{cell}" for f in conformance.TRIANGLE}
+    assert conformance.TRIANGLE == ("torch", "keras", "flax")
+    for own, following in (("torch", "keras"), ("keras", "flax"), ("flax", "torch")):
+        assert conformance.counterpart_name(_named(f"{own}-{cell}", cell), every) == f"{following}-{cell}"
+    assert conformance.counterpart_name(_named(f"torch-{cell}", cell), {f"flax-{cell}"}) == f"flax-{cell}"
+    assert conformance.counterpart_name(_named(f"keras-{cell}", cell), {f"torch-{cell}"}) == f"torch-{cell}"
+    assert conformance.counterpart_name(_named(f"flax-{cell}", cell), {f"keras-{cell}"}) == f"keras-{cell}"
+    assert conformance.counterpart_name(_named(f"flax-{cell}", cell), {f"flax-{cell}"}) == f"torch-{cell}"
+    # A user adapter: torch's built-in, else the first of the others that is there.
+    assert conformance.counterpart_name(_named("mine", cell), every) == f"torch-{cell}"
+    assert conformance.counterpart_name(_named("mine", cell), {f"flax-{cell}", f"keras-{cell}"}) == f"keras-{cell}"
+    assert conformance.counterpart_name(_named("mine", cell), {f"flax-{cell}"}) == f"flax-{cell}"
+    assert conformance.counterpart_name(_named("mine", "mingru")) is None  # a cell the reference does not know
+
+
+def test_a_default_and_a_no_bhn_gru_can_transplant_but_two_forms_that_compute_differently_cannot() -> None:
+    torch_gru, flax_gru = _named("torch-gru", "gru"), _named("flax-gru", "gru", "no_bhn")
+    assert conformance.counterpart_skip(torch_gru, flax_gru) is None  # each direction judged where it holds
+    assert conformance.counterpart_skip(flax_gru, torch_gru) is None
+    reason = conformance.counterpart_skip(_named("keras-gru-rb", "gru", "reset_before"), torch_gru)
+    assert reason == (
+        "no transplant between keras-gru-rb (reset_before) and torch-gru (reset_after, the default form): the two "
+        "forms of the gru compute differently on any weights, so none can move across"
+    )
+    assert conformance.counterpart_skip(torch_gru, _named("keras-gru-rb", "gru", "reset_before")) is not None
+    assert conformance.counterpart_skip(flax_gru, _named("keras-gru-rb", "gru", "reset_before")) is not None
+    assert conformance.counterpart_skip(_named("torch-lstm"), _named("flax-lstm")) is None
 
 
 def _clean(x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:

@@ -2,8 +2,12 @@
 
 The load-time probe's one-line errors; the model's contract (shapes, the state handed back, seeding,
 a train step, UNSCORED targets, the clip norm); a correct hand-written NNX LSTM (tests/jax_modules.py:
-a `jax.lax.scan` loop, no validation of its own) passes count_steps at smoke and every conformance
-check that applies; planted defects fail the check that is there to catch them. Skipped without jax.
+a `jax.lax.scan` loop, no validation of its own, its weights through export_weights()/import_weights(),
+padded batches through seq_lengths) passes count_steps at smoke and every conformance check that
+applies; planted defects (a dropped state, swapped gates, a backward stopped at the carry, padded
+steps that update the state) fail the check that is there to catch them, and the built-ins flax-lstm
+and flax-gru pass those checks; flax-gru's transplant names the direction its form cannot hold; the
+probe's one-line reasons for turning weight_io or variable_length off. Skipped without jax.
 """
 
 from __future__ import annotations
@@ -19,8 +23,15 @@ pytest.importorskip("jax")
 pytest.importorskip("flax")
 pytest.importorskip("optax")
 
-from rnn_behaviour.adapters import AdapterError, resolve
-from rnn_behaviour.benchmarks.conformance import CHECKS, Subject, run, skip_reason
+from rnn_behaviour.adapters import BUILTINS, AdapterError, resolve
+from rnn_behaviour.benchmarks.conformance import (
+    CHECKS,
+    CHECKS_BY_NAME,
+    Subject,
+    counterpart_name,
+    run,
+    skip_reason,
+)
 from rnn_behaviour.benchmarks.matrix import Cell, Matrix
 from rnn_behaviour.tasks import TASKS
 from rnn_behaviour.tasks.base import UNSCORED, Budget
@@ -203,32 +214,123 @@ def test_a_dropped_state_fails_carry_state() -> None:
     assert not result.passed and "the state handed back in is ignored" in result.detail, result.detail
 
 
-#: Conformance checks a JAX module cannot get yet, and the reason they are skipped with.
-NOT_APPLICABLE = {"device_parity": "this adapter is not PyTorch"}
+#: Why a check cannot apply to the hand-written LSTM (and what must say so): it takes neither of
+#: nn.LSTM's stacking keywords, and device_parity is PyTorch's.
+NOT_APPLICABLE = {
+    "stacked": "takes no num_layers keyword (nn.LSTM's); nothing to stack",
+    "bidirectional": "takes no bidirectional keyword (nn.LSTM's); nothing to stack",
+    "device_parity": "this adapter is not PyTorch",
+}
+
+
+def _outcome(mine: Any, check: str) -> tuple[str | None, Any]:
+    """(why the check does not apply, None) or (None, its outcome), its counterpart (torch's built-in
+    of the same cell: the triangle's next from flax-*, the one a user adapter is compared with) loaded."""
+    reason = skip_reason(check, mine.name, mine.capabilities, mine.capability_notes, mine)
+    if reason is not None:
+        return reason, None
+    counterpart = None
+    if "counterpart" in CHECKS_BY_NAME[check].needs:
+        pytest.importorskip("torch")
+        counterpart = adapter(str(counterpart_name(mine)))
+    outcome = run(check, Subject(mine.name, mine, counterpart))
+    return outcome.skipped or None, outcome
 
 
 @pytest.mark.parametrize("check", [c.name for c in CHECKS])
 def test_a_handwritten_nnx_lstm_passes_every_conformance_check_that_applies(check: str) -> None:
-    mine = adapter(HAND)
-    reason = skip_reason(check, mine.name, mine.capabilities, mine.capability_notes, mine)
-    if reason is None:
-        outcome = run(check, Subject(mine.name, mine))
-        reason = outcome.skipped or None
-    if reason is not None:
-        expected = NOT_APPLICABLE.get(check, "the jax adapter reads no weights yet")
-        assert expected in reason, reason
+    """Its export_weights()/import_weights() (the canonical layout, no bh_*) and seq_lengths give
+    it every weight check and variable_length; those that do not apply say why."""
+    reason, outcome = _outcome(adapter(HAND), check)
+    if check in NOT_APPLICABLE:
+        assert reason is not None and NOT_APPLICABLE[check] in reason, reason
         return
+    assert reason is None, reason
     assert outcome.passed, outcome.detail
 
 
-@pytest.mark.parametrize(
-    ("spec", "check", "says"),
-    [
-        ("dropped=jax:tests.jax_modules:dropped_state", "streaming", "the state passed in is dropped"),
-        ("stopped=jax:tests.jax_modules:stopped_carry", "self_gradients", "autograd"),
-    ],
-)
+#: Each planted defect (tests/jax_modules.py, one bug each), the check that must catch it and what
+#: its detail must say is wrong.
+PLANTED = [
+    ("dropped=jax:tests.jax_modules:dropped_state", "streaming", "the state passed in is dropped"),
+    ("swapped=jax:tests.jax_modules:swapped_gates", "forward_parity",
+     "the gates permuted (i reads f, f reads i): the layer does not read the canonical gate order i, f, g, o"),
+    ("swapped=jax:tests.jax_modules:swapped_gates", "gate_order", "the gates permuted (i reads f, f reads i)"),
+    ("stopped=jax:tests.jax_modules:stopped_carry", "gradients", "no gradient reaches the initial state"),
+    ("stopped=jax:tests.jax_modules:stopped_carry", "self_gradients", "autograd's d/dx there is exactly 0"),
+    ("padded=jax:tests.jax_modules:padded_steps", "variable_length",
+     "it is the state after all 12 steps, padding included (h_T), not the one at its last valid step 5: the padded "
+     "steps are run"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("spec", "check", "says"), PLANTED)
 def test_a_planted_jax_defect_fails_its_check(spec: str, check: str, says: str) -> None:
     mine = adapter(spec)
+    assert mine.capabilities.weight_io and mine.capabilities.variable_length  # so each check runs
     outcome = run(check, Subject(mine.name, mine))
     assert not outcome.skipped and not outcome.passed and says in outcome.detail, outcome.detail
+
+
+@pytest.mark.parametrize("check", sorted({check for _, check, _ in PLANTED}))
+@pytest.mark.parametrize("name", ["flax-lstm", "flax-gru"])
+def test_the_flax_builtins_pass_the_checks_that_catch_the_planted_defects(name: str, check: str) -> None:
+    """What the planted defects fail, Flax's own cells pass (the hand-written LSTM: above, with every
+    other check); flax-gru in its no_bhn form."""
+    reason, outcome = _outcome(adapter(name), check)
+    assert reason is None, reason
+    assert outcome.passed, outcome.detail
+    if name == "flax-gru" and "weight_io" in CHECKS_BY_NAME[check].needs:
+        assert outcome.detail.startswith("[no_bhn GRU] "), outcome.detail
+
+
+def test_flax_gru_transplants_into_torch_and_names_the_direction_it_cannot_hold() -> None:
+    """torch-gru's initial bias_hh has a b_hn nnx.GRUCell has no place for: that direction is not
+    judged, and its detail says why (google/flax#5594); the other is, and passes."""
+    pytest.importorskip("torch")
+    mine = adapter("flax-gru")
+    assert counterpart_name(mine, BUILTINS) == "torch-gru"
+    outcome = run("transplant", Subject(mine.name, mine, adapter("torch-gru")))
+    assert outcome.passed and not outcome.skipped, outcome.detail
+    assert "flax-gru -> torch-gru max |diff|" in outcome.detail, outcome.detail
+    assert "torch-gru -> flax-gru not judged: the no_bhn GRU (Flax's nnx.GRUCell)" in outcome.detail, outcome.detail
+    assert "google/flax#5594" in outcome.detail and "|bh_n| up to" in outcome.detail, outcome.detail
+
+
+# --- the probe's one-line reasons for a capability it turns off ------------------------------------
+
+#: A module the probe accepts with weight_io (and with it variable_length) off, and why.
+NO_WEIGHTS = {
+    "two_cells": "its module has 2 of Flax's cells (LSTMCell, OptimizedLSTMCell, GRUCell, SimpleCell) where weight "
+    "conformance needs exactly one holding all its parameters, and no export_weights()/import_weights()",
+    "extra_scale": "it has parameters outside its LSTMCell (453 in all, 448 in the cell): the reference's equations "
+    "do not apply",
+}
+
+
+@pytest.mark.parametrize("factory", list(NO_WEIGHTS))
+def test_a_module_beside_or_beyond_one_flax_cell_gets_weight_io_off_with_the_reason(factory: str) -> None:
+    mine = adapter(f"jax:tests.jax_modules:{factory}")
+    assert not mine.capabilities.weight_io and not mine.capabilities.variable_length
+    assert mine.info.access is None and NO_WEIGHTS[factory] in mine.capability_notes["weight_io"]
+    reason = str(skip_reason("forward_parity", mine.name, mine.capabilities, mine.capability_notes, mine))
+    assert reason.startswith(f"{factory}: no weight conformance: ") and NO_WEIGHTS[factory] in reason, reason
+    assert "\n" not in reason
+    assert mine.capabilities.state and mine.capabilities.native_module  # the checks without weights still run
+
+
+def test_a_module_whose_call_takes_no_seq_lengths_gets_variable_length_off_with_the_reason() -> None:
+    mine = adapter("jax:tests.jax_modules:no_lengths")
+    assert mine.capabilities.weight_io and (mine.info.access, mine.cell) == ("flax", "lstm")
+    assert not mine.capabilities.variable_length
+    reason = str(skip_reason("variable_length", mine.name, mine.capabilities, mine.capability_notes, mine))
+    assert reason == (
+        "no_lengths: no variable-length check: its module's __call__ takes no seq_lengths keyword (nnx.RNN's), so "
+        "no padded batch can be handed in"
+    )
+
+
+def test_the_handwritten_lstm_is_reached_through_its_export_with_padded_batches() -> None:
+    mine = adapter(HAND)
+    assert (mine.info.access, mine.cell, mine.info.recurrent_bias, mine.variant) == ("export", "lstm", False, "")
+    assert mine.capabilities.weight_io and mine.capabilities.variable_length and mine.capability_notes == {}

@@ -165,3 +165,57 @@ def test_either_layout_is_accepted_except_a_reset_after_gru_without_bh() -> None
         ref.check_weights("gru", 2, 3, gru)
     with pytest.raises(AdapterError, match="unknown variant 'reset_later' of the gru"):
         ref.check_weights("gru", 2, 3, gru, "reset_later")
+
+
+# --- the no_bhn GRU (Flax's nnx.GRUCell: no recurrent bias on the candidate) ---------------------
+
+
+def test_a_no_bhn_gru_cannot_hold_a_bh_n_and_says_so_naming_the_flax_issue() -> None:
+    w = ref.random_weights("gru", 2, 3, np.random.default_rng(8))
+    assert np.abs(w["bh_n"]).max() > 0
+    with pytest.raises(ref.CannotHold) as info:
+        ref.to_layout("gru", w, False, "no_bhn")
+    message = str(info.value)
+    assert "google/flax#5594" in message and "bh_n (PyTorch's b_hn, the last block of bias_hh) must be 0" in message
+    assert f"these weights have |bh_n| up to {np.abs(w['bh_n']).max():.3g}" in message
+    assert isinstance(info.value, AdapterError) and "\n" not in message  # a limit of the form, in one line
+
+
+def test_a_no_bhn_gru_folds_bh_z_and_bh_r_into_b_when_bh_n_is_0() -> None:
+    w = ref.in_form("gru", ref.random_weights("gru", 2, 3, np.random.default_rng(9)), "no_bhn")
+    assert not w["bh_n"].any() and w["bh_z"].any() and w["bh_r"].any()
+    folded = ref.to_layout("gru", w, False, "no_bhn")
+    assert set(folded) == set(ref.weight_shapes("gru", 2, 3, recurrent_bias=False))
+    np.testing.assert_array_equal(folded["b_z"], w["b_z"] + w["bh_z"])
+    np.testing.assert_array_equal(folded["b_r"], w["b_r"] + w["bh_r"])
+    np.testing.assert_array_equal(folded["b_n"], w["b_n"])
+    ref.check_weights("gru", 2, 3, folded, "no_bhn")  # its layout has no bh_*
+    g = np.random.default_rng(10)
+    x, h = g.normal(size=(2, 4, 2)), g.normal(size=(2, 3))
+    for a, b in zip(ref.forward("gru", x, folded, h, variant="no_bhn"), ref.forward("gru", x, w, h, variant="no_bhn"),
+                    strict=True):  # fmt: skip
+        np.testing.assert_allclose(a, b, atol=1e-15)
+    # The default (reset-after) GRU cannot lose its bh at all: r multiplies bh_n.
+    with pytest.raises(ref.CannotHold, match="cannot be folded into b"):
+        ref.to_layout("gru", w, False)
+
+
+def test_the_reference_no_bhn_gru_is_the_default_gru_with_bh_n_0() -> None:
+    g = np.random.default_rng(11)
+    w = ref.random_weights("gru", 3, 4, g)
+    x, h = g.normal(size=(2, 6, 3)), g.normal(size=(2, 4))
+    dy, dfinal = g.normal(size=(2, 6, 4)), g.normal(size=(2, 4))
+    without = {**w, "bh_n": np.zeros(4)}
+    y, final = ref.forward("gru", x, w, h, variant="no_bhn")
+    y0, final0 = ref.forward("gru", x, without, h)
+    np.testing.assert_array_equal(y, y0)
+    np.testing.assert_array_equal(final, final0)
+    assert np.abs(y - ref.forward("gru", x, w, h)[0]).max() > 1e-3  # bh_n does move the default GRU
+    dx, dw, ds = ref.backward("gru", x, w, h, dy, dfinal, variant="no_bhn")
+    dx0, dw0, ds0 = ref.backward("gru", x, without, h, dy, dfinal)
+    np.testing.assert_array_equal(dx, dx0)
+    np.testing.assert_array_equal(ds, ds0)
+    for key in dw0:
+        if key != "bh_n":  # bh_n has no place in the no_bhn form
+            np.testing.assert_array_equal(dw[key], dw0[key])
+    assert ref.holds("gru", "", "no_bhn") == "" and "google/flax#5594" in ref.holds("gru", "no_bhn", "")

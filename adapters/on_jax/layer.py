@@ -89,6 +89,22 @@ def _runner(graphdef: Any, with_lengths: bool) -> Callable[..., Any]:
     return jax.jit(run)
 
 
+@functools.lru_cache(maxsize=64)
+def _gradient(graphdef: Any) -> Callable[..., Any]:
+    """d/d (x, state, params) of Σ upstream ⊙ y + Σ given ⊙ final state (given None: no state
+    term), jitted once per graph: (x, state, params, rest, upstream, given). Taken eagerly, each
+    call re-traced and re-compiled the module's scan (about 0.8 s for a 9-step LSTM on the CPU)."""
+
+    def loss(x: jax.Array, s: Any, p: Any, rest: Any, upstream: jax.Array, given: Any) -> jax.Array:
+        y, final = nnx.merge(graphdef, p, rest)(x, s)
+        total = jnp.sum(y * upstream)
+        if given is not None:
+            total += sum(jnp.sum(a * d) for a, d in zip(jax.tree.leaves(final), jax.tree.leaves(given), strict=True))
+        return total
+
+    return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+
+
 class JaxLayer:
     """A bare module from the factory behind the conformance `Layer` API: numpy in and out,
     canonical state `(h, c)`/`h` converted to and from the module's nest; forward under `jax.jit`.
@@ -170,16 +186,7 @@ class JaxLayer:
             graphdef, params, rest = nnx.split(self.module, nnx.Param, ...)
             upstream = jnp.ones((*x.shape[:2], self.hidden_size)) if dy is None else jnp.asarray(dy, jnp.float32)
             given = None if dfinal is None else self._state(dfinal, len(x))
-
-            def loss(x: jax.Array, s: Any, p: Any) -> jax.Array:
-                y, final = nnx.merge(graphdef, p, rest)(x, s)
-                total = jnp.sum(y * upstream)
-                if given is not None:
-                    total += sum(jnp.sum(a * d) for a, d in zip(jax.tree.leaves(final), jax.tree.leaves(given),
-                                                                strict=True))  # fmt: skip
-                return total
-
-            dx, ds, dp = jax.grad(loss, argnums=(0, 1, 2))(xt, st, params)
+            dx, ds, dp = _gradient(graphdef)(xt, st, params, rest, upstream, given)
             dstate = self._canonical(ds)
             if self.access == "flax":
                 return self._out(dx), read_cell(self.cell, self._cell(nnx.merge(graphdef, dp, rest))), dstate

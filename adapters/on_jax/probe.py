@@ -227,8 +227,9 @@ def weight_access(
         return access, cell, why, (), recurrent_bias, variant
     found = f"{len(cells)} of Flax's cells" if cells else "none of Flax's cells"
     return None, None, (
-        f"its module has {found} ({', '.join(c.__name__ for c in FLAX_CELLS)}) holding all its parameters, "
-        "and no export_weights()/import_weights() in the canonical layout of adapters/reference.py"
+        f"its module has {found} ({', '.join(c.__name__ for c in FLAX_CELLS)}) where weight conformance needs "
+        "exactly one holding all its parameters, and no export_weights()/import_weights() in the canonical layout "
+        "of adapters/reference.py"
     ), (), False, ""  # fmt: skip
 
 
