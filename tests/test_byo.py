@@ -59,9 +59,11 @@ def test_factory_specs_name_the_row_after_the_factory() -> None:
 def test_the_builtins_are_factories_too() -> None:
     assert BUILTINS["torch-gru"].kwargs["factory"] == "rnn_behaviour.adapters.on_torch.model:gru"
     assert BUILTINS["keras-rnn"].kwargs["factory"] == "keras.layers:SimpleRNN"
+    assert BUILTINS["flax-lstm"].kwargs["factory"] == "rnn_behaviour.adapters.on_jax.builtins:flax_lstm"
     assert {ref.target for ref in BUILTINS.values()} == {
         "rnn_behaviour.adapters.on_torch.model:TorchAdapter",
         "rnn_behaviour.adapters.on_keras.model:KerasAdapter",
+        "rnn_behaviour.adapters.on_jax.model:JaxAdapter",
     }
 
 
