@@ -175,6 +175,15 @@ def train_loop(model: Model, train: Split, budget: Budget, stop: StopFn, run_epo
     return log
 
 
+def check_lengths(lengths: Any, batch: int, time: int) -> np.ndarray:
+    """A padded batch's row lengths (conformance's `forward(x, state, lengths=...)`): `batch`
+    whole numbers in 1..`time`, else an AdapterError naming what was given."""
+    n = np.asarray(lengths)
+    if n.shape != (batch,) or not np.issubdtype(n.dtype, np.integer) or n.min() < 1 or n.max() > time:
+        raise AdapterError(f"lengths must be {batch} whole numbers in 1..{time}; got {n.tolist()}")
+    return n
+
+
 def check_input(x: np.ndarray, input_size: int) -> np.ndarray:
     """Validate a predict() batch: (batch, time, input_size), finite, at least one step."""
     x = np.asarray(x)

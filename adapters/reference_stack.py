@@ -50,6 +50,25 @@ class StackLayer(Protocol):
     def import_weights(self, weights: Mapping[str, Mapping[str, np.ndarray]]) -> None: ...
 
 
+def stack_keywords(factory: Any, target: str, input_size: int, hidden_size: int, num_layers: int,
+                   bidirectional: bool) -> tuple[dict[str, Any], str]:  # fmt: skip
+    """The keywords a stack of `num_layers` / `bidirectional` passes to a factory (only those
+    that differ from one forward layer, as nn.LSTM takes them) and the call in words;
+    NotStackable when the factory takes one of them not."""
+    from rnn_behaviour.adapters.custom import takes_keyword
+
+    keywords: dict[str, Any] = {}
+    if num_layers != 1:
+        keywords["num_layers"] = num_layers
+    if bidirectional:
+        keywords["bidirectional"] = True
+    call = f"{target}({input_size}, {hidden_size}, {', '.join(f'{k}={v!r}' for k, v in keywords.items())})"
+    for keyword in keywords:
+        if not takes_keyword(factory, keyword):
+            raise NotStackable(f"{target} takes no {keyword} keyword (nn.LSTM's); nothing to stack")
+    return keywords, call
+
+
 def suffix(layer: int, direction: int) -> str:
     """PyTorch's parameter suffix: `l1`, `l0_reverse`."""
     return f"l{layer}" + ("_reverse" if direction else "")

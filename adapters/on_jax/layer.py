@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from rnn_behaviour.adapters.base import AdapterError, check_input
+from rnn_behaviour.adapters.base import check_input, check_lengths
 from rnn_behaviour.adapters.custom import canonical_gradients
 from rnn_behaviour.adapters.on_jax.probe import LENGTHS, Factory, ModuleInfo, build, flax_cell
 from rnn_behaviour.adapters.reference import (
@@ -155,14 +155,7 @@ class JaxLayer:
             if lengths is None:
                 y, final = _runner(graphdef, False)(params, rest, xt, st)
             else:
-                n = np.asarray(lengths)
-                if (
-                    n.shape != (len(x),)
-                    or not np.issubdtype(n.dtype, np.integer)
-                    or n.min() < 1
-                    or n.max() > x.shape[1]
-                ):
-                    raise AdapterError(f"lengths must be {len(x)} whole numbers in 1..{x.shape[1]}; got {n.tolist()}")
+                n = check_lengths(lengths, len(x), x.shape[1])
                 y, final = _runner(graphdef, True)(params, rest, xt, st, jnp.asarray(n, jnp.int32))
             return self._out(y), self._canonical(final)
 

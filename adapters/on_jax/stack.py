@@ -16,11 +16,11 @@ import numpy as np
 from flax import nnx
 
 from rnn_behaviour.adapters.base import check_input
-from rnn_behaviour.adapters.custom import first_line, takes_keyword
+from rnn_behaviour.adapters.custom import first_line
 from rnn_behaviour.adapters.on_jax.layer import write_cell
 from rnn_behaviour.adapters.on_jax.probe import FLAX_CELLS, Factory, ModuleInfo
 from rnn_behaviour.adapters.reference import to_layout
-from rnn_behaviour.adapters.reference_stack import NotStackable, check_stack_weights, suffix, units
+from rnn_behaviour.adapters.reference_stack import NotStackable, check_stack_weights, stack_keywords, suffix, units
 
 
 class JaxStack:
@@ -30,15 +30,7 @@ class JaxStack:
     def __init__(self, factory: Factory, target: str, info: ModuleInfo, input_size: int, hidden_size: int,
                  seed: int, num_layers: int, bidirectional: bool) -> None:  # fmt: skip
         assert info.cell is not None
-        keywords: dict[str, Any] = {}
-        if num_layers != 1:
-            keywords["num_layers"] = num_layers
-        if bidirectional:
-            keywords["bidirectional"] = True
-        call = f"{target}({input_size}, {hidden_size}, {', '.join(f'{k}={v!r}' for k, v in keywords.items())})"
-        for keyword in keywords:
-            if not takes_keyword(factory, keyword):
-                raise NotStackable(f"{target} takes no {keyword} keyword (nn.LSTM's); nothing to stack")
+        keywords, call = stack_keywords(factory, target, input_size, hidden_size, num_layers, bidirectional)
         try:
             module = factory(input_size, hidden_size, rngs=nnx.Rngs(seed), **keywords)
         except TypeError as exc:

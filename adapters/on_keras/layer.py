@@ -10,10 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rnn_behaviour.adapters.base import (
-    AdapterError,
-    check_input,
-)
+from rnn_behaviour.adapters.base import check_input, check_lengths
 from rnn_behaviour.adapters.custom import (
     canonical_gradients,
     first_line,
@@ -141,10 +138,7 @@ class KerasLayer:
         if lengths is None:
             y, *final = self._forward(*self._inputs(x, state))
         else:
-            n = np.asarray(lengths)
-            t = np.shape(x)[1] if np.ndim(x) == 3 else 0
-            if n.shape != (len(x),) or not np.issubdtype(n.dtype, np.integer) or n.min() < 1 or n.max() > t:
-                raise AdapterError(f"lengths must be {len(x)} whole numbers in 1..{t}; got {n.tolist()}")
+            n = check_lengths(lengths, len(x), np.shape(x)[1] if np.ndim(x) == 3 else 0)
             y, *final = self._forward_masked(*self._inputs(x, state), tf.constant(n, tf.int32))
         out = _float32 if self.dtype != tf.float64 else lambda t: np.asarray(t.numpy())
         return out(y), pack_state(self.cell, [out(s) for s in final])

@@ -13,10 +13,7 @@ import torch.utils._pytree as pytree
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnn_behaviour.adapters.base import (
-    AdapterError,
-    check_input,
-)
+from rnn_behaviour.adapters.base import check_input, check_lengths
 from rnn_behaviour.adapters.custom import (
     canonical_gradients,
 )
@@ -158,9 +155,7 @@ class TorchLayer:
         return to_numpy(y), pack_state(self.cell, arrays)
 
     def _packed(self, xt: torch.Tensor, st: Any, lengths: Any) -> tuple[torch.Tensor, Any]:
-        n = np.asarray(lengths)
-        if n.shape != (len(xt),) or not np.issubdtype(n.dtype, np.integer) or n.min() < 1 or n.max() > xt.shape[1]:
-            raise AdapterError(f"lengths must be {len(xt)} whole numbers in 1..{xt.shape[1]}; got {n.tolist()}")
+        n = check_lengths(lengths, len(xt), xt.shape[1])
         packed = pack_padded_sequence(xt, torch.from_numpy(n.astype(np.int64)), batch_first=True, enforce_sorted=False)
         out, final = self.module(packed, st)
         return pad_packed_sequence(out, batch_first=True, total_length=xt.shape[1])[0], final

@@ -14,10 +14,10 @@ import torch.utils._pytree as pytree
 from torch import nn
 
 from rnn_behaviour.adapters.base import AdapterError, check_input
-from rnn_behaviour.adapters.custom import first_line, takes_keyword
+from rnn_behaviour.adapters.custom import first_line
 from rnn_behaviour.adapters.on_torch.layer import copy_parameters, to_numpy, torch_parameters
 from rnn_behaviour.adapters.on_torch.probe import Factory, ModuleInfo
-from rnn_behaviour.adapters.reference_stack import NotStackable, check_stack_weights, suffix, units
+from rnn_behaviour.adapters.reference_stack import NotStackable, check_stack_weights, stack_keywords, suffix, units
 
 
 class TorchStack:
@@ -27,15 +27,7 @@ class TorchStack:
     def __init__(self, factory: Factory, target: str, info: ModuleInfo, input_size: int, hidden_size: int,
                  num_layers: int, bidirectional: bool, device: torch.device) -> None:  # fmt: skip
         assert info.cell is not None
-        keywords: dict[str, Any] = {}
-        if num_layers != 1:
-            keywords["num_layers"] = num_layers
-        if bidirectional:
-            keywords["bidirectional"] = True
-        call = f"{target}({input_size}, {hidden_size}, {', '.join(f'{k}={v!r}' for k, v in keywords.items())})"
-        for keyword in keywords:
-            if not takes_keyword(factory, keyword):
-                raise NotStackable(f"{target} takes no {keyword} keyword (nn.LSTM's); nothing to stack")
+        keywords, call = stack_keywords(factory, target, input_size, hidden_size, num_layers, bidirectional)
         if info.access != "standard":
             raise NotStackable(
                 f"{target}'s weights are reached through export_weights(), one layer's; stacks need PyTorch's "
