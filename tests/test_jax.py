@@ -23,7 +23,7 @@ pytest.importorskip("jax")
 pytest.importorskip("flax")
 pytest.importorskip("optax")
 
-from rnn_behaviour.adapters import BUILTINS, AdapterError, resolve
+from rnn_behaviour.adapters import AdapterError, resolve
 from rnn_behaviour.benchmarks.conformance import (
     CHECKS,
     CHECKS_BY_NAME,
@@ -289,7 +289,7 @@ def test_flax_gru_transplants_into_torch_and_names_the_direction_it_cannot_hold(
     judged, and its detail says why (google/flax#5594); the other is, and passes."""
     pytest.importorskip("torch")
     mine = adapter("flax-gru")
-    assert counterpart_name(mine, BUILTINS) == "torch-gru"
+    assert counterpart_name(mine) == "torch-gru"
     outcome = run("transplant", Subject(mine.name, mine, adapter("torch-gru")))
     assert outcome.passed and not outcome.skipped, outcome.detail
     assert "flax-gru -> torch-gru max |diff|" in outcome.detail, outcome.detail
