@@ -86,6 +86,8 @@ def backward(
             dh_prev = dh_prev + da @ w[f"U_{gate}"].T
         dh = dh_prev
     dstate = pack_state(cell, [dh] if dc is None else [dh, dc])
+    if cell == "gru" and variant == "no_bhn":  # bh_n is not in that form's maths: nothing depends on it
+        dw["bh_n"] = np.zeros_like(dw["bh_n"])
     return dx, {k: dw[k] for k in weights}, dstate
 
 
