@@ -12,6 +12,7 @@ a bh_n that is not 0 (`layout.CannotHold`, google/flax#5594). The LSTM's carry i
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -162,11 +163,8 @@ class JaxLayer:
     def float64_twin(self) -> JaxLayer:
         """The same layer (the same weights) computing in float64 under `jax.enable_x64`: the "same
         computation" checks' second opinion on a float32 gap (benchmarks/README.md)."""
-        twin = JaxLayer(self.factory, self.target, self.info, self.input_size, self.hidden_size, self.seed,
-                        dtype="float64")  # fmt: skip
-        with jax.enable_x64(True):
-            params = nnx.state(self.module, nnx.Param)
-            nnx.update(twin.module, jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np.float64)), params))
+        twin = copy.copy(self)
+        twin.module, twin.dtype = float64_copy(self.module), "float64"
         return twin
 
     def gradients(
@@ -217,6 +215,17 @@ def import_weights(module: nnx.Module, info: ModuleInfo, weights: Mapping[str, n
         module.import_weights(folded)  # type: ignore[operator]
     else:
         write_cell(info.cell, flax_cell(module, info.cell_path), folded)
+
+
+def float64_copy(module: nnx.Module) -> nnx.Module:
+    """A copy of the module (the same weights) that computes in float64 (`to_dtype`), made under
+    `jax.enable_x64`; call it there too. The float64 twins and `self_gradients`' copy. A deep copy
+    (`nnx.clone`): `nnx.merge(*nnx.split(module))` shares the Variables, so converting it would
+    turn the original's parameters to float64 too."""
+    with jax.enable_x64(True):
+        twin = nnx.clone(module)
+        to_dtype(twin, "float64")
+    return twin
 
 
 def to_dtype(module: nnx.Module, dtype: str) -> None:

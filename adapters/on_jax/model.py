@@ -46,7 +46,7 @@ from rnn_behaviour.adapters.base import (
     train_loop,
 )
 from rnn_behaviour.adapters.custom import apply_declaration, declared_stateless, import_target, with_length
-from rnn_behaviour.adapters.on_jax.layer import JaxLayer, export_weights, import_weights, to_dtype
+from rnn_behaviour.adapters.on_jax.layer import JaxLayer, export_weights, float64_copy, import_weights
 from rnn_behaviour.adapters.on_jax.native import JaxNative
 from rnn_behaviour.adapters.on_jax.probe import Factory, build, probe_module, stateless_factory
 from rnn_behaviour.adapters.on_jax.stack import JaxStack
@@ -182,8 +182,7 @@ class JaxModel:
         `jax.enable_x64`, for the "same computation" checks (benchmarks/README.md, "Rounding")."""
         twin = copy.copy(self)
         with jax.enable_x64(True):
-            net = nnx.merge(self.graphdef, self.params, self.rest)
-            to_dtype(net, "float64")  # a part that fixes its dtype (nnx.SimpleCell's float32) computes in float64 too
+            net = float64_copy(nnx.merge(self.graphdef, self.params, self.rest))  # nnx.SimpleCell's float32 too
             twin.graphdef, twin.params, twin.rest = nnx.split(net, nnx.Param, ...)
             twin._forward = _forward(twin.graphdef, self.spec.head == "softmax")
         twin.x64 = True

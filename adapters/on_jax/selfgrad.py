@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from rnn_behaviour.adapters.on_jax.layer import to_dtype
+from rnn_behaviour.adapters.on_jax.layer import float64_copy
 
 
 class JaxDifferentiable:
@@ -24,9 +24,7 @@ class JaxDifferentiable:
     def __init__(self, module: nnx.Module, dtype: str) -> None:
         self.dtype = dtype
         if dtype == "float64":  # a copy whose parts that fix their dtype (nnx.SimpleCell's float32) compute in float64
-            with jax.enable_x64(True):
-                module = nnx.merge(*nnx.split(module))
-                to_dtype(module, dtype)
+            module = float64_copy(module)
         self.graphdef, params, self.rest = nnx.split(module, nnx.Param, ...)
         paths, self.treedef = jax.tree_util.tree_flatten_with_path(params)
         self.names = [jax.tree_util.keystr(path) for path, _ in paths]
