@@ -334,3 +334,27 @@ def test_the_handwritten_lstm_is_reached_through_its_export_with_padded_batches(
     mine = adapter(HAND)
     assert (mine.info.access, mine.cell, mine.info.recurrent_bias, mine.variant) == ("export", "lstm", False, "")
     assert mine.capabilities.weight_io and mine.capabilities.variable_length and mine.capability_notes == {}
+
+
+def test_device_cuda_on_a_jax_without_a_gpu_is_one_line_for_a_jax_row_and_a_skip_for_the_flax_builtins() -> None:
+    """A `jax:` row under --device cuda where jax sees no GPU stops the run before anything
+    trains; beside a torch that the run also uses, the flax built-ins are skipped with the reason
+    (DeviceUnavailable), not failed."""
+    import jax
+
+    from rnn_behaviour.adapters.base import DeviceUnavailable
+    from rnn_behaviour.adapters.on_jax.model import select_device
+    from rnn_behaviour.environment import device_problem
+
+    try:
+        jax.devices("gpu")
+        pytest.skip("jax sees a GPU here")
+    except RuntimeError:
+        pass
+    line = device_problem("cuda", ["mine=jax:examples.jax_lstm:jax_lstm"])
+    assert line is not None and "jax" in line and "sees no GPU" in line and "jax[cuda12]" in line
+    assert device_problem("cpu", ["jax:examples.jax_lstm:jax_lstm"]) is None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RNN_BEHAVIOUR_DEVICE", "cuda")
+        with pytest.raises(DeviceUnavailable, match="sees no GPU"):
+            select_device()
