@@ -12,12 +12,12 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from rnn_behaviour.adapters import reference as ref  # noqa: E402
-from rnn_behaviour.adapters import reference_stack as refstack  # noqa: E402
-from rnn_behaviour.adapters.base import AdapterError  # noqa: E402
-from rnn_behaviour.adapters.layout import CannotHold  # noqa: E402
-from rnn_behaviour.adapters.on_onnx import nodes  # noqa: E402
-from rnn_behaviour.adapters.on_onnx.runtimes import runtime  # noqa: E402
+from rnn_behaviour.adapters import reference as ref
+from rnn_behaviour.adapters import reference_stack as refstack
+from rnn_behaviour.adapters.base import AdapterError
+from rnn_behaviour.adapters.layout import CannotHold
+from rnn_behaviour.adapters.on_onnx import nodes
+from rnn_behaviour.adapters.on_onnx.runtimes import runtime
 
 ATOL = 1e-5
 #: How far a planted mistake must move the outputs: far beyond ATOL, so parity cannot miss it.
@@ -178,8 +178,8 @@ def test_import_refusals(rt: Any) -> None:
 def test_graph_form(rt: Any) -> None:
     """One node per layer, opset 14, batch and time symbolic, batch-first edges."""
     w = weights("lstm", "")
-    model = nodes.graph("lstm", [[w, w], [ref.rounded(ref.random_weights("lstm", 2 * H, H, np.random.default_rng(0)))] * 2],
-                        H, bidirectional=True, lengths=True)  # fmt: skip
+    upper = ref.rounded(ref.random_weights("lstm", 2 * H, H, np.random.default_rng(0)))
+    model = nodes.graph("lstm", [[w, w], [upper, upper]], H, bidirectional=True, lengths=True)
     assert [n.op_type for n in model.graph.node].count("LSTM") == 2
     assert model.opset_import[0].version == nodes.OPSET
     dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
@@ -187,6 +187,15 @@ def test_graph_form(rt: Any) -> None:
                     "sequence_lens": ["batch"]}  # fmt: skip
     with pytest.raises(AdapterError, match="direction"):
         nodes.graph("lstm", [[w]], H, bidirectional=True)
+
+
+def test_lower_opset_same_outputs(rt: Any) -> None:
+    """Opset 10 (Slice with input bounds; no `layout` attribute before 14) builds the same computation."""
+    w = stack_weights("gru", "", 2, False)
+    x = np.random.default_rng(0).normal(size=(2, 5, I)).astype(np.float32)
+    feeds = {"x": x, "initial_h": np.zeros((2, 2, H), np.float32)}
+    ys = [rt.session(nodes.graph("gru", [[w["l0"]], [w["l1"]]], H, opset=o)).run(feeds)["y"] for o in (10, 14)]
+    assert np.array_equal(ys[0], ys[1])
 
 
 # --- stacks -----------------------------------------------------------------------------------

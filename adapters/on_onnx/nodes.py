@@ -49,7 +49,8 @@ ONNX_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "o", "f", "g"), "gru": (
 OPS: dict[str, str] = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
 #: The GRU's `linear_before_reset` per variant: 1 is the reset-after form (PyTorch's), 0 reset-before.
 LINEAR_BEFORE_RESET: dict[str, int] = {"": 1, "reset_before": 0, "no_bhn": 1}
-#: The opset the graph is built in: 14 has every op and attribute used here (LSTM/GRU/RNN-14).
+#: The opset the graph is built in: 14, the first where the nodes' `layout` (0, time-major) can be said
+#: outright; 10 to 13 build the same graph without it (Slice takes its bounds as inputs from 10).
 OPSET = 14
 #: ONNX IR version 8 (onnx 1.10, opset 14's release): old enough for any engine that runs opset 14.
 IR_VERSION = 8
@@ -114,7 +115,9 @@ def graph(
             for s, name in zip(states, initial, strict=True):
                 nodes.append(helper.make_node("Slice", [s, starts, ends], [name]))
         outs = [f"Y_l{k}", *(f"{s}_l{k}_final" for s in ("h", "c")[: len(states)])]
-        attributes: dict[str, Any] = {"hidden_size": hidden_size, "layout": 0}
+        attributes: dict[str, Any] = {"hidden_size": hidden_size}
+        if opset >= 14:  # time-major, the default: said outright where the attribute exists (opset 14 on)
+            attributes["layout"] = 0
         if bidirectional:
             attributes["direction"] = "bidirectional"
         if cell == "gru":
@@ -192,7 +195,8 @@ class OnnxLayer:
     def forward(self, x: np.ndarray, state: Any = None, lengths: Any = None) -> tuple[np.ndarray, Any]:
         """y (B, T, H) float32 and the final state; with `lengths` row b is read up to lengths[b]
         steps and its final state is the one after them (y past a row's length is the engine's: ORT
-        writes 0)."""
+        writes 0). `check_lengths` refuses a length of 0: ORT would give that row a final state of
+        zeros, not its initial state."""
         x = check_input(x, self.input_size)
         n = None if lengths is None else check_lengths(lengths, x.shape[0], x.shape[1])
         parts = check_state(self.cell, state, x.shape[0], self.hidden_size)
