@@ -104,7 +104,7 @@ def graph(
     finals: list[list[str]] = [[] for _ in states]
     for k, directions in enumerate(layers):
         size = input_size if k == 0 else width
-        per_dir = [node_weights(cell, check_weights(cell, size, hidden_size, w, variant), variant) for w in directions]
+        per_dir = [node_weights(cell, check_weights(cell, size, hidden_size, d, variant), variant) for d in directions]
         w, r, b = (constant(f"{role}_l{k}", np.stack([p[j] for p in per_dir])) for j, role in enumerate("WRB"))
         if n_layers == 1:
             initial = list(states)
@@ -160,7 +160,7 @@ def hold(cell: str, input_size: int, hidden_size: int, weights: Mapping[str, Any
     return {k: np.array(v, np.float32, copy=True) for k, v in to_layout(cell, checked, True).items()}
 
 
-def feeds(cell: str, x: np.ndarray, state_rows: Sequence[np.ndarray], lengths: np.ndarray | None) -> dict[str, Any]:
+def feeds(x: np.ndarray, state_rows: Sequence[np.ndarray], lengths: np.ndarray | None) -> dict[str, Any]:
     """The graph's inputs: x as float32, the state rows (L·D, B, H) as float32, sequence_lens int32."""
     out: dict[str, Any] = {"x": x}
     for name, rows in zip(("initial_h", "initial_c"), state_rows, strict=False):
@@ -200,7 +200,7 @@ class OnnxLayer:
         x = check_input(x, self.input_size)
         n = None if lengths is None else check_lengths(lengths, x.shape[0], x.shape[1])
         parts = check_state(self.cell, state, x.shape[0], self.hidden_size)
-        out = self.session(n is not None).run(feeds(self.cell, x, [p[None] for p in parts], n))
+        out = self.session(n is not None).run(feeds(x, [p[None] for p in parts], n))
         finals = [np.array(out[name][0], np.float32) for name in ("h_n", "c_n")[: len(parts)]]
         return np.array(out["y"], np.float32), pack_state(self.cell, finals)
 
@@ -261,7 +261,7 @@ class OnnxStack:
                 raise AdapterError(f"{self.cell} stack state must be {n_states} array(s) of shape {expected}; "
                                    f"got shape(s) {[p.shape for p in parts]}")  # fmt: skip
         n = None if lengths is None else check_lengths(lengths, batch, x.shape[1])
-        out = self.session(n is not None).run(feeds(self.cell, x, parts, n))
+        out = self.session(n is not None).run(feeds(x, parts, n))
         finals = [np.array(out[name], np.float32) for name in ("h_n", "c_n")[:n_states]]
         return np.array(out["y"], np.float32), pack_state(self.cell, finals)
 
