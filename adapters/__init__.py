@@ -37,6 +37,12 @@ FRAMEWORKS: dict[str, str] = {
     "keras": "rnn_behaviour.adapters.on_keras.model:KerasAdapter",
     "jax": "rnn_behaviour.adapters.on_jax.model:JaxAdapter",
 }
+#: The inference-only rows' adapter (adapters/on_onnx): another row trains, an engine runs.
+RUNTIME = "rnn_behaviour.adapters.on_onnx.model:RuntimeAdapter"
+RNN_EXPORT = (
+    "torch.onnx.export's default (dynamo=True) unrolls nn.RNN for the example's length (no while_loop "
+    "decomposition for aten::rnn_tanh), fixing T; dynamo=False exports an ONNX RNN node"
+)
 ENTRY_POINT_GROUP = "rnn_behaviour.adapters"
 #: Factory names that say nothing about the implementation: the row is named after the module.
 GENERIC_NAMES = frozenset({"factory", "build", "make", "create", "model", "layer", "module", "adapter", "main"})
@@ -53,6 +59,12 @@ class AdapterRef:
     builtin: bool = True
     framework: str = "user"
     spec: str = ""
+
+    @property
+    def trained_by(self) -> str:
+        """The row whose trained models this one runs (an inference-only row: adapters/on_onnx), else ""."""
+        source = self.kwargs.get("source") if self.target == RUNTIME else None
+        return resolve(str(source)).name if source else ""
 
     def load(self) -> Adapter:
         """Import and instantiate; raises ImportError for a missing framework, AdapterError else."""
@@ -93,6 +105,16 @@ BUILTINS: dict[str, AdapterRef] = {
             f"flax-{cell}", FRAMEWORKS["jax"],
             {"factory": f"rnn_behaviour.adapters.on_jax.builtins:flax_{cell}", "name": f"flax-{cell}"}, True, "jax",
             f"flax-{cell}",
+        )
+        for cell in ("lstm", "gru", "rnn")
+    },
+    # Inference-only rows (adapters/on_onnx): the torch built-ins' trained models, exported by
+    # torch.onnx.export and run by ONNX Runtime. torch-rnn goes through the legacy exporter: the
+    # default one unrolls nn.RNN for the example's length (adapters/on_onnx/README.md).
+    **{
+        f"ort-{cell}": AdapterRef(
+            f"ort-{cell}", RUNTIME, {"source": f"torch-{cell}", "runtime": "onnxruntime", "name": f"ort-{cell}"}
+            | ({"exporter": "torchscript", "why": RNN_EXPORT} if cell == "rnn" else {}), True, "onnx", f"ort-{cell}",
         )
         for cell in ("lstm", "gru", "rnn")
     },

@@ -68,6 +68,11 @@ class Capabilities:
     #: state)`). Off for a module that declares it has none (`rnn_behaviour_capabilities = {"state":
     #: reason}`): its predict returns a `NoState`, and every check that hands a state back is skipped.
     state: bool = True
+    #: The model trains (`fit`) and two trainings can be compared; off for an inference-only row
+    #: (an inference runtime running another row's trained model: adapters/on_onnx).
+    training: bool = True
+    #: The bare layer computes `gradients`; off for an inference engine, which has no backward.
+    gradients: bool = True
 
 
 class NoState:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rnn_behaviour.adapters import BUILTINS, Adapter, AdapterRef
+from rnn_behaviour.adapters import BUILTINS, Adapter, AdapterRef, resolve
 from rnn_behaviour.adapters.base import DeviceUnavailable, FitLog, Model
 from rnn_behaviour.benchmarks.diagnosis import Level, Projection, TooSlow, diagnose, near_gate, reference_level
 from rnn_behaviour.benchmarks.records import RECORDS_PROPERTY, failure_message, finite_or_none, new_record, verdict
@@ -37,6 +37,9 @@ class Cell:
     adapter: str
     task: str
     check: str
+    #: The row that trains this one's models, for an inference-only row (adapters/on_onnx): its cells
+    #: join that row's group, so that one worker trains the model once for both.
+    trained_by: str = field(default="", compare=False)
 
     @property
     def id(self) -> str:
@@ -44,7 +47,7 @@ class Cell:
 
     @property
     def group(self) -> str:
-        return f"{self.adapter}-{self.task}"
+        return f"{self.trained_by or self.adapter}-{self.task}"
 
 
 class CellSkipped(Exception):
@@ -123,15 +126,17 @@ class Matrix:
 
     def cells(self) -> list[Cell]:
         return [
-            Cell(adapter, task.id, check.name)
-            for adapter in self.adapters
+            Cell(adapter, task.id, check.name, ref.trained_by)
+            for adapter, ref in self.adapters.items()
             for task in self.tasks.values()
             for check in task.checks
         ]
 
     def expect(self, cells: list[Cell]) -> None:
-        """Note which cells will run, so each group's models can be dropped after its last cell."""
+        """Note which cells will run, so each group's models can be dropped after its last cell (an
+        inference-only row's cells count for the row that trains its models too)."""
         self._pending = Counter((c.adapter, c.task) for c in cells)
+        self._pending.update((c.trained_by, c.task) for c in cells if c.trained_by)
 
     def adapter(self, name: str) -> Adapter:
         if name not in self._loaded:
@@ -165,6 +170,9 @@ class Matrix:
             note = getattr(adapter, "capability_notes", {}).get("stateful_training")
             why = f" ({note})" if note else ""
             raise CellSkipped(f"{cell.adapter} does not declare stateful training{why}, which {task.id} needs")
+        source = getattr(adapter, "trained_by", "")
+        if source:
+            return self._converted(cell, adapter, source)
         out = []
         started = time.perf_counter()
         for seed in range(self.seeds):
@@ -187,6 +195,31 @@ class Matrix:
             if isinstance(trained, BaseException):
                 raise trained
             out.append(trained)
+        return out
+
+    def _converted(self, cell: Cell, adapter: Adapter, source: str) -> list[Trained]:
+        """An inference-only row's models: the source row's trained ones (trained here unless cached),
+        each converted once (`adapter.convert`); a conversion that fails is cached and reported by
+        every check of the cell."""
+        if source not in self.adapters:  # the source row is not in the run: trained for this row only
+            self.adapters[source] = resolve(source)
+        trained = self.train(Cell(source, cell.task, cell.check))
+        out = []
+        for seed, t in enumerate(trained):
+            key = (cell.adapter, cell.task, seed)
+            if key not in self._trained:
+                try:
+                    model = adapter.convert(t.model)  # type: ignore[attr-defined]
+                    self._trained[key] = dataclasses.replace(t, model=model, adapter=adapter)
+                except Exception as exc:
+                    where = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                    self._trained[key] = TrainingFailed(
+                        f"{cell.adapter} on {cell.task} (seed {seed}): could not convert {source}'s trained model: {where}"
+                    )
+            converted = self._trained[key]
+            if isinstance(converted, BaseException):
+                raise converted
+            out.append(converted)
         return out
 
     @contextlib.contextmanager
@@ -249,11 +282,12 @@ class Matrix:
         return Trained(model, log, adapter)
 
     def done(self, cell: Cell) -> None:
-        key = (cell.adapter, cell.task)
-        self._pending[key] -= 1
-        if self._pending[key] <= 0:
-            for seed in range(self.seeds):
-                self._trained.pop((cell.adapter, cell.task, seed), None)
+        for adapter in (cell.adapter, cell.trained_by) if cell.trained_by else (cell.adapter,):
+            key = (adapter, cell.task)
+            self._pending[key] -= 1
+            if self._pending[key] <= 0:
+                for seed in range(self.seeds):
+                    self._trained.pop((adapter, cell.task, seed), None)
 
     def baseline(self, task: Task, check: str, seed: int) -> float:
         key = (task.id, check, seed)

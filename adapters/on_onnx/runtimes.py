@@ -16,6 +16,7 @@ import onnx
 import onnxruntime as ort
 
 from rnn_behaviour.adapters.base import AdapterError, threads
+from rnn_behaviour.adapters.on_onnx.graph import first_line
 
 
 class Session(Protocol):
@@ -37,11 +38,6 @@ class Runtime(Protocol):
 
 def serialized(model: onnx.ModelProto | bytes) -> bytes:
     return model if isinstance(model, bytes) else model.SerializeToString()
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 class OrtSession:

@@ -154,6 +154,10 @@ def skip_reason(
             f"{name} declares no variable-length support (Capabilities.variable_length is False): no "
             "padding/masking to check"
         )
+    for capability, what in (("training", "train"), ("gradients", "compute gradients")):
+        if capability in needs and not getattr(capabilities, capability):
+            why = notes.get(capability) or f"Capabilities.{capability} is False"
+            return f"{name} does not {what} ({why}); {check} needs it"
     if "native_module" in needs and not capabilities.native_module:
         return (
             f"{name} hands conformance no module of its own (Capabilities.native_module is False): {check} "

@@ -240,13 +240,13 @@ def chunked_gradients(subject: Subject) -> Outcome:
 
 CHECKS: tuple[ConformanceCheck, ...] = (
     ConformanceCheck(
-        "gradients", "max_rel_grad_err_vs_reference", GRADIENT_RTOL, ("weight_io",),
+        "gradients", "max_rel_grad_err_vs_reference", GRADIENT_RTOL, ("weight_io", "gradients"),
         "random upstream gradients on every step and on the final state: d/dx, d/d every weight (both biases) "
         "and d/d initial state equal the float64 reference's BPTT (3 shapes, |diff| / max(1, |reference|))",
         gradients,
     ),
     ConformanceCheck(
-        "chunked_gradients", "max_rel_diff_chunked_vs_whole", CHUNKED_RTOL, ("weight_io",),
+        "chunked_gradients", "max_rel_diff_chunked_vs_whole", CHUNKED_RTOL, ("weight_io", "gradients"),
         "the gradients of a sequence cut in chunks, chained through the carried state (truncated BPTT that "
         "does not detach it), equal the whole sequence's",
         chunked_gradients,

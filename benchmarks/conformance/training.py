@@ -91,12 +91,12 @@ def trained_transplant(subject: Subject) -> Outcome:
 
 CHECKS: tuple[ConformanceCheck, ...] = (
     ConformanceCheck(
-        "determinism", "max_abs_diff_between_runs", 0.0, (),
+        "determinism", "max_abs_diff_between_runs", 0.0, ("training",),
         "two models built and trained for 8 steps with the same seed are bitwise identical",
         determinism,
     ),
     ConformanceCheck(
-        "trained_transplant", "max_rel_score_diff", TRAINED_RTOL, ("weight_io", "counterpart"),
+        "trained_transplant", "max_rel_score_diff", TRAINED_RTOL, ("weight_io", "counterpart", "training"),
         "a model trained on count_steps (smoke budget), moved whole into the counterpart and back, "
         "scores every count_steps check the same up to numerical noise",
         trained_transplant,

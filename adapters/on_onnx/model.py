@@ -1,0 +1,170 @@
+"""Inference-only rows: another row's trained model, exported to ONNX and run by an inference engine.
+
+`RuntimeAdapter(source="torch-lstm", runtime="onnxruntime", exporter="dynamo")` is the row
+`ort-lstm`: it does not train. The matrix trains the source row's model (the same model the source
+row's own checks judge, shared when both run) and hands it to `convert`, which exports it once per
+(task, seed) by the source framework's own exporter and loads it into the engine; every check that
+needs only predictions then runs on the engine's model. Checks that need training or gradients are
+skipped with that reason (`Capabilities.training`, `gradients`). The record's `compute_path` says
+which row trained it and how it was converted (exporter, opset), its `versions` the engine's and
+exporter's.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from rnn_behaviour.adapters.base import AdapterError, Capabilities, FitLog, check_input
+from rnn_behaviour.adapters.on_onnx.graph import Exported, check_shapes
+from rnn_behaviour.adapters.on_onnx.nodes import OPS, OnnxLayer, OnnxStack
+from rnn_behaviour.adapters.on_onnx.runtimes import Runtime, Session, runtime
+from rnn_behaviour.tasks.base import Budget, CheckNotApplicable, ModelSpec, Split
+
+#: What each source framework's exporters are, and the default (the one users get).
+EXPORTERS = {"torch": ("dynamo", "torchscript")}
+
+
+class RuntimeModel:
+    """An exported model in an engine's session: `predict(x, state)` as the source model's, the
+    state the same nest (the source's), its arrays run through the graph's state inputs."""
+
+    def __init__(self, exported: Exported, session: Session, spec: ModelSpec, n_params: int, source: str) -> None:
+        self.exported, self.session, self.spec, self.n_params = exported, session, spec, n_params
+        self.source = source
+        #: Seconds the export and the engine's load took (the record's `conversion_seconds`).
+        self.conversion_seconds = 0.0
+
+    def fit(self, train: Split, valid: Split, budget: Budget, stop: Any) -> FitLog:
+        raise AdapterError(f"an inference-only row does not train: its models are {self.source}'s, trained by it")
+
+    def run(self, x: np.ndarray, leaves: list[np.ndarray]) -> dict[str, np.ndarray]:
+        feeds = {"x": x} | {f"state_{k}": leaf for k, leaf in enumerate(leaves)}
+        return self.session.run(feeds)
+
+    def zero_state(self, batch: int) -> list[np.ndarray]:
+        return [np.zeros(tuple(batch if n == -1 else n for n in shape), np.float32) for shape in self.exported.state_shapes]
+
+    def predict(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        x = check_input(x, self.spec.input_size)
+        leaves = self.zero_state(x.shape[0]) if state is None else self.exported.flatten(state)
+        expected = [tuple(x.shape[0] if n == -1 else n for n in s) for s in self.exported.state_shapes]
+        if [leaf.shape for leaf in leaves] != expected:
+            raise AdapterError(f"state shapes {[leaf.shape for leaf in leaves]} do not fit a batch of {x.shape[0]}: "
+                               f"expected {expected}")  # fmt: skip
+        out = self.run(x, leaves)
+        new = [out[f"state_out_{k}"] for k in range(len(leaves))]
+        return np.array(out["y"], np.float32), self.exported.unflatten(new)
+
+
+class RuntimeAdapter:
+    """The inference-only row: `source` (a built-in name or an `--adapter` spec) trains, `runtime`
+    runs, `exporter` converts (the source framework's default when None)."""
+
+    framework = "onnx"
+
+    def __init__(self, source: str, runtime: str = "onnxruntime", exporter: str | None = None,
+                 name: str | None = None, why: str = "") -> None:  # fmt: skip
+        from rnn_behaviour.adapters import resolve
+
+        self.source_ref = resolve(source)
+        self.trained_by = self.source_ref.name
+        self.source = self.source_ref.load()
+        framework = getattr(self.source, "framework", "")
+        if framework not in EXPORTERS:
+            raise AdapterError(
+                f"no exporter to ONNX for {self.trained_by} (framework {framework!r}): the runtime rows take "
+                f"{', '.join(EXPORTERS)} rows"
+            )
+        self.exporter = exporter or EXPORTERS[framework][0]
+        if self.exporter not in EXPORTERS[framework]:
+            raise AdapterError(f"unknown {framework} exporter {self.exporter!r}: choose one of "
+                               f"{', '.join(EXPORTERS[framework])}")  # fmt: skip
+        self.engine: Runtime = runtime_of(runtime)
+        self.name = name or f"{self.engine.name}-{self.trained_by}"
+        #: Why this exporter, when it is not the default (the record shows it).
+        self.why = why
+        self.cell = getattr(self.source, "cell", None)
+        self.variant = getattr(self.source, "variant", "")
+        #: The bare layer is ONNX's own node for the source's cell (nodes.py), built from canonical
+        #: weights: the engine's kernel held to the reference, whatever the exporter.
+        weight_io = self.cell in OPS and self.variant in ("", "reset_before", "no_bhn")
+        self.capabilities = Capabilities(
+            stateful_training=self.source.capabilities.stateful_training, training=False, gradients=False,
+            weight_io=weight_io, variable_length=weight_io,
+        )  # fmt: skip
+        self.capability_notes = {
+            "training": f"an inference-only row: its models are {self.trained_by}'s, exported",
+            "gradients": f"{self.engine.name} runs inference only",
+            "stateful_training": f"{self.trained_by} does not train statefully",
+        }
+        if not weight_io:
+            self.capability_notes["weight_io"] = f"{self.trained_by} names no cell ONNX has a node for"
+            self.capability_notes["variable_length"] = self.capability_notes["weight_io"]
+
+    def _export(self, model: Any) -> Exported:
+        if self.source.framework == "torch":
+            from rnn_behaviour.adapters.on_onnx import from_torch
+
+            return from_torch.export(model, self.exporter)
+        raise AdapterError(f"no exporter for {self.source.framework}")  # guarded in __init__
+
+    def convert(self, model: Any) -> RuntimeModel:
+        """The source's trained `model` exported and loaded into the engine, once; ConversionError
+        when the exported graph cannot run the shapes the suite feeds it."""
+        start = time.perf_counter()
+        exported = self._export(model)
+        session = self.engine.session(exported.blob)
+        out = RuntimeModel(exported, session, model.spec, int(model.n_params), self.trained_by)
+        hint = _hint(model)
+        check_shapes(exported, lambda b, t: out.run(np.zeros((b, t, model.spec.input_size), np.float32),
+                                                    out.zero_state(b)), hint)  # fmt: skip
+        out.conversion_seconds = time.perf_counter() - start
+        self.how = exported.how
+        return out
+
+    def build(self, spec: ModelSpec, seed: int) -> RuntimeModel:
+        """The source's model, untrained, as this row runs it (conformance's model checks)."""
+        return self.convert(self.source.build(spec, seed))
+
+    def build_layer(self, input_size: int, hidden_size: int, seed: int) -> OnnxLayer:
+        """ONNX's node for the cell, run by the engine (conformance's bare layer)."""
+        return OnnxLayer(str(self.cell), input_size, hidden_size, self.engine, variant=self.variant, seed=seed)
+
+    def build_stack(self, input_size: int, hidden_size: int, seed: int, *, num_layers: int = 1,
+                    bidirectional: bool = False) -> OnnxStack:  # fmt: skip
+        return OnnxStack(str(self.cell), input_size, hidden_size, num_layers, bidirectional, self.engine,
+                         self.variant, seed)  # fmt: skip
+
+    def export_model(self, model: Any) -> Any:
+        raise CheckNotApplicable(f"{self.name} cannot hand a model's weights back: an engine's graph is not read back")
+
+    def import_model(self, model: Any, weights: Any) -> None:
+        raise CheckNotApplicable(f"{self.name} takes no weights into a model: it runs {self.trained_by}'s export")
+
+    def versions(self) -> dict[str, str]:
+        return {**self.engine.versions(), **{k: str(v) for k, v in self.source.versions().items()}}
+
+    def compute_path(self) -> dict[str, str]:
+        how = getattr(self, "how", {"exporter": self.exporter})
+        out = {"trained_by": self.trained_by, **how, **self.engine.compute_path()}
+        return out | ({"why": self.why} if self.why else {})
+
+
+def runtime_of(name: str) -> Runtime:
+    return runtime(name)
+
+
+def _hint(model: Any) -> str:
+    """The known cause when the source module is one an exporter is known to unroll."""
+    names = {type(m).__name__ for m in getattr(getattr(model, "net", None), "modules", lambda: [])()}
+    if "RNN" in names:
+        return (
+            "torch.onnx.export's default exporter (dynamo=True) has no loop-keeping translation of nn.RNN "
+            "(pytorch/pytorch#184872 gave LSTM and GRU while_loop decompositions, not RNN), so it unrolls it for the "
+            "example's length; dynamo=False exports an ONNX RNN node"
+        )
+    return ""
+
