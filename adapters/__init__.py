@@ -37,8 +37,8 @@ FRAMEWORKS: dict[str, str] = {
     "keras": "rnn_behaviour.adapters.on_keras.model:KerasAdapter",
     "jax": "rnn_behaviour.adapters.on_jax.model:JaxAdapter",
 }
-#: The inference-only rows' adapter (adapters/on_onnx): another row trains, an engine runs.
-RUNTIME = "rnn_behaviour.adapters.on_onnx.model:RuntimeAdapter"
+#: The inference-only rows' adapter (adapters/engines): another row trains, an engine runs.
+RUNTIME = "rnn_behaviour.adapters.engines.model:RuntimeAdapter"
 RNN_EXPORT = (
     "torch.onnx.export's default (dynamo=True) unrolls nn.RNN for the example's length (no while_loop "
     "decomposition for aten::rnn_tanh), fixing T; dynamo=False exports an ONNX RNN node"
@@ -62,7 +62,7 @@ class AdapterRef:
 
     @property
     def trained_by(self) -> str:
-        """The row whose trained models this one runs (an inference-only row: adapters/on_onnx), else ""."""
+        """The row whose trained models this one runs (an inference-only row: adapters/engines), else ""."""
         source = self.kwargs.get("source") if self.target == RUNTIME else None
         return resolve(str(source)).name if source else ""
 
@@ -108,9 +108,9 @@ BUILTINS: dict[str, AdapterRef] = {
         )
         for cell in ("lstm", "gru", "rnn")
     },
-    # Inference-only rows (adapters/on_onnx): the torch built-ins' trained models, exported by
+    # Inference-only rows (adapters/engines): the torch built-ins' trained models, exported by
     # torch.onnx.export and run by ONNX Runtime. torch-rnn goes through the legacy exporter: the
-    # default one unrolls nn.RNN for the example's length (adapters/on_onnx/README.md).
+    # default one unrolls nn.RNN for the example's length (adapters/engines/README.md).
     **{
         f"ort-{cell}": AdapterRef(
             f"ort-{cell}", RUNTIME, {"source": f"torch-{cell}", "runtime": "onnxruntime", "name": f"ort-{cell}"}

@@ -69,7 +69,7 @@ class Capabilities:
     #: reason}`): its predict returns a `NoState`, and every check that hands a state back is skipped.
     state: bool = True
     #: The model trains (`fit`) and two trainings can be compared; off for an inference-only row
-    #: (an inference runtime running another row's trained model: adapters/on_onnx).
+    #: (an inference runtime running another row's trained model: adapters/engines).
     training: bool = True
     #: The bare layer computes `gradients`; off for an inference engine, which has no backward.
     gradients: bool = True

@@ -37,7 +37,7 @@ class Cell:
     adapter: str
     task: str
     check: str
-    #: The row that trains this one's models, for an inference-only row (adapters/on_onnx): its cells
+    #: The row that trains this one's models, for an inference-only row (adapters/engines): its cells
     #: join that row's group, so that one worker trains the model once for both.
     trained_by: str = field(default="", compare=False)
 

@@ -25,7 +25,7 @@ from rnn_behaviour.adapters import BUILTINS, AdapterError, entry_points, resolve
 from rnn_behaviour.adapters.base import DEVICE_VARIABLE, DEVICES, threads
 from rnn_behaviour.benchmarks import expectations, speed
 from rnn_behaviour.benchmarks.collector import MATRIX, ResultCollector, terminate_as_interrupt
-from rnn_behaviour.benchmarks.conformance import CHECKS, Conformance
+from rnn_behaviour.benchmarks.conformance import CHECKS, TASK, Conformance
 from rnn_behaviour.benchmarks.expectations import Expectation, ExpectationsError, expected_failure
 from rnn_behaviour.benchmarks.matrix import (
     Cell,
@@ -246,7 +246,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         items = [
             Conformance(adapter, check.name) for adapter in metafunc.config.stash[MATRIX].adapters for check in CHECKS
         ]
-        metafunc.parametrize("conformance", [pytest.param(item, id=item.id) for item in items])
+        likes, declared = metafunc.config.stash[EXPECTED]
+        tier = metafunc.config.getoption("tier")
+        params = []
+        for item in items:  # an upstream bug a row is known to have: xfail with its cause (expectations.py)
+            reason = expected_failure(item.adapter, TASK, item.check, tier, likes.get(item.adapter), declared)
+            marks = [pytest.mark.xfail(reason=reason, strict=False, raises=pytest.fail.Exception)] if reason else []
+            params.append(pytest.param(item, id=item.id, marks=marks))
+        metafunc.parametrize("conformance", params)
     if "speed" in metafunc.fixturenames:
         timed = speed.items(list(metafunc.config.stash[MATRIX].adapters), metafunc.config.getoption("tier"))
         metafunc.parametrize("speed", [pytest.param(item, id=item.id) for item in timed])

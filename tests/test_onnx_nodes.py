@@ -1,4 +1,4 @@
-"""ONNX LSTM/GRU/RNN nodes built from canonical weights (adapters/on_onnx/nodes.py), run by ONNX Runtime,
+"""ONNX LSTM/GRU/RNN nodes built from canonical weights (adapters/engines/nodes.py), run by ONNX Runtime,
 against the float64 reference: the bare layer and the stacks, variable lengths, the weights' round trip,
 and one test per mistake a node graph must not make, each shown to move the outputs well past the
 parity tolerance (so a planted defect of that kind is caught by the parity tests above it)."""
@@ -16,8 +16,8 @@ from rnn_behaviour.adapters import reference as ref
 from rnn_behaviour.adapters import reference_stack as refstack
 from rnn_behaviour.adapters.base import AdapterError
 from rnn_behaviour.adapters.layout import CannotHold
-from rnn_behaviour.adapters.on_onnx import nodes
-from rnn_behaviour.adapters.on_onnx.runtimes import runtime
+from rnn_behaviour.adapters.engines import nodes
+from rnn_behaviour.adapters.engines.runtimes import runtime
 
 ATOL = 1e-5
 #: How far a planted mistake must move the outputs: far beyond ATOL, so parity cannot miss it.

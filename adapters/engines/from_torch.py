@@ -3,7 +3,7 @@
 The whole model (the input projection, the recurrent module, the head, and the softmax a
 classifier's probabilities come from) is exported with its state as inputs and outputs, batch and
 time dynamic. `exporter` is "dynamo" (torch.onnx.export's default, dynamo=True) or "torchscript"
-(dynamo=False, the legacy exporter). This is the one module of `on_onnx` that imports torch.
+(dynamo=False, the legacy exporter). This is the one module of `engines` that imports torch.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import contextlib
 import io
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ import torch.utils._pytree as pytree
 from torch import nn
 
 from rnn_behaviour.adapters.base import AdapterError
-from rnn_behaviour.adapters.on_onnx.graph import Exported, first_line
+from rnn_behaviour.adapters.engines.graph import Exported, first_line
 
 EXPORTERS = ("dynamo", "torchscript")
 #: The example the exporter traces: a batch and a length no task uses, so that an exporter that
@@ -61,10 +61,16 @@ def _state(net: nn.Module, batch: int, input_size: int) -> Any:
         return net(torch.zeros(batch, 2, input_size), None)[1]
 
 
-def export(model: Any, exporter: str = "dynamo") -> Exported:
-    """`model` (an `on_torch.model.TorchModel`, trained) as ONNX; AdapterError naming the exporter's
-    own error when it cannot."""
-    if exporter not in EXPORTERS:
+#: A user's exporter: `exporter(module, args, *, input_names, output_names, dynamic_axes) -> bytes`
+#: (or an `onnx.ModelProto`), called as `torch.onnx.export(dynamo=False)` is: `module(*args)` is the
+#: whole model, `dynamic_axes` names each input's and output's batch and time axes.
+UserExporter = Callable[..., Any]
+
+
+def export(model: Any, exporter: str | UserExporter = "dynamo") -> Exported:
+    """`model` (an `on_torch.model.TorchModel`, trained) as ONNX by one of `EXPORTERS` or a user's
+    exporter; AdapterError naming the exporter's own error when it cannot."""
+    if not callable(exporter) and exporter not in EXPORTERS:
         raise AdapterError(f"unknown torch exporter {exporter!r}: choose one of {', '.join(EXPORTERS)}")
     spec = model.spec
     net = model.net.to("cpu").eval()
@@ -80,9 +86,16 @@ def export(model: Any, exporter: str = "dynamo") -> Exported:
     state = [torch.zeros_like(leaf) for leaf in leaves]
     names = [f"state_{k}" for k in range(len(leaves))]
     outputs = ["y", *(f"state_out_{k}" for k in range(len(leaves)))]
+    dynamic = {"x": {0: "batch", 1: "time"}} | {n: {a: "batch"} for n, a in zip(names, axes, strict=True)}
+    dynamic |= {"y": {0: "batch"}} | {o: {a: "batch"} for o, a in zip(outputs[1:], axes, strict=True)}
+    label = getattr(exporter, "__qualname__", repr(exporter)) if callable(exporter) else f"dynamo={exporter == 'dynamo'}"
     try:
         with _quiet():
-            if exporter == "dynamo":
+            if callable(exporter):
+                blob = exporter(wrapper, (x, *state), input_names=["x", *names], output_names=outputs,
+                                dynamic_axes=dynamic)  # fmt: skip
+                blob = blob if isinstance(blob, bytes) else blob.SerializeToString()
+            elif exporter == "dynamo":
                 fresh_rnn_dispatch()
                 batch, time = torch.export.Dim("batch"), torch.export.Dim("time")
                 shapes = ({0: batch, 1: time}, tuple({axis: batch} for axis in axes))  # *leaves: one tuple
@@ -93,15 +106,13 @@ def export(model: Any, exporter: str = "dynamo") -> Exported:
                 blob = program.model_proto.SerializeToString()
             else:
                 buffer = io.BytesIO()
-                dynamic = {"x": {0: "batch", 1: "time"}} | {n: {a: "batch"} for n, a in zip(names, axes, strict=True)}
-                dynamic |= {"y": {0: "batch"}} | {o: {a: "batch"} for o, a in zip(outputs[1:], axes, strict=True)}
                 torch.onnx.export(
                     wrapper, (x, *state), buffer, input_names=["x", *names], output_names=outputs,
                     dynamic_axes=dynamic, dynamo=False,
                 )  # fmt: skip
                 blob = buffer.getvalue()
     except Exception as exc:
-        raise AdapterError(f"torch.onnx.export (exporter {exporter}) failed: {first_line(exc)}") from None
+        raise AdapterError(f"the export ({label}) failed: {first_line(exc)}") from None
     shapes_of = [tuple(-1 if k == axis else int(n) for k, n in enumerate(leaf.shape)) for leaf, axis in
                  zip(leaves, axes, strict=True)]  # fmt: skip
     return Exported(
@@ -111,7 +122,7 @@ def export(model: Any, exporter: str = "dynamo") -> Exported:
         unflatten=lambda arrays: pytree.tree_unflatten(list(arrays), treespec),
         flatten=lambda state: [np.asarray(a, np.float32) for a in pytree.tree_leaves(state)],
         example=(EXAMPLE_BATCH, EXAMPLE_TIME),
-        how={"exporter": f"torch.onnx.export(dynamo={exporter == 'dynamo'})", "opset": _opset(blob)},
+        how={"exporter": label if callable(exporter) else f"torch.onnx.export({label})", "opset": _opset(blob)},
         versions={"torch": str(torch.__version__)},
     )
 

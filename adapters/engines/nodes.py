@@ -40,7 +40,7 @@ from rnn_behaviour.adapters.layout import (
     to_layout,
     to_stacked,
 )
-from rnn_behaviour.adapters.on_onnx.runtimes import Runtime, Session
+from rnn_behaviour.adapters.engines.runtimes import Runtime, Session
 from rnn_behaviour.adapters.reference import random_weights
 from rnn_behaviour.adapters.reference_stack import StackWeights, check_stack_weights, suffix, units
 

@@ -13,18 +13,28 @@ exporter's.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from rnn_behaviour.adapters.base import AdapterError, Capabilities, FitLog, check_input
-from rnn_behaviour.adapters.on_onnx.graph import Exported, check_shapes
-from rnn_behaviour.adapters.on_onnx.nodes import OPS, OnnxLayer, OnnxStack
-from rnn_behaviour.adapters.on_onnx.runtimes import Runtime, Session, runtime
+from rnn_behaviour.adapters.engines.graph import Exported, check_shapes
+from rnn_behaviour.adapters.engines.nodes import OPS, OnnxLayer, OnnxStack
+from rnn_behaviour.adapters.engines.runtimes import Runtime, Session, runtime
 from rnn_behaviour.tasks.base import Budget, CheckNotApplicable, ModelSpec, Split
 
-#: What each source framework's exporters are, and the default (the one users get).
-EXPORTERS = {"torch": ("dynamo", "torchscript")}
+def _from_torch(model: Any, exporter: Any) -> Exported:
+    from rnn_behaviour.adapters.engines import from_torch
+
+    return from_torch.export(model, exporter)
+
+
+#: Each source framework's exporter function and its named exporters, the default (the one users
+#: get) first; a callable exporter is a user's (`from_torch.UserExporter`).
+EXPORTERS: dict[str, tuple[Callable[[Any, Any], Exported], tuple[str, ...]]] = {
+    "torch": (_from_torch, ("dynamo", "torchscript")),
+}
 
 
 class RuntimeModel:
@@ -65,7 +75,7 @@ class RuntimeAdapter:
 
     framework = "onnx"
 
-    def __init__(self, source: str, runtime: str = "onnxruntime", exporter: str | None = None,
+    def __init__(self, source: str, runtime: str | Runtime = "onnxruntime", exporter: Any = None,
                  name: str | None = None, why: str = "") -> None:  # fmt: skip
         from rnn_behaviour.adapters import resolve
 
@@ -78,11 +88,12 @@ class RuntimeAdapter:
                 f"no exporter to ONNX for {self.trained_by} (framework {framework!r}): the runtime rows take "
                 f"{', '.join(EXPORTERS)} rows"
             )
-        self.exporter = exporter or EXPORTERS[framework][0]
-        if self.exporter not in EXPORTERS[framework]:
-            raise AdapterError(f"unknown {framework} exporter {self.exporter!r}: choose one of "
-                               f"{', '.join(EXPORTERS[framework])}")  # fmt: skip
-        self.engine: Runtime = runtime_of(runtime)
+        self._export_with, named = EXPORTERS[framework]
+        self.exporter = exporter or named[0]
+        if not callable(self.exporter) and self.exporter not in named:
+            raise AdapterError(f"unknown {framework} exporter {self.exporter!r}: choose one of {', '.join(named)}, "
+                               "or pass a function")  # fmt: skip
+        self.engine: Runtime = runtime if not isinstance(runtime, str) else runtime_of(runtime)
         self.name = name or f"{self.engine.name}-{self.trained_by}"
         #: Why this exporter, when it is not the default (the record shows it).
         self.why = why
@@ -104,18 +115,11 @@ class RuntimeAdapter:
             self.capability_notes["weight_io"] = f"{self.trained_by} names no cell ONNX has a node for"
             self.capability_notes["variable_length"] = self.capability_notes["weight_io"]
 
-    def _export(self, model: Any) -> Exported:
-        if self.source.framework == "torch":
-            from rnn_behaviour.adapters.on_onnx import from_torch
-
-            return from_torch.export(model, self.exporter)
-        raise AdapterError(f"no exporter for {self.source.framework}")  # guarded in __init__
-
     def convert(self, model: Any) -> RuntimeModel:
         """The source's trained `model` exported and loaded into the engine, once; ConversionError
         when the exported graph cannot run the shapes the suite feeds it."""
         start = time.perf_counter()
-        exported = self._export(model)
+        exported = self._export_with(model, self.exporter)
         session = self.engine.session(exported.blob)
         out = RuntimeModel(exported, session, model.spec, int(model.n_params), self.trained_by)
         hint = _hint(model)
@@ -148,7 +152,7 @@ class RuntimeAdapter:
         return {**self.engine.versions(), **{k: str(v) for k, v in self.source.versions().items()}}
 
     def compute_path(self) -> dict[str, str]:
-        how = getattr(self, "how", {"exporter": self.exporter})
+        how = getattr(self, "how", {"exporter": str(getattr(self.exporter, "__qualname__", self.exporter))})
         out = {"trained_by": self.trained_by, **how, **self.engine.compute_path()}
         return out | ({"why": self.why} if self.why else {})
 
