@@ -172,13 +172,15 @@ def expected_failure(
     tier: str,
     like: str | None = None,
     declared: Iterable[Expectation] = (),
+    trained_by: str = "",
 ) -> str | None:
     """The reason this cell is expected to fail, or None. A task's control checks (which any
     model honouring the state contract fails) are expected failures everywhere.
 
     `like` is the built-in row whose expectations a user's row shares (`--like`); a built-in row
     is like itself. `declared` are the user's own (`--expectations`), matched by exact name and
-    said first: the user's reason is the one shown."""
+    said first: the user's reason is the one shown. `trained_by` is the row an inference-engine row's
+    models come from: its behaviour cells share that row's expectations."""
     known = {**TASKS, **PENDING}
     spec = known[task].check(check) if task in known else None
     if spec is not None and spec.control:
@@ -187,8 +189,11 @@ def expected_failure(
         if e.adapter == adapter and e.task == task and e.check == check and tier in e.tiers:
             return e.reason
     builtin = adapter if adapter in BUILTINS else like
+    # An inference-engine row's behaviour cells judge its source row's trained model: that row's
+    # expected failures are its own too (its conformance cells are its own: task "conformance").
+    names = [n for n in (builtin, trained_by if task != "conformance" else "") if n]
     for e in EXPECTATIONS:
-        applies = e.adapter == EVERY_ROW or (builtin is not None and fnmatchcase(builtin, e.adapter))
+        applies = e.adapter == EVERY_ROW or any(fnmatchcase(n, e.adapter) for n in names)
         if applies and e.task == task and e.check == check and tier in e.tiers:
             return e.reason
     return None

@@ -267,7 +267,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if timeout:
             marks.append(pytest.mark.timeout(timeout, method="signal"))
         tier = metafunc.config.getoption("tier")
-        reason = expected_failure(cell.adapter, cell.task, cell.check, tier, likes.get(cell.adapter), declared)
+        reason = expected_failure(
+            cell.adapter, cell.task, cell.check, tier, likes.get(cell.adapter), declared, cell.trained_by
+        )
         if reason:
             # raises=: only a failed check is the expected failure; a crash stays an error.
             marks.append(pytest.mark.xfail(reason=reason, strict=False, raises=pytest.fail.Exception))

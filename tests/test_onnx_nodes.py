@@ -274,8 +274,8 @@ def test_sharp_on_swapped_biases(rt: Any, monkeypatch: pytest.MonkeyPatch) -> No
     """b and bh swapped (Wb <-> Rb): invisible to every cell but the reset-after GRU, where r scales bh_n."""
     real = nodes.node_weights
 
-    def swapped(cell: str, w: Any, variant: str = "") -> tuple[np.ndarray, ...]:
-        kernel, recurrent, bias = real(cell, w, variant)
+    def swapped(cell: str, w: Any, variant: str = "", order: Any = None) -> tuple[np.ndarray, ...]:
+        kernel, recurrent, bias = real(cell, w, variant, order)
         return kernel, recurrent, np.concatenate(np.split(bias, 2)[::-1])
 
     monkeypatch.setattr(nodes, "node_weights", swapped)
@@ -299,8 +299,8 @@ def test_sharp_on_transposed_kernels(rt: Any, monkeypatch: pytest.MonkeyPatch) -
     """Each gate's U block not transposed (U_g where ONNX wants U_gᵀ): square, so no shape error hides it."""
     real = nodes.node_weights
 
-    def untransposed(cell: str, w: Any, variant: str = "") -> tuple[np.ndarray, ...]:
-        kernel, recurrent, bias = real(cell, w, variant)
+    def untransposed(cell: str, w: Any, variant: str = "", order: Any = None) -> tuple[np.ndarray, ...]:
+        kernel, recurrent, bias = real(cell, w, variant, order)
         blocks = np.split(recurrent, recurrent.shape[0] // recurrent.shape[1])
         return kernel, np.ascontiguousarray(np.concatenate([blk.T for blk in blocks])), bias
 

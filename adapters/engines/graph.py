@@ -70,3 +70,42 @@ def check_shapes(exported: Exported, run: Callable[[int, int], Any], hint: str =
             f"the exported graph runs at the traced (batch, time) = ({batch}, {time}) but not at ({batch + 2}, "
             f"{time + 5}): a shape inside it was fixed at export ({exc}).{why}"
         ) from None
+
+
+#: What a source cell's exported node must say, by attribute (ONNX's defaults when absent).
+_DEFAULTS = {"direction": b"forward", "linear_before_reset": 0}
+
+
+def suspects(blob: bytes, cell: str | None, variant: str = "") -> list[str]:
+    """What the exported graph's recurrent nodes say that the source model does not do, in words:
+    a direction other than forward, a GRU of the other form, an initial state not wired in. Empty
+    when the graph has no recurrent node (an unrolled loop) or nothing is off."""
+    try:
+        model = onnx.load_from_string(blob)
+    except Exception:  # another format (a LiteRT flatbuffer): nothing to read here
+        return []
+    found = []
+    for node in model.graph.node:
+        if node.op_type not in ("LSTM", "GRU", "RNN"):
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        name = f"the exported {node.op_type} node {node.name or ''}".rstrip()
+        direction = attrs.get("direction", _DEFAULTS["direction"])
+        direction = direction.decode() if isinstance(direction, bytes) else str(direction)
+        if direction != "forward":
+            found.append(f"{name} runs direction={direction!r}: the source reads the sequence forwards")
+        if node.op_type == "GRU" and cell == "gru":
+            reset_after = attrs.get("linear_before_reset", _DEFAULTS["linear_before_reset"]) == 1
+            wanted = variant != "reset_before"
+            if reset_after != wanted:
+                found.append(
+                    f"{name} has linear_before_reset={int(reset_after)}, the "
+                    f"{'reset-after' if reset_after else 'reset-before'} GRU, where the source is "
+                    f"{'reset-after (PyTorch, Keras reset_after=True: linear_before_reset=1)' if wanted else 'reset-before'}"
+                    " (an exporter that writes the default 0 for a torch GRU: microsoft/onnxscript#2852)"
+                )
+        inputs = list(node.input) + [""] * (7 - len(node.input))
+        for index, what in ((5, "initial_h"), (6, "initial_c")):
+            if (node.op_type == "LSTM" or index == 5) and not inputs[index]:
+                found.append(f"{name} has no {what} input: the {what.removeprefix('initial_')} state passed in is dropped")
+    return found

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from rnn_behaviour.adapters.base import AdapterError, Capabilities, FitLog, check_input
-from rnn_behaviour.adapters.engines.graph import Exported, check_shapes
+from rnn_behaviour.adapters.engines.graph import Exported, check_shapes, suspects
 from rnn_behaviour.adapters.engines.nodes import OPS, OnnxLayer, OnnxStack
 from rnn_behaviour.adapters.engines.runtimes import Runtime, Session, runtime
 from rnn_behaviour.tasks.base import Budget, CheckNotApplicable, ModelSpec, Split
@@ -74,6 +74,9 @@ class RuntimeAdapter:
     runs, `exporter` converts (the source framework's default when None)."""
 
     framework = "onnx"
+    #: The bare layer and stack classes (ONNX's nodes; a planted defect's own in tests/).
+    layer_class = OnnxLayer
+    stack_class = OnnxStack
 
     def __init__(self, source: str, runtime: str | Runtime = "onnxruntime", exporter: Any = None,
                  name: str | None = None, why: str = "") -> None:  # fmt: skip
@@ -129,18 +132,22 @@ class RuntimeAdapter:
         self.how = exported.how
         return out
 
+    def suspects(self, model: RuntimeModel) -> list[str]:
+        """What the converted model's graph says that its source does not do (graph.suspects)."""
+        return suspects(model.exported.blob, self.cell, self.variant)
+
     def build(self, spec: ModelSpec, seed: int) -> RuntimeModel:
         """The source's model, untrained, as this row runs it (conformance's model checks)."""
         return self.convert(self.source.build(spec, seed))
 
     def build_layer(self, input_size: int, hidden_size: int, seed: int) -> OnnxLayer:
         """ONNX's node for the cell, run by the engine (conformance's bare layer)."""
-        return OnnxLayer(str(self.cell), input_size, hidden_size, self.engine, variant=self.variant, seed=seed)
+        return self.layer_class(str(self.cell), input_size, hidden_size, self.engine, variant=self.variant, seed=seed)
 
     def build_stack(self, input_size: int, hidden_size: int, seed: int, *, num_layers: int = 1,
                     bidirectional: bool = False) -> OnnxStack:  # fmt: skip
-        return OnnxStack(str(self.cell), input_size, hidden_size, num_layers, bidirectional, self.engine,
-                         self.variant, seed)  # fmt: skip
+        return self.stack_class(str(self.cell), input_size, hidden_size, num_layers, bidirectional, self.engine,
+                                self.variant, seed)  # fmt: skip
 
     def export_model(self, model: Any) -> Any:
         raise CheckNotApplicable(f"{self.name} cannot hand a model's weights back: an engine's graph is not read back")

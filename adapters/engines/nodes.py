@@ -56,16 +56,19 @@ OPSET = 14
 IR_VERSION = 8
 
 
-def node_weights(cell: str, weights: Mapping[str, np.ndarray], variant: str = "") -> tuple[np.ndarray, ...]:
+def node_weights(cell: str, weights: Mapping[str, np.ndarray], variant: str = "",
+                 order: Sequence[str] | None = None) -> tuple[np.ndarray, ...]:  # fmt: skip
     """One direction's (W (G·H, I), R (G·H, H), B (2·G·H,)) as float32 from canonical weights in
-    either layout: Wb = b, Rb = bh (0 when absent; the no_bhn GRU's Rb_n always 0)."""
+    either layout: Wb = b, Rb = bh (0 when absent; the no_bhn GRU's Rb_n always 0). `order` is the
+    gate blocks' order, ONNX's unless a planted defect says otherwise."""
     full = to_layout(cell, weights, True)
-    kernel, recurrent, bias, recurrent_bias = to_stacked(cell, ONNX_GATES[cell], full)
+    order = ONNX_GATES[cell] if order is None else tuple(order)
+    kernel, recurrent, bias, recurrent_bias = to_stacked(cell, order, full)
     assert recurrent_bias is not None  # to_layout(..., True) gives every cell its bh
     recurrent_bias = np.array(recurrent_bias, np.float32)
     if cell == "gru" and variant == "no_bhn":
         hidden = recurrent.shape[0]
-        n = ONNX_GATES[cell].index("n")
+        n = order.index("n")
         recurrent_bias[n * hidden : (n + 1) * hidden] = 0.0
     f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
     return f32(kernel.T), f32(recurrent.T), f32(np.concatenate([np.asarray(bias, np.float32), recurrent_bias]))
@@ -80,6 +83,7 @@ def graph(
     bidirectional: bool = False,
     lengths: bool = False,
     opset: int = OPSET,
+    order: Sequence[str] | None = None,
 ) -> onnx.ModelProto:
     """The model of a stack: `layers[k][d]` is layer k's canonical weights for direction d (forward,
     then backward when `bidirectional`), layer 0's input size read off its W; `lengths` adds the
@@ -104,7 +108,8 @@ def graph(
     finals: list[list[str]] = [[] for _ in states]
     for k, directions in enumerate(layers):
         size = input_size if k == 0 else width
-        per_dir = [node_weights(cell, check_weights(cell, size, hidden_size, d, variant), variant) for d in directions]
+        per_dir = [node_weights(cell, check_weights(cell, size, hidden_size, d, variant), variant, order)
+                   for d in directions]  # fmt: skip
         w, r, b = (constant(f"{role}_l{k}", np.stack([p[j] for p in per_dir])) for j, role in enumerate("WRB"))
         if n_layers == 1:
             initial = list(states)
@@ -175,6 +180,9 @@ class OnnxLayer:
     does inference only). The session is built lazily, once per imported weights (with and without
     `sequence_lens`), since each costs milliseconds and conformance runs many forwards per import."""
 
+    #: The order of the gate blocks written into the node (None: ONNX's; a planted defect's own).
+    order: Sequence[str] | None = None
+
     def __init__(self, cell: str, input_size: int, hidden_size: int, runtime: Runtime, *, variant: str = "",
                  seed: int = 0) -> None:  # fmt: skip
         _check_cell(cell, variant)
@@ -188,7 +196,8 @@ class OnnxLayer:
 
     def session(self, lengths: bool) -> Session:
         if lengths not in self.sessions:
-            model = graph(self.cell, [[self.weights]], self.hidden_size, variant=self.variant, lengths=lengths)
+            model = graph(self.cell, [[self.weights]], self.hidden_size, variant=self.variant, lengths=lengths,
+                          order=self.order)  # fmt: skip
             self.sessions[lengths] = self.runtime.session(model)
         return self.sessions[lengths]
 

@@ -25,6 +25,7 @@ from rnn_behaviour.adapters import reference as ref
 from rnn_behaviour.adapters.base import DEVICE_VARIABLE, Capabilities
 from rnn_behaviour.benchmarks.conformance import (
     caller,
+    conversion,
     device,
     gradients,
     precision,
@@ -56,7 +57,7 @@ ORDER = (
     "forward_parity", "regimes", "round_trip", "transplant", "gate_order", "streaming", "batch_independence",
     "causality", "long_calls", "random_states", "saturation", "variable_length", "gradients", "chunked_gradients",
     "self_gradients", "state_precision", "caller_data", "low_precision", "stacked", "bidirectional", "determinism",
-    "bad_input", "trained_transplant", "device_parity",
+    "bad_input", "trained_transplant", "export_parity", "device_parity",
 )  # fmt: skip
 FAMILIES = (
     weights,
@@ -70,6 +71,7 @@ FAMILIES = (
     stacks,
     training,
     robustness,
+    conversion,
     device,
 )
 _ALL = {c.name: c for family in FAMILIES for c in family.CHECKS}
@@ -163,6 +165,8 @@ def skip_reason(
             f"{name} hands conformance no module of its own (Capabilities.native_module is False): {check} "
             "calls the module itself with its framework's tensors"
         )
+    if "conversion" in needs and not hasattr(adapter, "convert"):
+        return f"{name} is not an inference-engine row: nothing of it is exported ({check} needs a conversion)"
     if "gpu" in needs:
         return device.skip_reason(adapter, os.environ.get(DEVICE_VARIABLE, "cpu"))
     return None
