@@ -1,0 +1,170 @@
+"""Inference-engine rows (adapters/engines): ONNX Runtime running a torch row's exported model.
+
+The built-in rows pass the checks that judge the engine (its ONNX node against the reference) and
+the conversion (`export_parity`, the exported model against its source); each planted defect of
+tests/planted_engines.py fails the check there to catch it, with the cause in words; a graph that
+fixes the example's length is refused at conversion with the exporter's part in it (nn.RNN under
+the default exporter, measured); the matrix trains the source row's model once for both rows; an
+engine row shares its source row's behaviour expectations. Skipped without onnxruntime or torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+pytest.importorskip("torch")
+
+from rnn_behaviour.adapters import AdapterError, resolve
+from rnn_behaviour.adapters.engines import from_torch
+from rnn_behaviour.adapters.engines.graph import ConversionError
+from rnn_behaviour.adapters.engines.model import RuntimeAdapter
+from rnn_behaviour.benchmarks.conformance import Subject, run, skip_reason
+from rnn_behaviour.benchmarks.expectations import expected_failure
+from rnn_behaviour.benchmarks.matrix import Cell, Matrix
+from rnn_behaviour.tasks import TASKS
+from rnn_behaviour.tasks.base import ModelSpec
+from tests import planted_engines as planted
+
+SPEC = ModelSpec(input_size=3, output_size=2, hidden_size=8, return_sequences=True)
+
+
+def judge(adapter: Any, check: str) -> Any:
+    return run(check, Subject(adapter.name, adapter))
+
+
+# --- the built-ins pass ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("check", ["forward_parity", "gate_order", "variable_length", "regimes", "export_parity"])
+def test_ort_rnn_passes(check: str) -> None:
+    outcome = judge(resolve("ort-rnn").load(), check)
+    assert outcome.passed, outcome.detail
+
+
+def test_ort_lstm_export_parity_under_the_default_exporter() -> None:
+    adapter = resolve("ort-lstm").load()
+    outcome = judge(adapter, "export_parity")
+    assert outcome.passed, outcome.detail
+    assert "torch.onnx.export(dynamo=True)" in outcome.detail
+
+
+def test_engine_rows_skip_what_needs_training_or_gradients() -> None:
+    adapter = resolve("ort-gru").load()
+    for check, words in (("gradients", "inference only"), ("determinism", "inference-only row"),
+                         ("trained_transplant", "inference-only row")):  # fmt: skip
+        reason = skip_reason(check, adapter.name, adapter.capabilities, adapter.capability_notes, adapter)
+        assert reason is not None and words in reason, reason
+    torch_row = resolve("torch-gru").load()
+    assert "not an inference-engine row" in str(skip_reason("export_parity", "torch-gru", torch_row.capabilities,
+                                                             {}, torch_row))  # fmt: skip
+
+
+def test_engine_model_does_not_train_and_names_a_bad_state() -> None:
+    adapter = resolve("ort-lstm").load()
+    model = adapter.convert(adapter.source.build(SPEC, 0))
+    with pytest.raises(AdapterError, match="does not train"):
+        model.fit(None, None, None, None)  # type: ignore[arg-type]
+    x = np.zeros((2, 4, 3), np.float32)
+    _, state = model.predict(np.zeros((3, 4, 3), np.float32))
+    with pytest.raises(AdapterError, match="do not fit a batch of 2"):
+        model.predict(x, state)
+    assert adapter.compute_path()["trained_by"] == "torch-lstm"
+
+
+# --- planted defects fail, naming the cause ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("factory", "check", "words"),
+    [
+        (planted.torch_order_lstm, "forward_parity", "gates permuted"),
+        (planted.torch_order_lstm, "gate_order", "gates permuted"),
+        (planted.ignored_lengths_gru, "variable_length", "the padded steps are run"),
+        (planted.reset_before_gru, "export_parity", "linear_before_reset=0"),
+        (planted.dropped_c_lstm, "export_parity", "c state passed in zeroed"),
+        (planted.dropped_c_lstm, "export_parity", "has no initial_c input"),
+        (planted.reversed_lstm, "export_parity", "read backwards"),
+        (planted.reversed_lstm, "export_parity", "direction='reverse'"),
+        (planted.fixed_time_lstm, "export_parity", "fixes its input's time at 7"),
+    ],
+)
+def test_planted_defect_fails(factory: Any, check: str, words: str) -> None:
+    outcome = judge(factory(), check)
+    assert not outcome.passed
+    assert words in outcome.detail, outcome.detail
+
+
+def test_planted_defects_pass_what_they_do_not_break() -> None:
+    """The exporters' defects are in the exported model only: the engine's node (built from canonical
+    weights) is right, so the bare-layer checks pass; sharpness is the conversion check's."""
+    assert judge(planted.reset_before_gru(), "forward_parity").passed
+    assert judge(planted.torch_order_lstm(), "export_parity").passed
+
+
+# --- exporters: the default one and nn.RNN, and one export after another ----------------------
+
+
+def test_default_exporter_unrolls_nn_rnn_and_the_conversion_says_so() -> None:
+    """Finding (torch 2.13): torch.onnx.export(dynamo=True) of nn.RNN fixes T at the example's length
+    despite dynamic_shapes, so ort-rnn goes through dynamo=False; the conversion names the cause."""
+    adapter = RuntimeAdapter("torch-rnn", exporter="dynamo")
+    with pytest.raises(ConversionError) as info:
+        adapter.convert(adapter.source.build(SPEC, 0))
+    assert "fixes its input's time at 7" in str(info.value)
+    assert "pytorch/pytorch#184872" in str(info.value)
+
+
+def test_every_dynamo_export_in_a_process_keeps_time_dynamic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding (torch 2.13): without clearing aten::lstm's dispatch cache, every dynamo export after
+    the first in a process silently fixes T (`from_torch.fresh_rnn_dispatch`). With it, two in a row
+    keep it; without it the second is refused at conversion. When this test fails because the second
+    one keeps T too, torch fixed it: drop the workaround."""
+    adapter = RuntimeAdapter("torch-lstm")
+    for seed in (0, 1):
+        adapter.convert(adapter.source.build(SPEC, seed))
+    monkeypatch.setattr(from_torch, "fresh_rnn_dispatch", lambda: None)
+    with pytest.raises(ConversionError, match="fixes its input's time"):  # the third export of the process
+        adapter.convert(adapter.source.build(SPEC, 2))
+
+
+def test_a_users_exporter_and_its_error() -> None:
+    def broken(module: Any, args: Any, **kwargs: Any) -> bytes:
+        raise RuntimeError("no translation for aten::foo")
+
+    adapter = RuntimeAdapter("torch-gru", exporter=broken, name="mine")
+    with pytest.raises(AdapterError, match="the export .*broken.* failed: RuntimeError: no translation for aten::foo"):
+        adapter.convert(adapter.source.build(SPEC, 0))
+    with pytest.raises(AdapterError, match="unknown torch exporter 'onnx2'"):
+        RuntimeAdapter("torch-gru", exporter="onnx2")
+
+
+# --- the matrix and the expectations ----------------------------------------------------------------
+
+
+def test_the_matrix_trains_the_source_once_for_both_rows() -> None:
+    adapters = {name: resolve(name) for name in ("torch-lstm", "ort-lstm")}
+    matrix = Matrix(tier="smoke", seeds=1, adapters=adapters, tasks={"count_steps": TASKS["count_steps"]})
+    cells = matrix.cells()
+    assert {c.group for c in cells} == {"torch-lstm-count_steps"}
+    matrix.expect(cells)
+    (engine,) = matrix.train(Cell("ort-lstm", "count_steps", "fit", "torch-lstm"))
+    (source,) = matrix.train(Cell("torch-lstm", "count_steps", "fit"))
+    assert engine.log is source.log and engine.model is not source.model
+    (record,) = matrix.evaluate(Cell("ort-lstm", "count_steps", "fit", "torch-lstm"), [engine])
+    assert record["compute_path"]["trained_by"] == "torch-lstm" and record["passed"]
+    for cell in cells:
+        matrix.done(cell)
+    assert not matrix._trained
+
+
+def test_engine_rows_share_their_source_rows_expectations() -> None:
+    for task, check in (("sine_rollout", "rollout"), ("parity", "fit")):
+        mine = expected_failure("ort-rnn", task, check, "smoke", trained_by="torch-rnn")
+        assert mine is not None and mine == expected_failure("torch-rnn", task, check, "smoke")
+    assert "clip_add_bias" in str(expected_failure("ort-gru", "conformance", "bad_input", "smoke", trained_by="torch-gru"))
+    assert expected_failure("ort-rnn", "conformance", "bad_input", "smoke", trained_by="torch-rnn") is None
