@@ -118,6 +118,14 @@ BUILTINS: dict[str, AdapterRef] = {
         )
         for cell in ("lstm", "gru", "rnn")
     },
+    # The same exports run by OpenVINO, float32 pinned (its CPU default is bf16 where the CPU has it).
+    **{
+        f"ov-{cell}": AdapterRef(
+            f"ov-{cell}", RUNTIME, {"source": f"torch-{cell}", "runtime": "openvino", "name": f"ov-{cell}"}
+            | ({"exporter": "torchscript", "why": RNN_EXPORT} if cell == "rnn" else {}), True, "onnx", f"ov-{cell}",
+        )
+        for cell in ("lstm", "gru", "rnn")
+    },
 }  # fmt: skip
 
 _NAME = r"[A-Za-z0-9_.-]+"

@@ -162,6 +162,19 @@ EXPECTATIONS: tuple[Expectation, ...] = (
         )
         for cell in ("lstm", "gru")
     ),
+    *(
+        Expectation(
+            f"ov-{cell}",
+            "conformance",
+            "variable_length",
+            "OpenVINO's CPU plugin ignores ONNX sequence_lens when the model's shapes are dynamic: every row runs all "
+            "T steps, its padding included, into Y_h (measured, openvino 2026.4.1: the final state is h_T, 1.2 off the "
+            "state at the row's last valid step; the same graph reshaped to static shapes is exact, 2.5e-8). In the "
+            "dynamic case the plugin keeps the RNN sequence op instead of decomposing it into the TensorIterator that "
+            "masks by seq_lengths (openvinotoolkit/openvino#10710); no issue found for the lengths it then ignores",
+        )
+        for cell in ("lstm", "gru", "rnn")
+    ),
 )
 
 

@@ -101,3 +101,10 @@ def reversed_lstm() -> RuntimeAdapter:
 
 def fixed_time_lstm() -> RuntimeAdapter:
     return _Planted("torch-lstm", "fixed-time-lstm", fixed_time_export)
+
+
+def default_precision_lstm() -> RuntimeAdapter:
+    """OpenVINO left at its CPU plugin's default precision: bf16 on a CPU with bfloat16 support."""
+    from rnn_behaviour.adapters.engines.runtimes import OpenVino
+
+    return RuntimeAdapter("torch-lstm", runtime=OpenVino(precision=None), name="ov-default-lstm")

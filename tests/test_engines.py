@@ -168,3 +168,25 @@ def test_engine_rows_share_their_source_rows_expectations() -> None:
         assert mine is not None and mine == expected_failure("torch-rnn", task, check, "smoke")
     assert "clip_add_bias" in str(expected_failure("ort-gru", "conformance", "bad_input", "smoke", trained_by="torch-gru"))
     assert expected_failure("ort-rnn", "conformance", "bad_input", "smoke", trained_by="torch-rnn") is None
+
+
+def test_openvino_default_precision_is_named_when_it_fails() -> None:
+    """Finding (this machine, avx512_bf16): OpenVINO's CPU default is bf16; the built-in ov rows pin f32.
+    A row left at the default fails parity, and the failure says why and what fixes it."""
+    pytest.importorskip("openvino")
+    adapter = planted.default_precision_lstm()
+    if "bf16" not in adapter.engine.default_precision():
+        pytest.skip(f"this CPU's OpenVINO default precision is {adapter.engine.default_precision()}, not bf16")
+    outcome = judge(adapter, "regimes")
+    assert not outcome.passed
+    assert "INFERENCE_PRECISION_HINT=f32 computes in float32" in outcome.detail, outcome.detail
+    pinned = resolve("ov-lstm").load()
+    assert judge(pinned, "regimes").passed and pinned.compute_path()["precision"] == "f32"
+
+
+def test_openvino_ignores_sequence_lens_with_dynamic_shapes() -> None:
+    """Finding (openvino 2026.4.1): padded rows run their padding into Y_h; an expected failure with its cause."""
+    pytest.importorskip("openvino")
+    outcome = judge(resolve("ov-gru").load(), "variable_length")
+    assert not outcome.passed and "the padded steps are run" in outcome.detail
+    assert "openvinotoolkit/openvino#10710" in str(expected_failure("ov-gru", "conformance", "variable_length", "smoke"))

@@ -132,6 +132,11 @@ class RuntimeAdapter:
         self.how = exported.how
         return out
 
+    def notes(self) -> list[str]:
+        """What a failing check should know about how the engine computes here (its precision)."""
+        notes = getattr(self.engine, "notes", None)
+        return list(notes()) if callable(notes) else []
+
     def suspects(self, model: RuntimeModel) -> list[str]:
         """What the converted model's graph says that its source does not do (graph.suspects)."""
         return suspects(model.exported.blob, self.cell, self.variant)

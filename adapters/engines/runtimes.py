@@ -81,7 +81,80 @@ class OnnxRuntime:
         return {"runtime": "onnxruntime", "provider": "CPUExecutionProvider", "threads": str(threads())}
 
 
-RUNTIMES: dict[str, Any] = {"onnxruntime": OnnxRuntime}
+class OvSession:
+    """An OpenVINO compiled model on the CPU device; inputs and outputs by name."""
+
+    def __init__(self, compiled: Any, declared: tuple[str, ...]) -> None:
+        """`declared`: the ONNX graph's output names, in order. OpenVINO keeps them among each output's
+        names, but folds an Identity into the tensor before it, whose name may come first."""
+        self.compiled = compiled
+        self.input_names = tuple(i.get_any_name() for i in compiled.inputs)
+        self.outputs = list(zip(declared, compiled.outputs, strict=True))
+        self.output_names = declared
+        self.request = compiled.create_infer_request()
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            out = self.request.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()})
+        except Exception as exc:
+            raise AdapterError(f"OpenVINO could not run the model: {first_line(exc)}") from None
+        return {name: np.array(out[port]) for name, port in self.outputs}
+
+
+class OpenVino:
+    """OpenVINO on the CPU, `RNN_BEHAVIOUR_THREADS` threads, one stream, and the inference precision
+    pinned to f32 unless `precision` says otherwise. Pinned because OpenVINO's CPU plugin defaults to
+    bf16 on a CPU with bfloat16 support (`INFERENCE_PRECISION_HINT`; measured on this project's
+    machine, avx512_bf16: an LSTM node 7.1e-3 off the float64 reference at T = 1000, GRU 8.6e-3, RNN
+    2.1e-2, against 1.9e-7, 1.7e-7, 3.6e-7 at f32); `default_precision()` says what this CPU's is."""
+
+    name = "openvino"
+
+    def __init__(self, precision: str | None = "f32") -> None:
+        import openvino as ov
+
+        self.ov, self.core = ov, ov.Core()
+        self.precision = precision
+        self.config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads(), "NUM_STREAMS": 1}
+        if precision is not None:
+            self.config["INFERENCE_PRECISION_HINT"] = precision
+
+    def default_precision(self) -> str:
+        hint = self.core.get_property("CPU", "INFERENCE_PRECISION_HINT")
+        return str(getattr(hint, "get_type_name", lambda: hint)())  # "bf16", "f32"
+
+    def session(self, model: onnx.ModelProto | bytes) -> OvSession:
+        blob = serialized(model)
+        try:
+            compiled = self.core.compile_model(self.core.read_model(blob, b""), "CPU", self.config)
+        except Exception as exc:
+            raise AdapterError(f"OpenVINO refused the model: {first_line(exc)}") from None
+        declared = tuple(o.name for o in (model if isinstance(model, onnx.ModelProto) else
+                                         onnx.load_from_string(blob)).graph.output)  # fmt: skip
+        return OvSession(compiled, declared)
+
+    def versions(self) -> dict[str, str]:
+        return {"openvino": self.ov.__version__.split("-")[0], "onnx": onnx.__version__}
+
+    def compute_path(self) -> dict[str, str]:
+        default = self.default_precision()
+        pinned = self.precision or f"{default} (the CPU plugin's default here)"
+        return {"runtime": "openvino", "device": "CPU", "threads": str(threads()), "precision": pinned,
+                "default_precision": default}  # fmt: skip
+
+    def notes(self) -> list[str]:
+        """What a failing check should know about how the engine computes here."""
+        precision = self.precision or self.default_precision()
+        if "32" in precision:
+            return []
+        return [
+            f"OpenVINO computes in {precision} here (INFERENCE_PRECISION_HINT"
+            f"{'' if self.precision else ': its CPU default on a CPU with bfloat16 support'}), not float32: "
+            "INFERENCE_PRECISION_HINT=f32 computes in float32"
+        ]
+
+
+RUNTIMES: dict[str, Any] = {"onnxruntime": OnnxRuntime, "openvino": OpenVino}
 
 
 def runtime(name: str) -> Runtime:

@@ -202,6 +202,9 @@ def run(check: str, subject: Subject) -> Outcome:
     if scale != 1.0 and spec.device_scaled and outcome.threshold is None:
         outcome.threshold = spec.threshold * scale
         outcome.detail += f" (tolerances x{scale:g} on a GPU)"
+    notes = getattr(subject.adapter, "notes", None)
+    if not outcome.passed and not outcome.skipped and callable(notes):  # how an engine computes here, if it matters
+        outcome.detail += "".join(f"; {note}" for note in notes())
     if subject.variant and "weight_io" in CHECKS_BY_NAME[check].needs:
         outcome.detail = f"[{subject.variant} {subject.cell.upper()}] {outcome.detail}"
     return outcome
