@@ -33,6 +33,8 @@ def timed(speed: SpeedItem, matrix: Matrix, benchmark: Any, request: pytest.Fixt
         adapter = matrix.adapter(speed.adapter)
     except CellSkipped as exc:
         pytest.skip(str(exc))
+    if speed.op == "train_step" and not adapter.capabilities.training:
+        pytest.skip(f"{speed.adapter} does not train (an inference-only row): no train step to time")
     model = adapter.build(speed.spec(), seed=0)
     data = speed.batch()
     if speed.op == "forward":

@@ -136,9 +136,8 @@ def test_a_users_exporter_and_its_error() -> None:
     def broken(module: Any, args: Any, **kwargs: Any) -> bytes:
         raise RuntimeError("no translation for aten::foo")
 
-    adapter = RuntimeAdapter("torch-gru", exporter=broken, name="mine")
-    with pytest.raises(AdapterError, match="the export .*broken.* failed: RuntimeError: no translation for aten::foo"):
-        adapter.convert(adapter.source.build(SPEC, 0))
+    with pytest.raises(AdapterError, match="converting torch-gru's model failed at load: the export .*broken. failed: RuntimeError: no translation"):
+        RuntimeAdapter("torch-gru", exporter=broken, name="mine")
     with pytest.raises(AdapterError, match="unknown torch exporter 'onnx2'"):
         RuntimeAdapter("torch-gru", exporter="onnx2")
 
@@ -190,3 +189,20 @@ def test_openvino_ignores_sequence_lens_with_dynamic_shapes() -> None:
     outcome = judge(resolve("ov-gru").load(), "variable_length")
     assert not outcome.passed and "the padded steps are run" in outcome.detail
     assert "openvinotoolkit/openvino#10710" in str(expected_failure("ov-gru", "conformance", "variable_length", "smoke"))
+
+
+def test_a_broken_engine_row_is_one_usage_error_line(pytester: pytest.Pytester) -> None:
+    """Given with --adapter, a row whose exporter cannot export stops the run before anything trains."""
+    pytester.makepyfile(myrows="""
+from rnn_behaviour.adapters.engines.model import RuntimeAdapter
+
+def broken(module, args, **kwargs):
+    raise RuntimeError("no translation for aten::foo")
+
+def row():
+    return RuntimeAdapter("torch-gru", exporter=broken)
+""")
+    pytester.syspathinsert()
+    result = pytester.runpytest_subprocess("-p", "rnn_behaviour.plugin", "--adapter", "mine=myrows:row", "--co", "-q")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: --adapter mine=myrows:row: converting torch-gru's model failed at load: the export (broken) failed: *"])

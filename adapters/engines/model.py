@@ -13,13 +13,15 @@ exporter's.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from rnn_behaviour.adapters.base import AdapterError, Capabilities, FitLog, check_input
-from rnn_behaviour.adapters.engines.graph import Exported, check_shapes, suspects
+from rnn_behaviour.adapters.custom import PROBE_BATCH, PROBE_HIDDEN, PROBE_INPUT, PROBE_TIME
+from rnn_behaviour.adapters.engines.graph import Exported, check_shapes, first_line, suspects
 from rnn_behaviour.adapters.engines.nodes import OPS, OnnxLayer, OnnxStack
 from rnn_behaviour.adapters.engines.runtimes import Runtime, Session, runtime
 from rnn_behaviour.tasks.base import Budget, CheckNotApplicable, ModelSpec, Split
@@ -117,12 +119,25 @@ class RuntimeAdapter:
         if not weight_io:
             self.capability_notes["weight_io"] = f"{self.trained_by} names no cell ONNX has a node for"
             self.capability_notes["variable_length"] = self.capability_notes["weight_io"]
+        if callable(self.exporter) or not isinstance(runtime, str):
+            self.probe()
+
+    def probe(self) -> None:
+        """A user's exporter or engine, tried once at load on a tiny untrained model (as the frameworks'
+        factories are): one AdapterError line naming what failed, before anything trains."""
+        spec = ModelSpec(input_size=PROBE_INPUT, output_size=2, hidden_size=PROBE_HIDDEN, return_sequences=True)
+        try:
+            model = self.convert(self.source.build(spec, 0))
+            model.predict(np.zeros((PROBE_BATCH, PROBE_TIME, PROBE_INPUT), np.float32))
+        except Exception as exc:
+            why = str(exc) if isinstance(exc, AdapterError) else first_line(exc)
+            raise AdapterError(f"converting {self.trained_by}'s model failed at load: {why}") from None
 
     def convert(self, model: Any) -> RuntimeModel:
         """The source's trained `model` exported and loaded into the engine, once; ConversionError
         when the exported graph cannot run the shapes the suite feeds it."""
         start = time.perf_counter()
-        exported = self._export_with(model, self.exporter)
+        exported = _exported(model, self.exporter, self._export_with)
         session = self.engine.session(exported.blob)
         out = RuntimeModel(exported, session, model.spec, int(model.n_params), self.trained_by)
         hint = _hint(model)
@@ -167,6 +182,18 @@ class RuntimeAdapter:
         how = getattr(self, "how", {"exporter": str(getattr(self.exporter, "__qualname__", self.exporter))})
         out = {"trained_by": self.trained_by, **how, **self.engine.compute_path()}
         return out | ({"why": self.why} if self.why else {})
+
+
+#: Exports by source model and exporter, while the model lives: the ONNX Runtime and OpenVINO rows
+#: of one torch row run the same export of the same trained model, made once.
+_EXPORTS: weakref.WeakKeyDictionary[Any, dict[Any, Exported]] = weakref.WeakKeyDictionary()
+
+
+def _exported(model: Any, exporter: Any, export_with: Callable[[Any, Any], Exported]) -> Exported:
+    done = _EXPORTS.setdefault(model, {})
+    if exporter not in done:
+        done[exporter] = export_with(model, exporter)
+    return done[exporter]
 
 
 def runtime_of(name: str) -> Runtime:
