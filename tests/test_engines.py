@@ -206,3 +206,19 @@ def row():
     result = pytester.runpytest_subprocess("-p", "rnn_behaviour.plugin", "--adapter", "mine=myrows:row", "--co", "-q")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["ERROR: --adapter mine=myrows:row: converting torch-gru's model failed at load: the export (broken) failed: *"])
+
+
+@pytest.mark.parametrize("source", ["keras-lstm", "keras-gru", "keras-rnn"])
+def test_keras_trained_weights_through_the_node_builder(source: str) -> None:
+    """exporter="nodes": a Keras model's canonical weights as MatMul/Add, ONNX's own node and the head."""
+    pytest.importorskip("keras")
+    adapter = RuntimeAdapter(source, exporter="nodes", name=f"ort-nodes-{source}")
+    outcome = judge(adapter, "export_parity")
+    assert outcome.passed, outcome.detail
+
+
+def test_the_node_builder_names_a_state_in_another_order() -> None:
+    """flax-lstm's carry is (c, h): through "nodes" (which reads (h, c)) export_parity says so."""
+    pytest.importorskip("flax")
+    outcome = judge(RuntimeAdapter("flax-lstm", exporter="nodes", name="ort-nodes-flax-lstm"), "export_parity")
+    assert not outcome.passed and "final state's parts come back swapped (c, h for h, c)" in outcome.detail

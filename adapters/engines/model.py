@@ -88,12 +88,15 @@ class RuntimeAdapter:
         self.trained_by = self.source_ref.name
         self.source = self.source_ref.load()
         framework = getattr(self.source, "framework", "")
-        if framework not in EXPORTERS:
+        if exporter == "nodes":  # any weight-conformant row, through ONNX's own node (from_weights.py)
+            self._export_with, named = self._from_weights, ("nodes",)
+        elif framework not in EXPORTERS:
             raise AdapterError(
-                f"no exporter to ONNX for {self.trained_by} (framework {framework!r}): the runtime rows take "
-                f"{', '.join(EXPORTERS)} rows"
+                f"no exporter for {self.trained_by} (framework {framework!r}): the engine rows take "
+                f"{', '.join(EXPORTERS)} rows, or any row with canonical weights through exporter='nodes'"
             )
-        self._export_with, named = EXPORTERS[framework]
+        else:
+            self._export_with, named = EXPORTERS[framework]
         self.exporter = exporter or named[0]
         if not callable(self.exporter) and self.exporter not in named:
             raise AdapterError(f"unknown {framework} exporter {self.exporter!r}: choose one of {', '.join(named)}, "
@@ -146,6 +149,13 @@ class RuntimeAdapter:
         out.conversion_seconds = time.perf_counter() - start
         self.how = exported.how
         return out
+
+    def _from_weights(self, model: Any, exporter: Any) -> Exported:
+        from rnn_behaviour.adapters.engines import from_weights
+
+        if not getattr(self.source.capabilities, "weight_io", False):
+            raise AdapterError(f"exporter 'nodes' reads the canonical weights, which {self.trained_by} does not export")
+        return from_weights.export(self.source, model)
 
     def notes(self) -> list[str]:
         """What a failing check should know about how the engine computes here (its precision)."""

@@ -62,8 +62,15 @@ def likely_cause(converted: Predict, source: Predict, x: np.ndarray, state: Any,
     for k in range(len(leaves) if len(leaves) > 1 else 0):
         if near(source(x, _zero_leaf(state, k))):
             return f"it is the source's output with the {names[k]} state passed in zeroed: that part of the state is dropped"
-    if sequences:
-        flipped = source(x[:, ::-1].copy(), state)  # a copy: T = 1 reversed is still a negative stride
+    want = source(x, state)
+    if max_abs(got[0], want[0]) <= 1e-4:
+        got_leaves, want_leaves = arrays(got[1]), arrays(want[1])
+        off = [names[k] for k, (a, b) in enumerate(zip(got_leaves, want_leaves, strict=True)) if max_abs(a, b) > 1e-4]
+        if len(got_leaves) == 2 and max(max_abs(got_leaves[0], want_leaves[1]), max_abs(got_leaves[1], want_leaves[0])) <= 1e-4:
+            return f"the outputs match, the final state's parts come back swapped ({names[1]}, {names[0]} for {names[0]}, {names[1]})"
+        return f"the outputs match, the final state does not ({', '.join(off)}): the state handed back is not the one reached"
+    if sequences and x.shape[1] > 1:
+        flipped = source(x[:, ::-1].copy(), state)  # a copy: NumPy's reversed view has a negative stride
         if max_abs(got[0], flipped[0][:, ::-1]) <= 1e-4:
             return "it is the source's output on the sequence read backwards (the recurrence runs in reverse)"
         first = max_abs(got[0][:, :1], source(x[:, :1], state)[0])
