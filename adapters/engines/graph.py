@@ -33,6 +33,9 @@ class Exported:
     example: tuple[int, int]
     how: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    #: The blob's format: "onnx", or "tflite" (a LiteRT flatbuffer, whose fixed dimensions
+    #: `check_shapes` does not read: its runtime says what it does with them).
+    format: str = "onnx"
 
 
 class ConversionError(AdapterError):
@@ -55,7 +58,7 @@ def check_shapes(exported: Exported, run: Callable[[int, int], Any], hint: str =
     conversion, with the exporter's part in it (`hint`), instead of failing every check that feeds
     another shape. `run(batch, time)` runs the graph once."""
     batch, time = exported.example
-    fixed = fixed_dims(exported.blob)
+    fixed = fixed_dims(exported.blob) if exported.format == "onnx" else []
     why = f" {hint}" if hint else ""
     if fixed:
         raise ConversionError(
