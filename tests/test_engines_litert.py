@@ -205,7 +205,9 @@ def test_outputs_without_names() -> None:
     def detail(index: int, *shape: int) -> dict[str, Any]:
         return {"index": index, "shape_signature": np.array(shape)}
 
-    inputs = match_inputs([("serving_default_x:0", detail(0, 8, -1, 3)), ("serving_default_state_0:0", detail(1, 8, 6))])
+    inputs = match_inputs(
+        [("serving_default_x:0", detail(0, 8, -1, 3)), ("serving_default_state_0:0", detail(1, 8, 6))]
+    )
     assert our_name("serving_default_state_0:0") == "state_0"
     out = match_outputs([("Identity", detail(5, 8, -1, 2)), ("Identity_1", detail(6, 8, 6))], inputs)
     assert out["y"]["index"] == 5 and out["state_out_0"]["index"] == 6

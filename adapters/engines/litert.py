@@ -54,7 +54,7 @@ def match_outputs(pairs: list[tuple[str, Detail]], inputs: Mapping[str, Detail])
     `state_out_<k>` is the one unnamed output of `state_<k>`'s shape and `y` the one left; an
     AdapterError when shapes cannot tell them apart (an LSTM's h and c share one)."""
     named = {our_name(name): detail for name, detail in pairs}
-    wanted = ["y", *(f"state_out_{k[len('state_'):]}" for k in inputs if k.startswith("state_"))]
+    wanted = ["y", *(f"state_out_{k[len('state_') :]}" for k in inputs if k.startswith("state_"))]
     if all(w in named for w in wanted):
         return {w: named[w] for w in wanted}
     left = [(name, d) for name, d in pairs if our_name(name) not in wanted]
@@ -129,7 +129,9 @@ class LiteRTSession:
             part = {k: a[start : start + self.piece] for k, a in arrays.items()}
             n = len(part["x"] if "x" in part else next(iter(part.values())))
             if n < self.piece:
-                part = {k: np.concatenate([a, np.zeros((self.piece - n, *a.shape[1:]), a.dtype)]) for k, a in part.items()}
+                part = {
+                    k: np.concatenate([a, np.zeros((self.piece - n, *a.shape[1:]), a.dtype)]) for k, a in part.items()
+                }
             parts.append({k: v[:n] for k, v in self._invoke(part).items()})
         return {k: np.concatenate([p[k] for p in parts]) for k in self.outputs}
 
