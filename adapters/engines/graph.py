@@ -21,9 +21,10 @@ def first_line(exc: BaseException) -> str:
 @dataclass
 class Exported:
     """A model in ONNX (or a TFLite flatbuffer: `format`): inputs `x` (batch, time, features) and
-    the state's leaves `state_<k>`, outputs `y` and `state_out_<k>`. `state_shapes` has -1 at each leaf's batch axis; `flatten`
-    and `unflatten` turn the source model's state nest into the leaves and back; `example` is the
-    (batch, time) the exporter traced; `how` says how it was made (exporter, opset, precision)."""
+    the state's leaves `state_<k>`, outputs `y` and `state_out_<k>`. `state_shapes` has -1 at each
+    leaf's batch axis; `flatten` and `unflatten` turn the source model's state nest into the leaves
+    and back; `example` is the (batch, time) the exporter traced; `how` says how it was made
+    (exporter, opset, precision)."""
 
     blob: bytes
     input_names: tuple[str, ...]
