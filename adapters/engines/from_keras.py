@@ -101,6 +101,7 @@ def export(model: Any, exporter: str = "tflite") -> Exported:
         example=(PIECE, EXAMPLE_TIME),
         how={
             "exporter": f"{_converter_version()}.from_concrete_functions, variables frozen",
+            "opset": "none (a TFLite flatbuffer)",
             "ops": "builtin (TFLITE_BUILTINS), recurrence as WHILE",
             "batch": f"static at {PIECE}: other batches run in pieces of {PIECE} rows",
             "time": "dynamic",
