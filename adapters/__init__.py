@@ -126,6 +126,15 @@ BUILTINS: dict[str, AdapterRef] = {
         )
         for cell in ("lstm", "gru", "rnn")
     },
+    # The keras built-ins' trained models, converted to LiteRT (builtin ops, static batch: the
+    # limits are in adapters/engines/from_keras.py) and run by the LiteRT interpreter.
+    **{
+        f"lite-{cell}": AdapterRef(
+            f"lite-{cell}", RUNTIME, {"source": f"keras-{cell}", "runtime": "litert", "name": f"lite-{cell}"}, True,
+            "litert", f"lite-{cell}",
+        )
+        for cell in ("lstm", "gru", "rnn")
+    },
 }  # fmt: skip
 
 _NAME = r"[A-Za-z0-9_.-]+"

@@ -20,10 +20,11 @@ def first_line(exc: BaseException) -> str:
 
 @dataclass
 class Exported:
-    """A model in ONNX: inputs `x` (batch, time, features) and the state's leaves `state_<k>`,
-    outputs `y` and `state_out_<k>`. `state_shapes` has -1 at each leaf's batch axis; `flatten`
-    and `unflatten` turn the source model's state nest into the leaves and back; `example` is the
-    (batch, time) the exporter traced; `how` says how it was made (exporter, opset, precision)."""
+    """A model in ONNX (or a TFLite flatbuffer: `format`): inputs `x` (batch, time, features) and
+    the state's leaves `state_<k>`, outputs `y` and `state_out_<k>`. `state_shapes` has -1 at each
+    leaf's batch axis; `flatten` and `unflatten` turn the source model's state nest into the leaves
+    and back; `example` is the (batch, time) the exporter traced; `how` says how it was made
+    (exporter, opset, precision)."""
 
     blob: bytes
     input_names: tuple[str, ...]
@@ -33,6 +34,9 @@ class Exported:
     example: tuple[int, int]
     how: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    #: The blob's format: "onnx", or "tflite" (a LiteRT flatbuffer, whose fixed dimensions
+    #: `check_shapes` does not read: its runtime says what it does with them).
+    format: str = "onnx"
 
 
 class ConversionError(AdapterError):
@@ -55,7 +59,7 @@ def check_shapes(exported: Exported, run: Callable[[int, int], Any], hint: str =
     conversion, with the exporter's part in it (`hint`), instead of failing every check that feeds
     another shape. `run(batch, time)` runs the graph once."""
     batch, time = exported.example
-    fixed = fixed_dims(exported.blob)
+    fixed = fixed_dims(exported.blob) if exported.format == "onnx" else []
     why = f" {hint}" if hint else ""
     if fixed:
         raise ConversionError(

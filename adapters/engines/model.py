@@ -32,10 +32,17 @@ def _from_torch(model: Any, exporter: Any) -> Exported:
     return from_torch.export(model, exporter)
 
 
+def _from_keras(model: Any, exporter: Any) -> Exported:
+    from rnn_behaviour.adapters.engines import from_keras
+
+    return from_keras.export(model, exporter)
+
+
 #: Each source framework's exporter function and its named exporters, the default (the one users
 #: get) first; a callable exporter is a user's (`from_torch.UserExporter`).
 EXPORTERS: dict[str, tuple[Callable[[Any, Any], Exported], tuple[str, ...]]] = {
     "torch": (_from_torch, ("dynamo", "torchscript")),
+    "keras": (_from_keras, ("tflite",)),
 }
 
 
@@ -110,6 +117,7 @@ class RuntimeAdapter:
         #: The bare layer is ONNX's own node for the source's cell (nodes.py), built from canonical
         #: weights: the engine's kernel held to the reference, whatever the exporter.
         weight_io = self.cell in OPS and self.variant in ("", "reset_before", "no_bhn")
+        weight_io = weight_io and getattr(self.engine, "bare_layer", True)
         self.capabilities = Capabilities(
             stateful_training=self.source.capabilities.stateful_training, training=False, gradients=False,
             weight_io=weight_io, variable_length=weight_io,
@@ -120,7 +128,8 @@ class RuntimeAdapter:
             "stateful_training": f"{self.trained_by} does not train statefully",
         }
         if not weight_io:
-            self.capability_notes["weight_io"] = f"{self.trained_by} names no cell ONNX has a node for"
+            self.capability_notes["weight_io"] = getattr(self.engine, "why_no_bare_layer", "") or (
+                f"{self.trained_by} names no cell ONNX has a node for")  # fmt: skip
             self.capability_notes["variable_length"] = self.capability_notes["weight_io"]
         if callable(self.exporter) or not isinstance(runtime, str):
             self.probe()

@@ -163,7 +163,14 @@ class OpenVino:
         ]
 
 
-RUNTIMES: dict[str, Any] = {"onnxruntime": OnnxRuntime, "openvino": OpenVino}
+def _litert() -> Runtime:
+    """LiteRT (engines/litert.py), imported when used: without ai-edge-litert it is an ImportError."""
+    from rnn_behaviour.adapters.engines.litert import LiteRT
+
+    return LiteRT()
+
+
+RUNTIMES: dict[str, Any] = {"onnxruntime": OnnxRuntime, "openvino": OpenVino, "litert": _litert}
 
 
 def runtime(name: str) -> Runtime:
