@@ -18,6 +18,11 @@ from rnn_behaviour.tasks import TASKS
 from rnn_behaviour.tasks.base import UNSCORED
 
 
+def _trains(adapter: Adapter) -> None:
+    if not adapter.capabilities.training:
+        pytest.skip(f"{adapter.name} does not train (an inference-only row: adapters/engines)")
+
+
 def _load(name: str) -> Adapter:
     try:
         return BUILTINS[name].load()
@@ -77,6 +82,7 @@ def test_same_seed_same_model_other_seed_other_model(adapter: Adapter) -> None:
 
 
 def test_fit_runs_to_the_budget_or_the_criterion(adapter: Adapter) -> None:
+    _trains(adapter)
     task = TASKS["count_steps"]
     data = task.generate(np.random.default_rng(0), "smoke")
     train = replace(data.train, x=data.train.x[:96], y=data.train.y[:96])
@@ -173,6 +179,7 @@ def test_a_stateful_task_is_skipped_without_the_capability() -> None:
 def test_same_seed_same_training_bit_for_bit(adapter: Adapter) -> None:
     """DESIGN §9: same seed, same machine, same metrics. Two trainings of two epochs from seed 0
     give the same loss history and the same outputs, to the bit."""
+    _trains(adapter)
     task = TASKS["count_steps"]
     data = task.generate(np.random.default_rng(0), "smoke")
     train = replace(data.train, x=data.train.x[:96], y=data.train.y[:96])
@@ -188,6 +195,7 @@ def test_same_seed_same_training_bit_for_bit(adapter: Adapter) -> None:
 
 def test_a_train_step_alone_learns(adapter: Adapter) -> None:
     """`make_train_step` (what the speed benchmark times) runs one optimizer step on one batch."""
+    _trains(adapter)
     task = TASKS["count_steps"]
     data = task.generate(np.random.default_rng(0), "smoke")
     model = adapter.build(task.spec, seed=0)
@@ -201,6 +209,7 @@ def test_unscored_targets_are_left_out_of_the_loss(adapter: Adapter) -> None:
     """A crossentropy target of UNSCORED (copy_memory's non-recall steps) adds nothing to the loss:
     the models are causal, so scoring only the first step of the whole sequence gives the loss of
     that first step alone."""
+    _trains(adapter)
     task = TASKS["copy_memory"]
     data = task.generate(np.random.default_rng(0), "smoke")
     x, y = data.train.x[:32], data.train.y[:32].copy()

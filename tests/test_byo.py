@@ -64,7 +64,9 @@ def test_the_builtins_are_factories_too() -> None:
         "rnn_behaviour.adapters.on_torch.model:TorchAdapter",
         "rnn_behaviour.adapters.on_keras.model:KerasAdapter",
         "rnn_behaviour.adapters.on_jax.model:JaxAdapter",
+        "rnn_behaviour.adapters.engines.model:RuntimeAdapter",  # the engine rows: a framework row trains them
     }
+    assert BUILTINS["ort-gru"].trained_by == "torch-gru" and BUILTINS["lite-lstm"].trained_by == "keras-lstm"
 
 
 @pytest.mark.parametrize(

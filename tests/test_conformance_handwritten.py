@@ -21,6 +21,7 @@ NOT_APPLICABLE = {
     "stacked": "takes no num_layers keyword",
     "bidirectional": "takes no bidirectional keyword",
     "device_parity": "needs --device cuda",
+    "export_parity": "not an inference-engine row",
 }
 
 

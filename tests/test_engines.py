@@ -90,13 +90,18 @@ def test_engine_model_does_not_train_and_names_a_bad_state() -> None:
         (planted.dropped_c_lstm, "export_parity", "has no initial_c input"),
         (planted.reversed_lstm, "export_parity", "read backwards"),
         (planted.reversed_lstm, "export_parity", "direction='reverse'"),
-        (planted.fixed_time_lstm, "export_parity", "fixes its input's time at 7"),
     ],
 )
 def test_planted_defect_fails(factory: Any, check: str, words: str) -> None:
     outcome = judge(factory(), check)
     assert not outcome.passed
     assert words in outcome.detail, outcome.detail
+
+
+def test_a_graph_unrolled_for_a_fixed_length_is_refused_at_load() -> None:
+    """The planted exporter leaves T static: the row's load-time probe (a user's exporter) says so."""
+    with pytest.raises(AdapterError, match="failed at load: the exported graph fixes its input's time at 7"):
+        planted.fixed_time_lstm()
 
 
 def test_planted_defects_pass_what_they_do_not_break() -> None:

@@ -220,6 +220,7 @@ NOT_APPLICABLE = {
     "stacked": "takes no num_layers keyword (nn.LSTM's); nothing to stack",
     "bidirectional": "takes no bidirectional keyword (nn.LSTM's); nothing to stack",
     "device_parity": "this adapter is not PyTorch",
+    "export_parity": "not an inference-engine row",
 }
 
 

@@ -199,7 +199,7 @@ class RuntimeAdapter:
 
     def compute_path(self) -> dict[str, str]:
         how = getattr(self, "how", {"exporter": str(getattr(self.exporter, "__qualname__", self.exporter))})
-        out = {"trained_by": self.trained_by, **how, **self.engine.compute_path()}
+        out = {"device": "cpu", "trained_by": self.trained_by, **how, **self.engine.compute_path()}
         return out | ({"why": self.why} if self.why else {})
 
 

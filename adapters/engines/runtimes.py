@@ -148,7 +148,7 @@ class OpenVino:
     def compute_path(self) -> dict[str, str]:
         default = self.default_precision()
         pinned = self.precision or f"{default} (the CPU plugin's default here)"
-        return {"runtime": "openvino", "device": "CPU", "threads": str(threads()), "precision": pinned,
+        return {"runtime": "openvino", "device": "cpu", "threads": str(threads()), "precision": pinned,
                 "default_precision": default, "semantics": SEMANTICS["openvino"]}  # fmt: skip
 
     def notes(self) -> list[str]:
