@@ -213,9 +213,8 @@ class Matrix:
                     self._trained[key] = dataclasses.replace(t, model=model, adapter=adapter)
                 except Exception as exc:
                     where = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                    self._trained[key] = TrainingFailed(
-                        f"{cell.adapter} on {cell.task} (seed {seed}): could not convert {source}'s trained model: {where}"
-                    )
+                    why = f"could not convert {source}'s trained model: {where}"
+                    self._trained[key] = TrainingFailed(f"{cell.adapter} on {cell.task} (seed {seed}): {why}")
             converted = self._trained[key]
             if isinstance(converted, BaseException):
                 raise converted

@@ -141,7 +141,10 @@ def test_a_users_exporter_and_its_error() -> None:
     def broken(module: Any, args: Any, **kwargs: Any) -> bytes:
         raise RuntimeError("no translation for aten::foo")
 
-    with pytest.raises(AdapterError, match="converting torch-gru's model failed at load: the export .*broken. failed: RuntimeError: no translation"):
+    with pytest.raises(
+        AdapterError,
+        match=r"converting torch-gru's model failed at load: the export .*broken. failed: RuntimeError: no translation",
+    ):
         RuntimeAdapter("torch-gru", exporter=broken, name="mine")
     with pytest.raises(AdapterError, match="unknown torch exporter 'onnx2'"):
         RuntimeAdapter("torch-gru", exporter="onnx2")
@@ -170,7 +173,9 @@ def test_engine_rows_share_their_source_rows_expectations() -> None:
     for task, check in (("sine_rollout", "rollout"), ("parity", "fit")):
         mine = expected_failure("ort-rnn", task, check, "smoke", trained_by="torch-rnn")
         assert mine is not None and mine == expected_failure("torch-rnn", task, check, "smoke")
-    assert "clip_add_bias" in str(expected_failure("ort-gru", "conformance", "bad_input", "smoke", trained_by="torch-gru"))
+    assert "clip_add_bias" in str(
+        expected_failure("ort-gru", "conformance", "bad_input", "smoke", trained_by="torch-gru")
+    )
     assert expected_failure("ort-rnn", "conformance", "bad_input", "smoke", trained_by="torch-rnn") is None
 
 
@@ -193,12 +198,15 @@ def test_openvino_ignores_sequence_lens_with_dynamic_shapes() -> None:
     pytest.importorskip("openvino")
     outcome = judge(resolve("ov-gru").load(), "variable_length")
     assert not outcome.passed and "the padded steps are run" in outcome.detail
-    assert "openvinotoolkit/openvino#10710" in str(expected_failure("ov-gru", "conformance", "variable_length", "smoke"))
+    assert "openvinotoolkit/openvino#10710" in str(
+        expected_failure("ov-gru", "conformance", "variable_length", "smoke")
+    )
 
 
 def test_a_broken_engine_row_is_one_usage_error_line(pytester: pytest.Pytester) -> None:
     """Given with --adapter, a row whose exporter cannot export stops the run before anything trains."""
-    pytester.makepyfile(myrows="""
+    pytester.makepyfile(
+        myrows="""
 from rnn_behaviour.adapters.engines.model import RuntimeAdapter
 
 def broken(module, args, **kwargs):
@@ -206,11 +214,14 @@ def broken(module, args, **kwargs):
 
 def row():
     return RuntimeAdapter("torch-gru", exporter=broken)
-""")
+"""
+    )
     pytester.syspathinsert()
     result = pytester.runpytest_subprocess("-p", "rnn_behaviour.plugin", "--adapter", "mine=myrows:row", "--co", "-q")
     assert result.ret == 4
-    result.stderr.fnmatch_lines(["ERROR: --adapter mine=myrows:row: converting torch-gru's model failed at load: the export (broken) failed: *"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: --adapter mine=myrows:row: converting torch-gru's model failed at load: the export (broken) failed: *"]
+    )
 
 
 @pytest.mark.parametrize("source", ["keras-lstm", "keras-gru", "keras-rnn"])

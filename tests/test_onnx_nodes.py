@@ -15,14 +15,14 @@ pytest.importorskip("onnxruntime")
 from rnn_behaviour.adapters import reference as ref
 from rnn_behaviour.adapters import reference_stack as refstack
 from rnn_behaviour.adapters.base import AdapterError
-from rnn_behaviour.adapters.layout import CannotHold
 from rnn_behaviour.adapters.engines import nodes
 from rnn_behaviour.adapters.engines.runtimes import runtime
+from rnn_behaviour.adapters.layout import CannotHold
 
 ATOL = 1e-5
 #: How far a planted mistake must move the outputs: far beyond ATOL, so parity cannot miss it.
 SHARP = 1e-2
-I, H = 5, 8
+I, H = 5, 8  # noqa: E741 (input and hidden size, as in the papers)
 FORMS = [("lstm", ""), ("gru", ""), ("gru", "reset_before"), ("gru", "no_bhn"), ("rnn", "")]
 FORM_IDS = [f"{c}-{v}" if v else c for c, v in FORMS]
 

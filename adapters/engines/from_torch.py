@@ -88,7 +88,9 @@ def export(model: Any, exporter: str | UserExporter = "dynamo") -> Exported:
     outputs = ["y", *(f"state_out_{k}" for k in range(len(leaves)))]
     dynamic = {"x": {0: "batch", 1: "time"}} | {n: {a: "batch"} for n, a in zip(names, axes, strict=True)}
     dynamic |= {"y": {0: "batch"}} | {o: {a: "batch"} for o, a in zip(outputs[1:], axes, strict=True)}
-    label = getattr(exporter, "__qualname__", repr(exporter)) if callable(exporter) else f"dynamo={exporter == 'dynamo'}"
+    label = (
+        getattr(exporter, "__qualname__", repr(exporter)) if callable(exporter) else f"dynamo={exporter == 'dynamo'}"
+    )
     try:
         with _quiet():
             if callable(exporter):

@@ -36,10 +36,14 @@ def export(adapter: Any, model: Any) -> Exported:
     hidden = spec.hidden_size
     state = _leaves(model.predict(np.zeros((EXAMPLE_BATCH, 2, spec.input_size), np.float32))[1])
     if len(state) != (2 if cell == "lstm" else 1):
-        raise AdapterError(f"{adapter.name}'s state has {len(state)} arrays; the {cell} node takes {2 if cell == 'lstm' else 1}")
+        raise AdapterError(
+            f"{adapter.name}'s state has {len(state)} arrays; the {cell} node takes {2 if cell == 'lstm' else 1}"
+        )
     for leaf in state:
         if leaf.shape not in ((EXAMPLE_BATCH, hidden), (1, EXAMPLE_BATCH, hidden)):
-            raise AdapterError(f"{adapter.name}'s state arrays are {leaf.shape}: the node takes (batch, hidden) or (1, batch, hidden)")
+            raise AdapterError(
+                f"{adapter.name}'s state arrays are {leaf.shape}: the node takes (batch, hidden) or (1, batch, hidden)"
+            )
     core = graph(cell, [[rnn]], hidden, variant=variant)
     g = core.graph
     extra: list[onnx.NodeProto] = []
@@ -73,10 +77,14 @@ def export(adapter: Any, model: Any) -> Exported:
     tail: list[onnx.NodeProto] = []
     for k, (leaf, name) in enumerate(zip(state, ("h_n", "c_n"), strict=False)):
         op = "Squeeze" if leaf.ndim == 2 else "Identity"
-        tail.append(helper.make_node(op, [f"{name}_out", zero] if leaf.ndim == 2 else [f"{name}_out"], [f"state_out_{k}"]))
+        tail.append(
+            helper.make_node(op, [f"{name}_out", zero] if leaf.ndim == 2 else [f"{name}_out"], [f"state_out_{k}"])
+        )
     last = "y_rnn"
     if not spec.return_sequences:
-        tail.append(helper.make_node("Gather", ["y_rnn", constant("last_step", np.array(-1, np.int64))], ["y_last"], axis=1))
+        tail.append(
+            helper.make_node("Gather", ["y_rnn", constant("last_step", np.array(-1, np.int64))], ["y_last"], axis=1)
+        )
         last = "y_last"
     head = "y" if spec.head not in ("tanh", "softmax") else "y_head"
     dense(tail, last, "head", head)
@@ -105,5 +113,8 @@ def export(adapter: Any, model: Any) -> Exported:
         unflatten=lambda arrays: tuple(np.asarray(a) for a in arrays) if len(state) > 1 else np.asarray(arrays[0]),
         flatten=lambda s: [np.asarray(a, np.float32) for a in _leaves(s)],
         example=(EXAMPLE_BATCH, EXAMPLE_TIME),
-        how={"exporter": "nodes (canonical weights -> ONNX LSTM/GRU/RNN node)", "opset": str(core.opset_import[0].version)},
+        how={
+            "exporter": "nodes (canonical weights -> ONNX LSTM/GRU/RNN node)",
+            "opset": str(core.opset_import[0].version),
+        },
     )

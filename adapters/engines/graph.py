@@ -51,7 +51,9 @@ def fixed_dims(blob: bytes, name: str = "x") -> list[str]:
     if name not in inputs:
         raise ConversionError(f"the exported graph has no input {name!r} (inputs: {', '.join(inputs)})")
     dims = inputs[name].type.tensor_type.shape.dim
-    return [f"{what} at {d.dim_value}" for what, d in zip(("batch", "time"), dims, strict=False) if d.HasField("dim_value")]
+    return [
+        f"{what} at {d.dim_value}" for what, d in zip(("batch", "time"), dims, strict=False) if d.HasField("dim_value")
+    ]
 
 
 def check_shapes(exported: Exported, run: Callable[[int, int], Any], hint: str = "") -> None:
@@ -102,14 +104,18 @@ def suspects(blob: bytes, cell: str | None, variant: str = "") -> list[str]:
             reset_after = attrs.get("linear_before_reset", _DEFAULTS["linear_before_reset"]) == 1
             wanted = variant != "reset_before"
             if reset_after != wanted:
+                source = "reset-before"
+                if wanted:
+                    source = "reset-after (PyTorch, Keras reset_after=True: linear_before_reset=1)"
                 found.append(
                     f"{name} has linear_before_reset={int(reset_after)}, the "
-                    f"{'reset-after' if reset_after else 'reset-before'} GRU, where the source is "
-                    f"{'reset-after (PyTorch, Keras reset_after=True: linear_before_reset=1)' if wanted else 'reset-before'}"
+                    f"{'reset-after' if reset_after else 'reset-before'} GRU, where the source is {source}"
                     " (an exporter that writes the default 0 for a torch GRU: microsoft/onnxscript#2852)"
                 )
         inputs = list(node.input) + [""] * (7 - len(node.input))
         for index, what in ((5, "initial_h"), (6, "initial_c")):
             if (node.op_type == "LSTM" or index == 5) and not inputs[index]:
-                found.append(f"{name} has no {what} input: the {what.removeprefix('initial_')} state passed in is dropped")
+                found.append(
+                    f"{name} has no {what} input: the {what.removeprefix('initial_')} state passed in is dropped"
+                )
     return found

@@ -26,6 +26,7 @@ from rnn_behaviour.adapters.engines.nodes import OPS, OnnxLayer, OnnxStack
 from rnn_behaviour.adapters.engines.runtimes import Runtime, Session, runtime
 from rnn_behaviour.tasks.base import Budget, CheckNotApplicable, ModelSpec, Split
 
+
 def _from_torch(model: Any, exporter: Any) -> Exported:
     from rnn_behaviour.adapters.engines import from_torch
 
@@ -64,7 +65,9 @@ class RuntimeModel:
         return self.session.run(feeds)
 
     def zero_state(self, batch: int) -> list[np.ndarray]:
-        return [np.zeros(tuple(batch if n == -1 else n for n in shape), np.float32) for shape in self.exported.state_shapes]
+        return [
+            np.zeros(tuple(batch if n == -1 else n for n in shape), np.float32) for shape in self.exported.state_shapes
+        ]
 
     def predict(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         x = check_input(x, self.spec.input_size)
@@ -229,4 +232,3 @@ def _hint(model: Any) -> str:
             "example's length; dynamo=False exports an ONNX RNN node"
         )
     return ""
-

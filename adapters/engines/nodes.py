@@ -29,6 +29,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from rnn_behaviour.adapters.base import AdapterError, check_input, check_lengths
+from rnn_behaviour.adapters.engines.runtimes import Runtime, Session
 from rnn_behaviour.adapters.layout import (
     GATES,
     N_STATES,
@@ -40,7 +41,6 @@ from rnn_behaviour.adapters.layout import (
     to_layout,
     to_stacked,
 )
-from rnn_behaviour.adapters.engines.runtimes import Runtime, Session
 from rnn_behaviour.adapters.reference import random_weights
 from rnn_behaviour.adapters.reference_stack import StackWeights, check_stack_weights, suffix, units
 
@@ -283,8 +283,13 @@ class OnnxStack:
         )
         dirs = 2 if self.bidirectional else 1
         self.weights = {
-            s: hold(self.cell, self.input_size if s.startswith("l0") else dirs * self.hidden_size, self.hidden_size,
-                    w, self.variant)  # fmt: skip
+            s: hold(
+                self.cell,
+                self.input_size if s.startswith("l0") else dirs * self.hidden_size,
+                self.hidden_size,
+                w,
+                self.variant,
+            )
             for s, w in checked.items()
         }
         self.sessions = {}

@@ -51,7 +51,9 @@ def _zero_leaf(state: Any, k: int) -> Any:
     return tuple(leaves) if isinstance(state, tuple | list) else leaves[0]
 
 
-def likely_cause(converted: Predict, source: Predict, x: np.ndarray, state: Any, cell: str | None, sequences: bool) -> str:
+def likely_cause(
+    converted: Predict, source: Predict, x: np.ndarray, state: Any, cell: str | None, sequences: bool
+) -> str:
     """The source's computation with one mistake made that gives the converted model's output."""
     got = converted(x, state)
     near = lambda out: gap(got, out) <= 1e-4  # noqa: E731
@@ -61,21 +63,33 @@ def likely_cause(converted: Predict, source: Predict, x: np.ndarray, state: Any,
     names = STATE_NAMES.get(str(cell), tuple(f"part {k}" for k in range(len(leaves))))
     for k in range(len(leaves) if len(leaves) > 1 else 0):
         if near(source(x, _zero_leaf(state, k))):
-            return f"it is the source's output with the {names[k]} state passed in zeroed: that part of the state is dropped"
+            return (
+                f"it is the source's output with the {names[k]} state passed in zeroed: that part of the state is "
+                "dropped"
+            )
     want = source(x, state)
     if max_abs(got[0], want[0]) <= 1e-4:
         got_leaves, want_leaves = arrays(got[1]), arrays(want[1])
         off = [names[k] for k, (a, b) in enumerate(zip(got_leaves, want_leaves, strict=True)) if max_abs(a, b) > 1e-4]
-        if len(got_leaves) == 2 and max(max_abs(got_leaves[0], want_leaves[1]), max_abs(got_leaves[1], want_leaves[0])) <= 1e-4:
-            return f"the outputs match, the final state's parts come back swapped ({names[1]}, {names[0]} for {names[0]}, {names[1]})"
-        return f"the outputs match, the final state does not ({', '.join(off)}): the state handed back is not the one reached"
+        swapped = (
+            len(got_leaves) == 2
+            and max(max_abs(got_leaves[0], want_leaves[1]), max_abs(got_leaves[1], want_leaves[0])) <= 1e-4
+        )
+        if swapped:
+            return (
+                f"the outputs match, the final state's parts come back swapped ({names[1]}, {names[0]} for "
+                f"{names[0]}, {names[1]})"
+            )
+        return f"the outputs match, the final state does not ({', '.join(off)}): it is not the state reached"
     if sequences and x.shape[1] > 1:
         flipped = source(x[:, ::-1].copy(), state)  # a copy: NumPy's reversed view has a negative stride
         if max_abs(got[0], flipped[0][:, ::-1]) <= 1e-4:
             return "it is the source's output on the sequence read backwards (the recurrence runs in reverse)"
         first = max_abs(got[0][:, :1], source(x[:, :1], state)[0])
         if first <= TOL.parity:
-            return f"the first step matches ({fmt(first)}), later ones do not: the recurrence or the carried state differs"
+            return (
+                f"the first step matches ({fmt(first)}), later ones do not: the recurrence or the carried state differs"
+            )
     return "the outputs differ from the first step: the weights, the gates or the head differ"
 
 
@@ -90,8 +104,9 @@ def export_parity(subject: Subject) -> Outcome:
             try:
                 converted = adapter.convert(source)  # type: ignore[attr-defined]
             except AdapterError as exc:  # the exporter's or the engine's refusal, or a graph that fixes a shape
-                return Outcome(float("inf"), False, f"{subject.name} could not convert {adapter.trained_by}'s model "
-                               f"({'classifier' if not spec.return_sequences else 'sequence model'}): {exc}")  # fmt: skip
+                what = "classifier" if not spec.return_sequences else "sequence model"
+                why = f"{subject.name} could not convert {adapter.trained_by}'s model ({what}): {exc}"
+                return Outcome(float("inf"), False, why)
             seconds.append(converted.conversion_seconds)
             g = rng(40 + seed)
             for batch, time in SHAPES:
@@ -103,8 +118,10 @@ def export_parity(subject: Subject) -> Outcome:
                     if err > worst:
                         worst = err
                     if err > TOL.parity and not failure:
-                        where = f"{'classifier' if not spec.return_sequences else 'sequence model'} seed {seed}, " \
-                                f"B {batch} x T {time}, {'from a reached state' if state is not None else 'zero state'}"
+                        where = (
+                            f"{'classifier' if not spec.return_sequences else 'sequence model'} seed {seed}, "
+                            f"B {batch} x T {time}, {'from a reached state' if state is not None else 'zero state'}"
+                        )
                         cause = likely_cause(converted.predict, source.predict, x, state, adapter.cell,
                                              spec.return_sequences)  # fmt: skip
                         graph = adapter.suspects(converted)  # type: ignore[attr-defined]
@@ -116,7 +133,9 @@ def export_parity(subject: Subject) -> Outcome:
         f"max |difference| {fmt(worst)} over outputs and final states; conversion {np.median(seconds):.2f} s median"
         f"{failure}"
     )
-    return Outcome(worst, worst <= TOL.parity and not failure, detail, {"conversion_seconds": float(np.median(seconds))})
+    return Outcome(
+        worst, worst <= TOL.parity and not failure, detail, {"conversion_seconds": float(np.median(seconds))}
+    )
 
 
 CHECKS: tuple[ConformanceCheck, ...] = (
