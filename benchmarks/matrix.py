@@ -189,8 +189,7 @@ class Matrix:
                 except pytest.fail.Exception as exc:  # pytest-timeout's --cell-timeout, in signal mode
                     self._trained[key] = TrainingFailed(f"{cell.adapter} on {task.id} (seed {seed}): {exc}")
                 except Exception as exc:
-                    where = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                    self._trained[key] = TrainingFailed(f"{cell.adapter} on {task.id} (seed {seed}): {where}")
+                    self._trained[key] = _failed(cell, seed, exc)
             trained = self._trained[key]
             if isinstance(trained, BaseException):
                 raise trained
@@ -212,9 +211,7 @@ class Matrix:
                     model = adapter.convert(t.model)  # type: ignore[attr-defined]
                     self._trained[key] = dataclasses.replace(t, model=model, adapter=adapter)
                 except Exception as exc:
-                    where = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                    why = f"could not convert {source}'s trained model: {where}"
-                    self._trained[key] = TrainingFailed(f"{cell.adapter} on {cell.task} (seed {seed}): {why}")
+                    self._trained[key] = _failed(cell, seed, exc, f"could not convert {source}'s trained model: ")
             converted = self._trained[key]
             if isinstance(converted, BaseException):
                 raise converted
@@ -358,6 +355,12 @@ class Matrix:
                     hint = near_gate(self.tier, task.id, cell.check, rec["value"], rec["threshold"])
                     rec["diagnosis"] += [hint] if hint else []
         return rec
+
+
+def _failed(cell: Cell, seed: int, exc: BaseException, what: str = "") -> TrainingFailed:
+    """A model that could not be built, trained or converted, cached so that every check says so."""
+    where = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return TrainingFailed(f"{cell.adapter} on {cell.task} (seed {seed}): {what}{where}")
 
 
 def score(cell: Cell, matrix: Matrix, trained: list[Trained], request: pytest.FixtureRequest) -> None:
