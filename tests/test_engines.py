@@ -238,3 +238,15 @@ def test_the_node_builder_names_a_state_in_another_order() -> None:
     pytest.importorskip("flax")
     outcome = judge(RuntimeAdapter("flax-lstm", exporter="nodes", name="ort-nodes-flax-lstm"), "export_parity")
     assert not outcome.passed and "final state's parts come back swapped (c, h for h, c)" in outcome.detail
+
+
+@pytest.mark.parametrize("source", ["torch-lstm", "torch-gru", "torch-rnn"])
+def test_openvino_from_the_torch_module(source: str) -> None:
+    """exporter="openvino": `ov.convert_model` of the torch module itself (OpenVINO's PyTorch frontend, no ONNX)."""
+    pytest.importorskip("openvino")
+    adapter = RuntimeAdapter(source, runtime="openvino", exporter="openvino", name=f"ovt-{source}")
+    outcome = judge(adapter, "export_parity")
+    assert outcome.passed, outcome.detail
+    assert "openvino.convert_model" in outcome.detail
+    with pytest.raises(AdapterError, match="exporter 'openvino' makes an OpenVINO model, which onnxruntime cannot"):
+        RuntimeAdapter(source, exporter="openvino")

@@ -23,7 +23,7 @@ from torch import nn
 from rnn_behaviour.adapters.base import AdapterError
 from rnn_behaviour.adapters.engines.graph import Exported, first_line
 
-EXPORTERS = ("dynamo", "torchscript")
+EXPORTERS = ("dynamo", "torchscript", "openvino")
 #: The example the exporter traces: a batch and a length no task uses, so that an exporter that
 #: fixes either one shows it at the first other shape.
 EXAMPLE_BATCH, EXAMPLE_TIME = 3, 7
@@ -106,6 +106,8 @@ def export(model: Any, exporter: str | UserExporter = "dynamo") -> Exported:
                     dynamo=True, verbose=False,
                 )  # fmt: skip
                 blob = program.model_proto.SerializeToString()
+            elif exporter == "openvino":
+                blob = _openvino(wrapper, x, state, axes, ["x", *names], outputs)
             else:
                 buffer = io.BytesIO()
                 torch.onnx.export(
@@ -117,6 +119,17 @@ def export(model: Any, exporter: str | UserExporter = "dynamo") -> Exported:
         raise AdapterError(f"the export ({label}) failed: {first_line(exc)}") from None
     shapes_of = [tuple(-1 if k == axis else int(n) for k, n in enumerate(leaf.shape)) for leaf, axis in
                  zip(leaves, axes, strict=True)]  # fmt: skip
+    if exporter == "openvino":
+        import openvino as ov
+
+        how = {"exporter": "openvino.convert_model(the torch module)", "opset": "none (an OpenVINO model)"}
+        return Exported(
+            blob=blob, input_names=("x", *names), state_shapes=tuple(shapes_of),
+            unflatten=lambda arrays: pytree.tree_unflatten(list(arrays), treespec),
+            flatten=lambda state: [np.asarray(a, np.float32) for a in pytree.tree_leaves(state)],
+            example=(EXAMPLE_BATCH, EXAMPLE_TIME), how=how, format="openvino",
+            versions={"torch": str(torch.__version__), "openvino": ov.__version__.split("-")[0]},
+        )  # fmt: skip
     return Exported(
         blob=blob,
         input_names=("x", *names),
@@ -127,6 +140,22 @@ def export(model: Any, exporter: str | UserExporter = "dynamo") -> Exported:
         how={"exporter": label if callable(exporter) else f"torch.onnx.export({label})", "opset": _opset(blob)},
         versions={"torch": str(torch.__version__)},
     )
+
+
+def _openvino(wrapper: nn.Module, x: torch.Tensor, state: list[torch.Tensor], axes: list[int], inputs: list[str],
+              outputs: list[str]) -> Any:  # fmt: skip
+    """`ov.convert_model` of the torch module itself (OpenVINO's own PyTorch frontend, no ONNX): an
+    `ov.Model` with batch and time dynamic and the tensors named as the ONNX exports name them (the
+    frontend leaves the outputs nameless and names the inputs after the module's arguments)."""
+    import openvino as ov
+
+    shapes = [ov.PartialShape([-1, -1, int(x.shape[2])])]
+    shapes += [ov.PartialShape([-1 if k == axis else int(n) for k, n in enumerate(leaf.shape)])
+               for leaf, axis in zip(state, axes, strict=True)]  # fmt: skip
+    model = ov.convert_model(wrapper, example_input=(x, *state), input=shapes)
+    for port, name in [*zip(model.inputs, inputs, strict=True), *zip(model.outputs, outputs, strict=True)]:
+        port.get_tensor().set_names({name})
+    return model
 
 
 def fresh_rnn_dispatch() -> None:

@@ -20,13 +20,13 @@ def first_line(exc: BaseException) -> str:
 
 @dataclass
 class Exported:
-    """A model in ONNX (or a TFLite flatbuffer: `format`): inputs `x` (batch, time, features) and
+    """A model in ONNX (or a TFLite flatbuffer, or an `openvino.Model`: `format`): inputs `x` (batch, time, features) and
     the state's leaves `state_<k>`, outputs `y` and `state_out_<k>`. `state_shapes` has -1 at each
     leaf's batch axis; `flatten` and `unflatten` turn the source model's state nest into the leaves
     and back; `example` is the (batch, time) the exporter traced; `how` says how it was made
     (exporter, opset, precision)."""
 
-    blob: bytes
+    blob: Any
     input_names: tuple[str, ...]
     state_shapes: tuple[tuple[int, ...], ...]
     unflatten: Callable[[Sequence[np.ndarray]], Any]
@@ -34,8 +34,8 @@ class Exported:
     example: tuple[int, int]
     how: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-    #: The blob's format: "onnx", or "tflite" (a LiteRT flatbuffer, whose fixed dimensions
-    #: `check_shapes` does not read: its runtime says what it does with them).
+    #: The blob's format: "onnx", "tflite" (a LiteRT flatbuffer) or "openvino" (an `openvino.Model`
+    #: object, not bytes); `check_shapes` reads fixed dimensions in ONNX only and probes the rest.
     format: str = "onnx"
 
 
@@ -82,13 +82,13 @@ def check_shapes(exported: Exported, run: Callable[[int, int], Any], hint: str =
 _DEFAULTS = {"direction": b"forward", "linear_before_reset": 0}
 
 
-def suspects(blob: bytes, cell: str | None, variant: str = "") -> list[str]:
+def suspects(blob: Any, cell: str | None, variant: str = "") -> list[str]:
     """What the exported graph's recurrent nodes say that the source model does not do, in words:
     a direction other than forward, a GRU of the other form, an initial state not wired in. Empty
     when the graph has no recurrent node (an unrolled loop) or nothing is off."""
     try:
         model = onnx.load_from_string(blob)
-    except Exception:  # another format (a LiteRT flatbuffer): nothing to read here
+    except Exception:  # another format (a LiteRT flatbuffer, an OpenVINO model): nothing to read here
         return []
     found = []
     for node in model.graph.node:

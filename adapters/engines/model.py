@@ -42,7 +42,7 @@ def _from_keras(model: Any, exporter: Any) -> Exported:
 #: Each source framework's exporter function and its named exporters, the default (the one users
 #: get) first; a callable exporter is a user's (`from_torch.UserExporter`).
 EXPORTERS: dict[str, tuple[Callable[[Any, Any], Exported], tuple[str, ...]]] = {
-    "torch": (_from_torch, ("dynamo", "torchscript")),
+    "torch": (_from_torch, ("dynamo", "torchscript", "openvino")),
     "keras": (_from_keras, ("tflite",)),
 }
 
@@ -112,6 +112,8 @@ class RuntimeAdapter:
             raise AdapterError(f"unknown {framework} exporter {self.exporter!r}: choose one of {', '.join(named)}, "
                                "or pass a function")  # fmt: skip
         self.engine: Runtime = runtime if not isinstance(runtime, str) else runtime_of(runtime)
+        if self.exporter == "openvino" and self.engine.name != "openvino":
+            raise AdapterError(f"exporter 'openvino' makes an OpenVINO model, which {self.engine.name} cannot run")
         self.name = name or f"{self.engine.name}-{self.trained_by}"
         #: Why this exporter, when it is not the default (the record shows it).
         self.why = why

@@ -132,7 +132,13 @@ class OpenVino:
         hint = self.core.get_property("CPU", "INFERENCE_PRECISION_HINT")
         return str(getattr(hint, "get_type_name", lambda: hint)())  # "bf16", "f32"
 
-    def session(self, model: onnx.ModelProto | bytes) -> OvSession:
+    def session(self, model: Any) -> OvSession:
+        if isinstance(model, self.ov.Model):  # from its own frontend (from_torch's "openvino" exporter)
+            try:
+                compiled = self.core.compile_model(model, "CPU", self.config)
+            except Exception as exc:
+                raise AdapterError(f"OpenVINO refused the model: {first_line(exc)}") from None
+            return OvSession(compiled, tuple(o.get_any_name() for o in model.outputs))
         blob = serialized(model)
         try:
             compiled = self.core.compile_model(self.core.read_model(blob, b""), "CPU", self.config)
