@@ -20,7 +20,7 @@ def first_line(exc: BaseException) -> str:
 
 @dataclass
 class Exported:
-    """A model in ONNX (or a TFLite flatbuffer, or an `openvino.Model`: `format`): inputs `x` (batch, time, features) and
+    """A model in ONNX (or a TFLite flatbuffer, an `openvino.Model`: `format`): inputs `x` (batch, time, features) and
     the state's leaves `state_<k>`, outputs `y` and `state_out_<k>`. `state_shapes` has -1 at each
     leaf's batch axis; `flatten` and `unflatten` turn the source model's state nest into the leaves
     and back; `example` is the (batch, time) the exporter traced; `how` says how it was made
