@@ -59,11 +59,13 @@ class AdapterRef:
     builtin: bool = True
     framework: str = "user"
     spec: str = ""
+    #: For a user's inference-only row, the row that trains its models, once it is known (loaded).
+    source: str = ""
 
     @property
     def trained_by(self) -> str:
         """The row whose trained models this one runs (an inference-only row: adapters/engines), else ""."""
-        source = self.kwargs.get("source") if self.target == RUNTIME else None
+        source = self.kwargs.get("source") if self.target == RUNTIME else self.source
         return resolve(str(source)).name if source else ""
 
     def load(self) -> Adapter:

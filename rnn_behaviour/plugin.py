@@ -11,6 +11,7 @@ This module imports no ML framework; adapters import theirs when a cell first ne
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -197,9 +198,11 @@ def pytest_configure(config: pytest.Config) -> None:
             ref = resolve(spec) if isinstance(spec, str) else spec
             if ref.name in adapters and adapters[ref.name] is not ref:
                 raise AdapterError(f"adapter name {ref.name!r} is given twice; name one of them with name=")
-            ref.load()
+            loaded = ref.load()
         except (AdapterError, ImportError) as exc:
             raise pytest.UsageError(f"{origin}: {exc}") from None
+        if getattr(loaded, "trained_by", ""):  # a user's engine row: its cells join its source's groups
+            ref = dataclasses.replace(ref, source=str(loaded.trained_by))
         adapters[ref.name] = ref
     tasks = {**TASKS, **PENDING} if config.getoption("pending") else TASKS
     config.stash[EXPECTED] = _expected(config, adapters)

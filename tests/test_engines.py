@@ -250,3 +250,24 @@ def test_openvino_from_the_torch_module(source: str) -> None:
     assert "openvino.convert_model" in outcome.detail
     with pytest.raises(AdapterError, match="exporter 'openvino' makes an OpenVINO model, which onnxruntime cannot"):
         RuntimeAdapter(source, exporter="openvino")
+
+
+def test_a_users_engine_row_joins_its_sources_groups(pytester: pytest.Pytester) -> None:
+    """Given with --adapter, an engine row's cells are scheduled with its source row's, as the built-ins'."""
+    pytester.makepyfile(myrows="""
+from rnn_behaviour.adapters.engines.model import RuntimeAdapter
+
+def row():
+    return RuntimeAdapter("torch-rnn", exporter="torchscript")
+""")
+    pytester.makeconftest("""
+def pytest_collection_finish(session):
+    from rnn_behaviour.plugin import MATRIX
+    groups = {c.group for c in session.config.stash[MATRIX].cells() if c.adapter == "mine"}
+    print("GROUPS", sorted(groups)[:2])
+""")
+    pytester.syspathinsert()
+    result = pytester.runpytest_subprocess(
+        "-p", "rnn_behaviour.plugin", "--adapter", "mine=myrows:row", "--co", "-q", "-s", "-k", "mine-count_steps"
+    )
+    assert "GROUPS ['torch-rnn-adding', 'torch-rnn-adjacent_sum']" in result.stdout.str()
