@@ -29,7 +29,10 @@ def _run(adapter: Adapter, check: str = "regimes") -> Outcome:
 
 @pytest.mark.parametrize("name", [*BUILTINS, *HANDWRITTEN])
 def test_the_builtins_and_the_handwritten_layers_pass(name: str) -> None:
-    outcome = _run(_load(HANDWRITTEN.get(name, name), name))
+    adapter = _load(HANDWRITTEN.get(name, name), name)
+    if not adapter.capabilities.weight_io:  # the LiteRT rows: no bare layer
+        pytest.skip(f"{name}: {getattr(adapter, 'capability_notes', {}).get('weight_io', 'no weight_io')}")
+    outcome = _run(adapter)
     assert outcome.passed, outcome.detail
     assert 0 < outcome.value < 0.5, "float32 rounding should be well inside the tolerance, and not zero"
     assert set(outcome.extras) == {f"{r.name}_max_abs_err" for r in regimes.REGIMES}

@@ -186,10 +186,16 @@ class RuntimeAdapter:
 
     def build_layer(self, input_size: int, hidden_size: int, seed: int) -> OnnxLayer:
         """ONNX's node for the cell, run by the engine (conformance's bare layer)."""
+        self._bare()
         return self.layer_class(str(self.cell), input_size, hidden_size, self.engine, variant=self.variant, seed=seed)
+
+    def _bare(self) -> None:
+        if not self.capabilities.weight_io:
+            raise AdapterError(f"{self.name} has no bare layer: {self.capability_notes.get('weight_io', '')}")
 
     def build_stack(self, input_size: int, hidden_size: int, seed: int, *, num_layers: int = 1,
                     bidirectional: bool = False) -> OnnxStack:  # fmt: skip
+        self._bare()
         return self.stack_class(str(self.cell), input_size, hidden_size, num_layers, bidirectional, self.engine,
                                 self.variant, seed)  # fmt: skip
 
