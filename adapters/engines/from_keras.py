@@ -22,15 +22,13 @@ The conversion limits, measured with tensorflow-cpu 2.21 / keras 3.15.1 / ai-edg
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from rnn_behaviour.adapters.base import AdapterError
-from rnn_behaviour.adapters.engines.graph import Exported, first_line
+from rnn_behaviour.adapters.engines.graph import Exported, first_line, state_leaves, tuple_state
 
 EXPORTERS = ("tflite",)
 #: The static batch the model is converted at, and so the rows per invoke: the runtime runs other
@@ -84,20 +82,12 @@ def export(model: Any, exporter: str = "tflite") -> Exported:
     except Exception as exc:
         raise AdapterError(f"the LiteRT conversion (builtin ops only) failed: {first_line(exc)}") from None
 
-    def flatten(state: Any) -> list[np.ndarray]:
-        leaves = state if isinstance(state, tuple | list) else (state,)
-        return [np.asarray(leaf, np.float32) for leaf in leaves]
-
-    def unflatten(arrays: Sequence[np.ndarray]) -> Any:
-        # KerasModel.predict's nest: a tuple of the states, or the one state itself.
-        return tuple(arrays) if n_states > 1 else arrays[0]
-
     return Exported(
         blob=blob,
         input_names=("x", *(f"state_{k}" for k in range(n_states))),
         state_shapes=tuple((-1, *shape) for shape in shapes),
-        unflatten=unflatten,
-        flatten=flatten,
+        unflatten=tuple_state,  # KerasModel.predict's nest: a tuple of the states, or the one state itself
+        flatten=state_leaves,
         example=(PIECE, EXAMPLE_TIME),
         how={
             "exporter": f"{_converter_version()}.from_concrete_functions, variables frozen",

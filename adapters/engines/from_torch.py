@@ -119,17 +119,15 @@ def export(model: Any, exporter: str | UserExporter = "dynamo") -> Exported:
         raise AdapterError(f"the export ({label}) failed: {first_line(exc)}") from None
     shapes_of = [tuple(-1 if k == axis else int(n) for k, n in enumerate(leaf.shape)) for leaf, axis in
                  zip(leaves, axes, strict=True)]  # fmt: skip
+    versions = {"torch": str(torch.__version__)}
     if exporter == "openvino":
         import openvino as ov
 
+        fmt, versions["openvino"] = "openvino", ov.__version__.split("-")[0]
         how = {"exporter": "openvino.convert_model(the torch module)", "opset": "none (an OpenVINO model)"}
-        return Exported(
-            blob=blob, input_names=("x", *names), state_shapes=tuple(shapes_of),
-            unflatten=lambda arrays: pytree.tree_unflatten(list(arrays), treespec),
-            flatten=lambda state: [np.asarray(a, np.float32) for a in pytree.tree_leaves(state)],
-            example=(EXAMPLE_BATCH, EXAMPLE_TIME), how=how, format="openvino",
-            versions={"torch": str(torch.__version__), "openvino": ov.__version__.split("-")[0]},
-        )  # fmt: skip
+    else:
+        fmt = "onnx"
+        how = {"exporter": label if callable(exporter) else f"torch.onnx.export({label})", "opset": _opset(blob)}
     return Exported(
         blob=blob,
         input_names=("x", *names),
@@ -137,8 +135,9 @@ def export(model: Any, exporter: str | UserExporter = "dynamo") -> Exported:
         unflatten=lambda arrays: pytree.tree_unflatten(list(arrays), treespec),
         flatten=lambda state: [np.asarray(a, np.float32) for a in pytree.tree_leaves(state)],
         example=(EXAMPLE_BATCH, EXAMPLE_TIME),
-        how={"exporter": label if callable(exporter) else f"torch.onnx.export({label})", "opset": _opset(blob)},
-        versions={"torch": str(torch.__version__)},
+        how=how,
+        versions=versions,
+        format=fmt,
     )
 
 

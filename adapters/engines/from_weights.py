@@ -18,14 +18,10 @@ import onnx
 from onnx import helper, numpy_helper
 
 from rnn_behaviour.adapters.base import AdapterError
-from rnn_behaviour.adapters.engines.graph import Exported
+from rnn_behaviour.adapters.engines.graph import Exported, state_leaves, tuple_state
 from rnn_behaviour.adapters.engines.nodes import graph
 
 EXAMPLE_BATCH, EXAMPLE_TIME = 3, 7
-
-
-def _leaves(state: Any) -> list[np.ndarray]:
-    return [np.asarray(a) for a in (state if isinstance(state, tuple | list) else (state,))]
 
 
 def export(adapter: Any, model: Any) -> Exported:
@@ -34,7 +30,7 @@ def export(adapter: Any, model: Any) -> Exported:
     weights = adapter.export_model(model)
     rnn = {k.removeprefix("rnn."): np.asarray(v, np.float32) for k, v in weights.items() if k.startswith("rnn.")}
     hidden = spec.hidden_size
-    state = _leaves(model.predict(np.zeros((EXAMPLE_BATCH, 2, spec.input_size), np.float32))[1])
+    state = state_leaves(model.predict(np.zeros((EXAMPLE_BATCH, 2, spec.input_size), np.float32))[1])
     if len(state) != (2 if cell == "lstm" else 1):
         raise AdapterError(
             f"{adapter.name}'s state has {len(state)} arrays; the {cell} node takes {2 if cell == 'lstm' else 1}"
@@ -110,8 +106,8 @@ def export(adapter: Any, model: Any) -> Exported:
         blob=model_proto.SerializeToString(),
         input_names=("x", *(f"state_{k}" for k in range(len(state)))),
         state_shapes=tuple(state_shapes),
-        unflatten=lambda arrays: tuple(np.asarray(a) for a in arrays) if len(state) > 1 else np.asarray(arrays[0]),
-        flatten=lambda s: [np.asarray(a, np.float32) for a in _leaves(s)],
+        unflatten=tuple_state,
+        flatten=state_leaves,
         example=(EXAMPLE_BATCH, EXAMPLE_TIME),
         how={
             "exporter": "nodes (canonical weights -> ONNX LSTM/GRU/RNN node)",

@@ -39,6 +39,18 @@ class Exported:
     format: str = "onnx"
 
 
+def state_leaves(state: Any) -> list[np.ndarray]:
+    """A state that is a tuple (or list) of arrays, or one array (Keras's and the canonical form), as
+    float32 leaves in order."""
+    return [np.asarray(a, np.float32) for a in (state if isinstance(state, tuple | list) else (state,))]
+
+
+def tuple_state(arrays: Sequence[np.ndarray]) -> Any:
+    """The inverse of `state_leaves` for a model whose predict hands out a tuple of its states, or
+    the one state itself."""
+    return tuple(arrays) if len(arrays) > 1 else arrays[0]
+
+
 class ConversionError(AdapterError):
     """The exported graph cannot be the model: the message says what the exporter did."""
 

@@ -64,15 +64,16 @@ class RuntimeModel:
         feeds = {"x": x} | {f"state_{k}": leaf for k, leaf in enumerate(leaves)}
         return self.session.run(feeds)
 
+    def state_shapes(self, batch: int) -> list[tuple[int, ...]]:
+        return [tuple(batch if n == -1 else n for n in shape) for shape in self.exported.state_shapes]
+
     def zero_state(self, batch: int) -> list[np.ndarray]:
-        return [
-            np.zeros(tuple(batch if n == -1 else n for n in shape), np.float32) for shape in self.exported.state_shapes
-        ]
+        return [np.zeros(shape, np.float32) for shape in self.state_shapes(batch)]
 
     def predict(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         x = check_input(x, self.spec.input_size)
         leaves = self.zero_state(x.shape[0]) if state is None else self.exported.flatten(state)
-        expected = [tuple(x.shape[0] if n == -1 else n for n in s) for s in self.exported.state_shapes]
+        expected = self.state_shapes(x.shape[0])
         if [leaf.shape for leaf in leaves] != expected:
             raise AdapterError(f"state shapes {[leaf.shape for leaf in leaves]} do not fit a batch of {x.shape[0]}: "
                                f"expected {expected}")  # fmt: skip
@@ -121,8 +122,7 @@ class RuntimeAdapter:
         self.variant = getattr(self.source, "variant", "")
         #: The bare layer is ONNX's own node for the source's cell (nodes.py), built from canonical
         #: weights: the engine's kernel held to the reference, whatever the exporter.
-        weight_io = self.cell in OPS and self.variant in ("", "reset_before", "no_bhn")
-        weight_io = weight_io and getattr(self.engine, "bare_layer", True)
+        weight_io = self.cell in OPS and getattr(self.engine, "bare_layer", True)  # every variant has a node form
         self.capabilities = Capabilities(
             stateful_training=self.source.capabilities.stateful_training, training=False, gradients=False,
             weight_io=weight_io, variable_length=weight_io,
