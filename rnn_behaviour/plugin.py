@@ -254,7 +254,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = []
         for item in items:  # an upstream bug a row is known to have: xfail with its cause (expectations.py)
             reason = expected_failure(item.adapter, TASK, item.check, tier, likes.get(item.adapter), declared)
-            marks = [pytest.mark.xfail(reason=reason, strict=False, raises=pytest.fail.Exception)] if reason else []
+            marks = [_xfail(reason)] if reason else []
             params.append(pytest.param(item, id=item.id, marks=marks))
         metafunc.parametrize("conformance", params)
     if "speed" in metafunc.fixturenames:
@@ -274,10 +274,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             cell.adapter, cell.task, cell.check, tier, likes.get(cell.adapter), declared, cell.trained_by
         )
         if reason:
-            # raises=: only a failed check is the expected failure; a crash stays an error.
-            marks.append(pytest.mark.xfail(reason=reason, strict=False, raises=pytest.fail.Exception))
+            marks.append(_xfail(reason))
         params.append(pytest.param(cell, id=cell.id, marks=marks))
     metafunc.parametrize("cell", params)
+
+
+def _xfail(reason: str) -> pytest.MarkDecorator:
+    """xfail with the reason; raises=: only a failed check is the expected failure, a crash stays an error."""
+    return pytest.mark.xfail(reason=reason, strict=False, raises=pytest.fail.Exception)
 
 
 def _cell_timeout(config: pytest.Config) -> float:
