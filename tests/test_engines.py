@@ -271,3 +271,19 @@ def pytest_collection_finish(session):
         "-p", "rnn_behaviour.plugin", "--adapter", "mine=myrows:row", "--co", "-q", "-s", "-k", "mine-count_steps"
     )
     assert "GROUPS ['torch-rnn-adding', 'torch-rnn-adjacent_sum']" in result.stdout.str()
+
+
+def test_a_correct_users_exporter_passes() -> None:
+    """A user's exporter function (the legacy exporter called as the contract says) is judged like the built-ins'."""
+    import io
+
+    import torch
+
+    def legacy(module: Any, args: Any, **kwargs: Any) -> bytes:
+        buffer = io.BytesIO()
+        torch.onnx.export(module, args, buffer, dynamo=False, **kwargs)
+        return buffer.getvalue()
+
+    outcome = judge(RuntimeAdapter("torch-gru", exporter=legacy, name="mine"), "export_parity")
+    assert outcome.passed, outcome.detail
+    assert "legacy" in outcome.detail
