@@ -25,6 +25,8 @@ import pytest
 from rnn_behaviour.adapters import BUILTINS, Adapter, AdapterRef, resolve
 from rnn_behaviour.adapters.base import DeviceUnavailable, FitLog, Model
 from rnn_behaviour.benchmarks.diagnosis import Level, Projection, TooSlow, diagnose, near_gate, reference_level
+from rnn_behaviour.benchmarks.early_stop import EarlyStop
+from rnn_behaviour.benchmarks.extension import extend, settle
 from rnn_behaviour.benchmarks.records import RECORDS_PROPERTY, failure_message, finite_or_none, new_record, verdict
 from rnn_behaviour.benchmarks.restarts import restart
 from rnn_behaviour.benchmarks.sweep import sweep
@@ -94,6 +96,10 @@ class Trained:
     sweep: dict[str, Any] | None = None
     #: For a task with `restarts`, what each run gave and which was kept (benchmarks/restarts.py).
     restarts: dict[str, Any] | None = None
+    #: Why the run was stopped before its cap, its fate known (benchmarks/early_stop.py).
+    early_stop: str | None = None
+    #: The bounded extension of a run still improving at its cap (benchmarks/extension.py).
+    extension: dict[str, Any] | None = None
 
 
 @dataclass
@@ -123,6 +129,10 @@ class Matrix:
     #: `--lr-sweep`: the multiples of each task's learning rate to train at, keeping the best (empty:
     #: the task's own rate only).
     lr_multiples: tuple[float, ...] = ()
+    #: Stop a run whose fate is known (benchmarks/early_stop.py); `--no-early-stop` turns it off.
+    early_stop: bool = True
+    #: `--epochs-scale`: every budget's epoch cap times this.
+    epochs_scale: float = 1.0
 
     def cells(self) -> list[Cell]:
         return [
@@ -241,6 +251,8 @@ class Matrix:
         seconds of the cell's timeout went to its earlier seeds."""
         data = self.data(task, seed)
         budget = task.budget(self.tier)
+        if self.epochs_scale != 1.0:
+            budget = dataclasses.replace(budget, max_epochs=max(1, math.ceil(budget.max_epochs * self.epochs_scale)))
         if not self.lr_multiples:
             return self._fit_at(adapter, task, seed, budget, spent)
 
@@ -268,14 +280,32 @@ class Matrix:
         """One training run from `run_seed`; `aside` (its rate, its run seed) goes in the progress line."""
         data = self.data(task, seed)
         model = adapter.build(dataclasses.replace(task.spec, sequence_length=int(data.train.x.shape[1])), run_seed)
+        label = f"{adapter.name} on {task.id} (seed {seed}{aside})"
+        stop, early = self._stop(task, seed, budget, spent, label, self.early_stop)
+        log = model.fit(data.train, data.valid, budget, stop)
+        trained = Trained(model, log, adapter)
+        if early is not None and early.reason is not None:
+            trained.log = dataclasses.replace(log, stop_reason="early_stop", time_to_criterion_s=None)
+            trained.early_stop = early.reason
+        elif adapter.name not in BUILTINS:  # the built-ins' budgets are their calibration
+            more = lambda extra: self._stop(task, seed, extra, spent + log.seconds, label, False)[0]  # noqa: E731
+            extend(trained, task, data, self.tier, budget, more)
+        return trained
+
+    def _stop(
+        self, task: Task, seed: int, budget: Budget, spent: float, label: str, early: bool
+    ) -> tuple[Callable[[Any], bool], EarlyStop | None]:
+        """The task's criterion as `fit` gets it, with the progress line, the early stop (when
+        `early`) and the cell timeout's projection around it; and the early stop, to ask it why."""
+        data = self.data(task, seed)
         stop: Callable[[Any], bool] = lambda m: task.stop(m, data)  # noqa: E731
         if self.progress is not None:
-            label = f"{adapter.name} on {task.id} (seed {seed}{aside})"
             stop = Criterion(stop, label, self.progress, self.progress_every)
+        fate = EarlyStop(stop, self.level(task, seed), self.tier, task.id, budget.max_epochs) if early else None
+        stop = fate or stop
         if self.cell_timeout:
             stop = Projection(stop, budget.max_epochs, self.cell_timeout, spent)
-        log = model.fit(data.train, data.valid, budget, stop)
-        return Trained(model, log, adapter)
+        return stop, fate
 
     def done(self, cell: Cell) -> None:
         for adapter in (cell.adapter, cell.trained_by) if cell.trained_by else (cell.adapter,):
@@ -348,9 +378,13 @@ class Matrix:
                 lr_sweep=trained.sweep,
                 restarts=trained.restarts,
             )
+            if trained.extension:
+                rec["extension"] = trained.extension
             if result is not None and not result.passed:
                 level = self.level(task, seed)
-                rec["diagnosis"] = [str(f) for f in diagnose(log.loss_history, log.stop_reason, level)]
+                findings = diagnose(log.loss_history, log.stop_reason, level)
+                rec["diagnosis"] = [trained.early_stop] if trained.early_stop else [str(f) for f in findings]
+                rec["diagnosis"] += settle(findings, trained, bool(self.lr_multiples))
                 if cell.adapter not in BUILTINS and self.seeds == 1:  # the built-ins are the calibration
                     hint = near_gate(self.tier, task.id, cell.check, rec["value"], rec["threshold"])
                     rec["diagnosis"] += [hint] if hint else []

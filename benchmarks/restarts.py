@@ -53,6 +53,8 @@ def restart(task: Task, data: Data, seed: int, train: Callable[[int, float], Any
                 "epochs": trained.log.epochs,
                 "seconds": round(trained.log.seconds, 4),
                 "stop_reason": trained.log.stop_reason,
+                # every run's losses, for the early stop's calibration (benchmarks/early_stop.py)
+                "loss_history": [round(v, 6) if math.isfinite(v) else None for v in trained.log.loss_history],
             }
         )
         if best is None or accepted or score > best_score:

@@ -69,6 +69,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not 0.0 < value <= 100.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 100], got {value}")
+    return value
+
+
 def _rate(text: str) -> float:
     try:
         value = float(text)
@@ -124,6 +134,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="cpu",
         help="where the adapters' models train and predict: cpu (default), cuda, or auto (cuda when one is "
         "visible); on a GPU, TF32 is off",
+    )
+    group.addoption(
+        "--no-early-stop",
+        action="store_true",
+        help="train every run to its epoch cap, even one whose fate is known (flat at the chance level, or diverged, "
+        "past the epoch by which every calibration run of a correct LSTM/GRU had left it; tasks/README.md)",
+    )
+    group.addoption(
+        "--epochs-scale",
+        type=_scale,
+        default=1.0,
+        metavar="F",
+        help="every task's epoch cap times F (default 1): what settles a run still improving at its cap",
     )
     group.addoption(
         "--pending",
@@ -213,6 +236,8 @@ def pytest_configure(config: pytest.Config) -> None:
         tasks=tasks,
         cell_timeout=_cell_timeout(config),
         lr_multiples=_lr_multiples(config),
+        early_stop=not config.getoption("no_early_stop"),
+        epochs_scale=config.getoption("epochs_scale"),
     )
     _isolate_crashes(config)
     terminate_as_interrupt(config)
@@ -285,10 +310,13 @@ def _xfail(reason: str) -> pytest.MarkDecorator:
 
 
 def _cell_timeout(config: pytest.Config) -> float:
-    """`--cell-timeout`, or the tier's default, times the number of --lr-sweep rates; 0 = no limit."""
+    """`--cell-timeout`, or the tier's default times the number of --lr-sweep rates and the
+    --epochs-scale; 0 = no limit."""
     timeout = config.getoption("cell_timeout")
-    timeout = CELL_TIMEOUT[config.getoption("tier")] if timeout is None else timeout
-    return timeout * max(1, len(_lr_multiples(config)))
+    if timeout is not None:
+        return timeout * max(1, len(_lr_multiples(config)))
+    scale = max(1.0, config.getoption("epochs_scale"))
+    return CELL_TIMEOUT[config.getoption("tier")] * max(1, len(_lr_multiples(config))) * scale
 
 
 def _lr_multiples(config: pytest.Config) -> tuple[float, ...]:

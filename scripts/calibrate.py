@@ -4,12 +4,12 @@
         --out reports/calibration/standard-torch.json
     python scripts/calibrate.py table reports/calibration/standard-*.json --readme tasks/README.md
 
-`run` is `pytest benchmarks/test_behaviour.py --seeds N --min-pass-rate 0` (every seed scored,
-none gating) with its results file copied to `--out`. `table` turns one or more results files into
-the calibration table (k/N seeds passing, median and worst value) and, with `--readme`, writes it
-between the calibration markers of that file and the records behind it to `calibration.csv`
-beside it. Thresholds are chosen from this table: the built-in
-LSTM and GRU adapters must pass every gated check on at least 19 of 20 seeds.
+`run` is `pytest benchmarks/test_behaviour.py --seeds N --min-pass-rate 0 --no-early-stop` (every
+seed scored, none gating, every run to its cap) with its results file copied to `--out`. `table`
+turns one or more results files into the calibration table (k/N seeds passing, median and worst
+value) and, with `--readme`, writes it between the calibration markers of that file and the records
+behind it to `calibration.csv` beside it. Thresholds are chosen from this table: the built-in LSTM
+and GRU adapters must pass every gated check on at least 19 of 20 seeds.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         sys.executable, "-m", "pytest", str(ROOT / "benchmarks" / "test_behaviour.py"),
         "--tier", args.tier, "--seeds", str(args.seeds), "--min-pass-rate", "0",
         "--report-dir", tmp, "-q", "-p", "no:cacheprovider",
+        "--no-early-stop",  # every run to its cap: the whole loss histories the early stop is calibrated on
     ]  # fmt: skip
     selection = []
     if args.adapters:

@@ -128,9 +128,12 @@ def test_failing_cell_says_did_not_train(pytester: pytest.Pytester) -> None:
 def test_failing_cell_says_diverged(pytester: pytest.Pytester) -> None:
     rising = "rising=tests.diagnosis_fakes:RisingLoss"
     result, results_file = run_matrix(pytester, "--tier", "smoke", "--adapter", rising, "-k", "rising-count_steps-fit")
-    assert "diverged: the training loss rose from 1 (epoch 1)" in result.stdout.str()
+    assert "diverged: stopped early at epoch 4 of 100: the last 3 training losses (2, 4, 8)" in result.stdout.str()
     (rec,) = load(results_file)["results"]
-    assert [d.split(":")[0] for d in rec["diagnosis"]] == ["diverged"]
+    assert [d.split(":")[0] for d in rec["diagnosis"]] == ["diverged", "what would settle it"]
+    result, results_file = run_matrix(pytester, "--tier", "smoke", "--no-early-stop", "--adapter", rising,
+                                      "-k", "rising-count_steps-fit")  # fmt: skip
+    assert "diverged: the training loss rose from 1 (epoch 1)" in result.stdout.str()
 
 
 def test_slow_cell_is_incomplete_early(pytester: pytest.Pytester) -> None:

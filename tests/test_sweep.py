@@ -87,9 +87,10 @@ def test_sweep_trains_each_rate_from_the_same_budget_and_keeps_the_best() -> Non
 def test_a_rate_the_model_cannot_use_fails_and_the_sweep_finds_one_it_can(pytester: pytest.Pytester) -> None:
     fake = "rated=tests.diagnosis_fakes:RateSensitive"
     result, results_file = run_matrix(pytester, "--tier", "smoke", "--adapter", fake, "-k", "rated-count_steps-fit")
-    assert "diverged: the training loss rose" in result.stdout.str()
+    assert "diverged: stopped early at epoch 4 of 100" in result.stdout.str()
     (rec,) = load(results_file)["results"]
     assert rec["outcome"] == "failed" and rec["lr_sweep"] is None
+    assert rec["diagnosis"][-1].startswith("what would settle it: --lr-sweep")
 
     result, results_file = run_matrix(
         pytester, "--tier", "smoke", "--adapter", fake, "-k", "rated-count_steps-fit", "--lr-sweep"
@@ -99,7 +100,7 @@ def test_a_rate_the_model_cannot_use_fails_and_the_sweep_finds_one_it_can(pytest
     sweep_record = rec["lr_sweep"]
     assert sweep_record["multiple"] == 0.1 and sweep_record["recipe_learning_rate"] == 3e-3
     assert [t["criterion_met"] for t in sweep_record["trials"]] == [True, True, False, False]
-    assert [t["stop_reason"] for t in sweep_record["trials"]] == ["criterion"] * 2 + ["max_epochs"] * 2
+    assert [t["stop_reason"] for t in sweep_record["trials"]] == ["criterion"] * 2 + ["early_stop"] * 2
 
 
 def test_a_bad_sweep_is_one_usage_error(pytester: pytest.Pytester) -> None:

@@ -1,0 +1,149 @@
+"""The early stop and the bounded extension (issue 27): `benchmarks/early_stop.py` on synthetic loss
+histories and end to end with fakes; `benchmarks/extension.py` with a slow learner and one that
+never learns; the calibration table is the one the repository ships."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rnn_behaviour.benchmarks.diagnosis import Level
+from rnn_behaviour.benchmarks.early_stop import TABLE, WINDOW, EarlyStop, fate, first_below, milestones
+from rnn_behaviour.reports.results import load
+from tests.test_plugin import run_matrix
+
+CHANCE = Level(2.0, "chance")
+#: (fraction, stop from epoch, passing runs, latest crossing)
+MARKS = [(0.9, 6, 40, 3), (0.5, 10, 40, 5)]
+CHANCE_ROW = "chance=tests.diagnosis_fakes:AtChance"
+
+
+def test_a_run_flat_at_chance_stops_at_its_milestone() -> None:
+    flat = [2.1] * 30
+    assert fate(flat[:5], CHANCE, MARKS, 30) is None  # before epoch 6: it may still leave
+    why = fate(flat[:6], CHANCE, MARKS, 30)
+    assert why is not None and why.startswith("did not train: stopped early at epoch 6 of 30")
+    assert "never went below 0.9x the chance level 2" in why and "by epoch 3" in why and "--no-early-stop" in why
+
+
+def test_a_plateau_far_from_the_gate_stops_at_the_later_milestone() -> None:
+    plateau = [2.1, 1.7, 1.5, 1.45] + [1.4] * 26  # left 0.9x chance (1.8), stuck above 0.5x (1.0)
+    assert fate(plateau[:9], CHANCE, MARKS, 30) is None
+    why = fate(plateau[:10], CHANCE, MARKS, 30)
+    assert why is not None and why.startswith("plateaued at 1.4: stopped early at epoch 10")
+
+
+def test_a_run_still_falling_is_never_stopped() -> None:
+    slow = [3.5 * 0.97**e for e in range(30)]  # above 0.9x chance until epoch 23, but moving
+    assert all(fate(slow[:n], CHANCE, MARKS, 30) is None for n in range(1, 30))
+
+
+def test_a_run_that_went_below_and_spiked_back_is_not_stopped() -> None:
+    spike = [2.1, 0.8, 0.3, 0.1] + [1.9] * 20  # a correct GRU's spike (cycle_navigation, torch-gru)
+    assert all(fate(spike[:n], CHANCE, MARKS, 30) is None for n in range(1, len(spike) + 1))
+
+
+def test_a_diverged_run_stops_without_a_milestone() -> None:
+    rising = [1.0, 1.2, 1.6, 2.0, 3.0]
+    assert fate(rising[:WINDOW], CHANCE, [], 30) is None
+    why = fate(rising, CHANCE, [], 30)
+    assert why is not None and why.startswith("diverged: stopped early at epoch 5 of 30")
+    assert fate([1.0, 1.6, 0.5, 1.7, 1.8], CHANCE, [], 30) is None  # one epoch under: not the last three
+
+
+def test_no_milestone_no_level_or_the_cap_never_stop_a_flat_run() -> None:
+    flat = [2.1] * 30
+    assert fate(flat, CHANCE, [], 31) is None
+    assert fate(flat[:10], None, MARKS, 30) is None
+    assert fate(flat, CHANCE, MARKS, 30) is None  # the last epoch: the cap stops it anyway
+
+
+def test_first_below() -> None:
+    assert first_below([3.0, math.nan, 1.0], 2.0) == 3 and first_below([3.0], 2.0) is None
+
+
+def test_early_stop_wraps_the_criterion() -> None:
+    met = EarlyStop(lambda model: True, CHANCE, "smoke", "no-such-task", 30)
+    met.epoch_done(1, 2.1)
+    assert met(None) and met.reason is None  # the criterion first
+    stop = EarlyStop(lambda model: False, CHANCE, "smoke", "no-such-task", 30)
+    stop.marks = MARKS
+    for epoch in range(1, 7):
+        stop.epoch_done(epoch, 2.1)
+        if stop(None):
+            break
+    assert epoch == 6 and stop.reason is not None
+
+
+def test_the_shipped_table_is_calibrated() -> None:
+    """Every row of tasks/early_stop.csv: K is MARGIN x its latest crossing, below the cap it saves
+    epochs from, from at least MIN_RUNS passing runs (scripts/early_stop_calibration.py)."""
+    from rnn_behaviour.benchmarks.early_stop import MARGIN, MIN_RUNS
+    from rnn_behaviour.tasks import TASKS
+
+    table = milestones()
+    assert TABLE.exists() and table
+    for (tier, task), marks in table.items():
+        assert task in TASKS and tier in TASKS[task].budgets
+        for fraction, epoch, runs, latest in marks:
+            assert epoch == MARGIN * latest and runs >= MIN_RUNS and 0 < fraction < 1
+
+
+def _copy_memory_milestone() -> int:
+    marks = milestones().get(("smoke", "copy_memory"))
+    if not marks:
+        pytest.fail("tasks/early_stop.csv has no smoke copy_memory row")
+    return max(epoch for fraction, epoch, _, _ in marks if fraction == 0.9)
+
+
+def test_a_module_at_chance_is_stopped_and_told_what_settles_it(pytester: pytest.Pytester) -> None:
+    result, results_file = run_matrix(pytester, "--tier", "smoke", "--adapter", CHANCE_ROW,
+                                      "-k", "chance-copy_memory-recall")  # fmt: skip
+    (rec,) = load(results_file)["results"]
+    assert rec["outcome"] == "failed" and rec["stop_reason"] == "early_stop"
+    assert rec["epochs"] == _copy_memory_milestone() < 30
+    assert rec["diagnosis"][0].startswith(f"did not train: stopped early at epoch {rec['epochs']} of 30")
+    assert rec["diagnosis"][-1].startswith("what would settle it: --lr-sweep")
+    assert "did not train: stopped early" in result.stdout.str()
+
+
+def test_no_early_stop_trains_to_the_cap(pytester: pytest.Pytester) -> None:
+    _, results_file = run_matrix(pytester, "--tier", "smoke", "--no-early-stop", "--adapter", CHANCE_ROW,
+                                 "-k", "chance-copy_memory-recall")  # fmt: skip
+    (rec,) = load(results_file)["results"]
+    assert rec["stop_reason"] == "max_epochs" and rec["epochs"] == 30
+    assert rec["diagnosis"][0].startswith("did not train: the last training loss 100 (epoch 30)")
+
+
+def test_a_slow_correct_module_gets_its_extension_and_passes(pytester: pytest.Pytester) -> None:
+    slow = "slow=tests.diagnosis_fakes:SlowLearner"
+    result, results_file = run_matrix(pytester, "--tier", "smoke", "--adapter", slow, "-k", "slow-count_steps-fit")
+    (rec,) = load(results_file)["results"]
+    assert rec["outcome"] == "passed", result.stdout.str()
+    assert rec["extension"]["from_epochs"] == 100 and rec["extension"]["to_epochs"] == rec["epochs"] == 101
+    assert rec["stop_reason"] == "criterion" and "while failing fit" in rec["extension"]["why"]
+
+
+def test_extended_once_then_failed_with_what_settles_it(pytester: pytest.Pytester) -> None:
+    _, results_file = run_matrix(pytester, "--tier", "smoke", "--adapter", "never=tests.diagnosis_fakes:NeverLearns",
+                                 "-k", "never-count_steps-fit")  # fmt: skip
+    (rec,) = load(results_file)["results"]
+    assert rec["outcome"] == "failed" and rec["epochs"] == 200 and rec["extension"]["to_epochs"] == 200
+    assert rec["diagnosis"][0].startswith("still improving at the epoch cap")
+    assert rec["diagnosis"][-1] == (
+        "what would settle it: more epochs, --epochs-scale 2 (twice every epoch cap) "
+        "(already extended once, from 100 to 200 epochs)"
+    )
+
+
+def test_epochs_scale_multiplies_every_cap(pytester: pytest.Pytester) -> None:
+    _, results_file = run_matrix(pytester, "--tier", "smoke", "--epochs-scale", "0.5", "--no-early-stop", "--adapter",
+                                 CHANCE_ROW, "-k", "chance-copy_memory-recall")  # fmt: skip
+    (rec,) = load(results_file)["results"]
+    assert rec["epochs"] == 15
+
+
+def test_epochs_scale_is_checked(pytester: pytest.Pytester) -> None:
+    result, _ = run_matrix(pytester, "--epochs-scale", "0", "--collect-only")
+    assert result.ret == 4 and "--epochs-scale: must be in (0, 100], got 0.0" in result.stderr.str()
