@@ -359,3 +359,23 @@ def test_device_cuda_on_a_jax_without_a_gpu_is_one_line_for_a_jax_row_and_a_skip
         mp.setenv("RNN_BEHAVIOUR_DEVICE", "cuda")
         with pytest.raises(DeviceUnavailable, match="sees no GPU"):
             select_device()
+
+
+def _cache_dir(env: dict[str, str]) -> str:
+    import os
+    import subprocess
+    import sys
+
+    code = "from rnn_behaviour.adapters import resolve; print(resolve('flax-lstm').load().cache)"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "RNN_BEHAVIOUR_JAX"))}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_the_compilation_cache_is_on_unless_turned_off_or_the_users_own(tmp_path: Any) -> None:
+    """Flax models compile once per machine, not once per run: the persistent cache is in the
+    suite's cache directory, off with RNN_BEHAVIOUR_JAX_CACHE=off, and a user's own is kept."""
+    assert _cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == str(tmp_path / "rnn-behaviour" / "jax")
+    assert _cache_dir({"RNN_BEHAVIOUR_JAX_CACHE": str(tmp_path / "mine")}) == str(tmp_path / "mine")
+    assert _cache_dir({"RNN_BEHAVIOUR_JAX_CACHE": "off"}) == "None"
+    assert _cache_dir({"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "theirs")}) == str(tmp_path / "theirs")
