@@ -69,6 +69,11 @@ class ResultCollector:
             if not records:  # a check that found it cannot run skips in its call (Outcome.skipped)
                 outcome = "skipped" if report.skipped and not xfail else "error"
                 return self._bare_records(props[CELL_PROPERTY], outcome, _reason(report))
+            if report.skipped and INCOMPLETE_PROPERTY in props:  # inconclusive (benchmarks/extension.py)
+                for rec in records:
+                    rec.update(outcome="passed" if rec["passed"] else "incomplete", cell_outcome="incomplete")
+                    rec.update(reason=props[INCOMPLETE_PROPERTY], message="")
+                return records
             cell_outcome = {
                 ("passed", False): "passed",
                 ("passed", True): "xpassed",
@@ -159,7 +164,11 @@ class ResultCollector:
             tr.write_line(f"INCOMPLETE run: {self.incomplete}; its results and reports cover only what ran", red=True)
         incomplete = sorted({f"{r['adapter']}-{r['task']}" for r in self.records if r["outcome"] == "incomplete"})
         if incomplete:
-            tr.write_line(f"incomplete cells (projected past --cell-timeout): {', '.join(incomplete)}", yellow=True)
+            tr.write_line(
+                f"incomplete cells (not judged: projected past --cell-timeout, or inconclusive after an extension; "
+                f"each record's reason says which): {', '.join(incomplete)}",
+                yellow=True,
+            )
         if self.write_error:
             tr.write_line(f"rnn-behaviour: {self.write_error}", red=True)
         else:

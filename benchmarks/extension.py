@@ -1,43 +1,58 @@
 """Judge the budget, not the architecture (issue 27): a bounded extension, and what settles a miss.
 
 The budgets were calibrated on one-layer LSTM/GRU built-ins. A correct module that trains slower
-(a deeper stack, CfC, a linear recurrence) can end its budget still improving, having shown
-nothing about whether it can learn the task. So a run of a row that is not a built-in which
+(a deeper stack, CfC, a linear recurrence) can end its budget still improving, or still on the
+plateau a memory task starts with, having shown nothing about whether it can learn the task. So a
+model of a row that is not a built-in which
 
-- stopped on its epoch cap,
-- was still improving there (`diagnosis.still_improving`: the mean loss of the last tenth of the
-  epochs more than 2% below the tenth before), and
+- ended without meeting its task's criterion (on its epoch cap, or stopped early),
+- did not diverge (that is the learning rate's doing: `--lr-sweep` settles it), and
 - fails a gated check of its task (control checks aside),
 
 trains once more for as many epochs again (the same `fit` on the same model: a fresh optimizer
-from the weights it reached), and its checks judge the longer run. Once only, so a broken module
-costs at most twice its budget; its record's `extension` says from and to how many epochs, and
-why. A failed cell's diagnosis ends with what would settle it (`settle`): `--lr-sweep` for a run
-that did not train or diverged, `--epochs-scale` for one still improving at its cap.
+from the weights it reached; after the restarts and the --lr-sweep, on the model they kept, at
+its rate), and its checks judge the longer run. Once only, so a broken module costs at most about
+twice its budget; its record's `extension` says from and to how many epochs, why, and what the
+failing checks scored before it.
+
+A check still failing after its extension is *inconclusive* (outcome `incomplete`, not judged)
+when the extension closed at least `CLOSING` of its distance to the gate: more epochs are moving
+it there, so the budget, not the module, is what it measured. Otherwise it fails, and its
+diagnosis ends with what would settle it (`settle`): `--lr-sweep` for a run that did not train or
+diverged, `--epochs-scale` for one still improving at its cap.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from rnn_behaviour.adapters.base import FitLog
-from rnn_behaviour.benchmarks.diagnosis import Finding, still_improving
+from rnn_behaviour.benchmarks.diagnosis import Finding, diverged
 from rnn_behaviour.tasks import Task
-from rnn_behaviour.tasks.base import Budget, CheckNotApplicable, Data
+from rnn_behaviour.tasks.base import Budget, Check, CheckNotApplicable, Data
+
+#: The share of a check's distance to its gate the extension must close for a miss to count as the
+#: budget's (inconclusive) rather than the module's (failed).
+CLOSING = 0.25
 
 
-def failing(task: Task, model: Any, data: Data, tier: str) -> list[str]:
-    """The task's gated (non-control) checks the model fails now; one it cannot run is not counted."""
-    out = []
+def failing(task: Task, model: Any, data: Data, tier: str) -> dict[str, float]:
+    """{check: value} of the task's gated (non-control) checks the model fails now; one it cannot
+    run, or that raises, is not counted (its cell says why)."""
+    out = {}
     for check in task.checks:
         if check.control:
             continue
         try:
-            if not task.evaluate(check.name, model, data, tier).passed:
-                out.append(check.name)
+            result = task.evaluate(check.name, model, data, tier)
         except CheckNotApplicable:
             continue
+        except Exception:  # the check's own cell reports it, with its traceback
+            continue
+        if not result.passed:
+            out[check.name] = float(result.value)
     return out
 
 
@@ -59,33 +74,60 @@ def extend(
     """Train `trained` (a matrix `Trained`) on for `budget.max_epochs` more epochs when the rules
     above say so; `stop(budget)` gives the criterion for the extra epochs."""
     log = trained.log
-    if still_improving(log.loss_history, log.stop_reason) is None:
+    if log.stop_reason not in ("max_epochs", "early_stop") or diverged(log.loss_history) is not None:
+        return
+    if trained.early_stop and trained.early_stop.startswith("diverged"):
         return
     missed = failing(task, trained.model, data, tier)
     if not missed:
         return
+    how = (
+        f"stopped early at epoch {log.epochs} ({trained.early_stop.split(':')[0]})"
+        if trained.early_stop
+        else f"ended its {log.epochs}-epoch cap without meeting its criterion"
+    )
     more = trained.model.fit(data.train, data.valid, budget, stop(budget))
     trained.log = joined(log, more)
+    trained.early_stop = None  # the extension ran on: the diagnosis reads the whole history
     trained.extension = {
         "from_epochs": log.epochs,
         "to_epochs": trained.log.epochs,
         "seconds": round(more.seconds, 4),
-        "why": f"still improving at its {log.epochs}-epoch cap while failing {', '.join(missed)}",
+        "why": f"{how} while failing {', '.join(missed)}",
+        "before": {name: (value if math.isfinite(value) else None) for name, value in missed.items()},
     }
+
+
+def still_closing(check: Check, extension: dict[str, Any] | None, value: float) -> str | None:
+    """Why a check missed after its extension is inconclusive (None when it is a failure): it closed
+    at least `CLOSING` of its distance to the gate during the extension."""
+    before = (extension or {}).get("before", {}).get(check.name)
+    if before is None or not math.isfinite(value):
+        return None
+    sign = 1.0 if check.higher_is_better else -1.0
+    gap_before, gap_after = sign * (check.threshold - before), sign * (check.threshold - value)
+    if gap_before <= 0 or gap_after > (1 - CLOSING) * gap_before:
+        return None
+    return (
+        f"{check.metric} went from {before:.4g} to {value:.4g} (gate {check.threshold:g}) over the extension from "
+        f"{extension['from_epochs']} to {extension['to_epochs']} epochs ({extension['why']}), "
+        f"{1 - gap_after / gap_before:.0%} of the way: more epochs are moving it to the gate, so this budget cannot "
+        "judge it; --epochs-scale 4 (four times every epoch cap) settles it"
+    )
 
 
 def settle(findings: Sequence[Finding], trained: Any, swept: bool) -> list[str]:
     """What would settle a failed cell's training findings, one line each (none for a run whose
     training went as it should: the check's own message says what is wrong)."""
     rules = {f.rule for f in findings} | ({"early"} if trained.early_stop else set())
+    was = trained.extension
+    already = f" (already extended once, from {was['from_epochs']} to {was['to_epochs']} epochs)" if was else ""
     out = []
     if rules & {"did not train", "diverged", "early"} and not swept:
         out.append(
             "what would settle it: --lr-sweep (trains at 0.1x, 0.3x, 1x and 3x the task's learning rate and keeps the "
-            "best; the recipes were tuned on LSTM/GRU, and another architecture may need another rate)"
+            f"best; the recipes were tuned on LSTM/GRU, and another architecture may need another rate){already}"
         )
     if "still improving at the epoch cap" in rules:
-        was = trained.extension
-        already = f" (already extended once, from {was['from_epochs']} to {was['to_epochs']} epochs)" if was else ""
         out.append(f"what would settle it: more epochs, --epochs-scale 2 (twice every epoch cap){already}")
     return out

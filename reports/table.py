@@ -25,7 +25,8 @@ LEGEND = (
     "cells: outcome value/threshold (median over seeds; k/N seeds passing and its 95% Wilson interval "
     "when N > 1). "
     "xfail = expected failure (benchmarks/expectations.py); XPASS = better than expected; INCOMPLETE = "
-    "stopped when its projected training time passed --cell-timeout. "
+    "not judged: stopped when its projected training time passed --cell-timeout, or inconclusive (a row of yours "
+    "still closing on the gate after its extension). "
     "training time: seconds spent training the row's models (sum over its tasks and seeds)"
 )
 #: The pivot's last row: per adapter, the sum of `train_seconds` over its (task, seed) models.

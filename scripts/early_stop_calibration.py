@@ -123,7 +123,7 @@ def main() -> None:
         if replay(tier, task, history(run["history"]), level_of(tier, task, seed, levels), marks):
             loo.append((tier, row, task, seed))
     print(f"passing runs of {sorted(rows)}: {len(passing)}; stopped early: {len(stopped)} {stopped or ''}")
-    print(f"  leave one seed out: {len(loo)} of {len(passing)} stopped {loo or ''}")
+    print(f"  leave one run out: {len(loo)} of {len(passing)} stopped {loo or ''}")
     saved = 0
     for (tier, row, task, seed), run in sorted(found.items()):
         level = level_of(tier, task, seed, levels)

@@ -127,3 +127,25 @@ class NeverLearns(CountingOracle):
 
     def build(self, spec: ModelSpec, seed: int) -> _FakeModel:
         return _LearnsLate(spec.return_sequences, after=10**9)
+
+
+class _Widening(_Scripted):
+    """Counts the last 1 + (epochs trained in all) // 20 steps: closer to the whole count the longer
+    it trains, never there on count_steps' length 20 within 200 epochs."""
+
+    def __init__(self, per_step: bool) -> None:
+        super().__init__(RunningSum(per_step, horizon=1), self._loss)
+        self.per_step, self.trained = per_step, 0
+
+    def _loss(self, epoch: int) -> float:
+        self.trained += 1
+        self.predictor = RunningSum(self.per_step, horizon=1 + self.trained // 20)
+        return 1.0 / self.trained
+
+
+class StillClosing(CountingOracle):
+    """A module whose fit moves towards its gate with every epoch and is still short of it after its
+    extension: inconclusive, not failed (benchmarks/extension.py)."""
+
+    def build(self, spec: ModelSpec, seed: int) -> _FakeModel:
+        return _Widening(spec.return_sequences)

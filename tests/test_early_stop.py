@@ -97,23 +97,47 @@ def _copy_memory_milestone() -> int:
     return max(epoch for fraction, epoch, _, _ in marks if fraction == 0.9)
 
 
-def test_a_module_at_chance_is_stopped_and_told_what_settles_it(pytester: pytest.Pytester) -> None:
+def test_a_builtin_at_chance_is_stopped_early_and_never_extended(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-ins' budgets are their calibration: stopped at the milestone, judged there."""
+    from rnn_behaviour.adapters import resolve
+    from rnn_behaviour.benchmarks import matrix as matrix_module
+    from rnn_behaviour.benchmarks.matrix import Cell, Matrix
+    from rnn_behaviour.tasks import TASKS
+
+    ref = resolve(CHANCE_ROW)
+    monkeypatch.setitem(matrix_module.BUILTINS, "chance", ref)  # as if it were one of them
+    matrix = Matrix(tier="smoke", seeds=1, adapters={"chance": ref}, tasks=TASKS)
+    cell = Cell("chance", "copy_memory", "recall")
+    (trained,) = matrix.train(cell)
+    assert trained.log.stop_reason == "early_stop" and trained.log.epochs == _copy_memory_milestone() < 30
+    assert trained.extension is None
+    (rec,) = matrix.evaluate(cell, [trained])
+    assert rec["diagnosis"][0].startswith(f"did not train: stopped early at epoch {trained.log.epochs} of 30")
+    assert rec["diagnosis"][-1].startswith("what would settle it: --lr-sweep")
+
+
+def test_a_row_of_yours_at_chance_is_stopped_then_extended_once(pytester: pytest.Pytester) -> None:
     result, results_file = run_matrix(pytester, "--tier", "smoke", "--adapter", CHANCE_ROW,
                                       "-k", "chance-copy_memory-recall")  # fmt: skip
     (rec,) = load(results_file)["results"]
-    assert rec["outcome"] == "failed" and rec["stop_reason"] == "early_stop"
-    assert rec["epochs"] == _copy_memory_milestone() < 30
-    assert rec["diagnosis"][0].startswith(f"did not train: stopped early at epoch {rec['epochs']} of 30")
+    stopped = _copy_memory_milestone()
+    assert rec["outcome"] == "failed" and rec["epochs"] == stopped + 30
+    why = f"stopped early at epoch {stopped} (did not train) while failing recall, longest_delay"
+    assert rec["extension"]["why"] == why
+    assert rec["extension"]["before"]["recall"] == 0.0
+    assert rec["diagnosis"][0].startswith(f"did not train: the last training loss 100 (epoch {stopped + 30})")
     assert rec["diagnosis"][-1].startswith("what would settle it: --lr-sweep")
-    assert "did not train: stopped early" in result.stdout.str()
+    assert rec["diagnosis"][-1].endswith(f"(already extended once, from {stopped} to {stopped + 30} epochs)")
+    assert "chance failed copy_memory.recall" in result.stdout.str()
 
 
 def test_no_early_stop_trains_to_the_cap(pytester: pytest.Pytester) -> None:
     _, results_file = run_matrix(pytester, "--tier", "smoke", "--no-early-stop", "--adapter", CHANCE_ROW,
                                  "-k", "chance-copy_memory-recall")  # fmt: skip
     (rec,) = load(results_file)["results"]
-    assert rec["stop_reason"] == "max_epochs" and rec["epochs"] == 30
-    assert rec["diagnosis"][0].startswith("did not train: the last training loss 100 (epoch 30)")
+    assert rec["stop_reason"] == "max_epochs" and rec["epochs"] == 60  # the cap, then its extension
+    why = "ended its 30-epoch cap without meeting its criterion while failing recall, longest_delay"
+    assert rec["extension"]["why"] == why
 
 
 def test_a_slow_correct_module_gets_its_extension_and_passes(pytester: pytest.Pytester) -> None:
@@ -141,9 +165,22 @@ def test_epochs_scale_multiplies_every_cap(pytester: pytest.Pytester) -> None:
     _, results_file = run_matrix(pytester, "--tier", "smoke", "--epochs-scale", "0.5", "--no-early-stop", "--adapter",
                                  CHANCE_ROW, "-k", "chance-copy_memory-recall")  # fmt: skip
     (rec,) = load(results_file)["results"]
-    assert rec["epochs"] == 15
+    assert rec["epochs"] == 30 and rec["extension"]["from_epochs"] == 15
 
 
 def test_epochs_scale_is_checked(pytester: pytest.Pytester) -> None:
     result, _ = run_matrix(pytester, "--epochs-scale", "0", "--collect-only")
     assert result.ret == 4 and "--epochs-scale: must be in (0, 100], got 0.0" in result.stderr.str()
+
+
+def test_a_check_still_closing_on_its_gate_after_the_extension_is_inconclusive(pytester: pytest.Pytester) -> None:
+    closing = "closing=tests.diagnosis_fakes:StillClosing"
+    result, results_file = run_matrix(pytester, "--tier", "smoke", "--adapter", closing,
+                                      "-k", "closing-count_steps-fit")  # fmt: skip
+    (rec,) = load(results_file)["results"]
+    assert rec["outcome"] == "incomplete" and rec["cell_outcome"] == "incomplete", result.stdout.str()
+    before = rec["extension"]["before"]["fit"]
+    assert rec["value"] < before and rec["value"] > rec["threshold"]
+    assert rec["reason"].startswith("inconclusive: seed 0: test_mse_len20 went from")
+    assert "over the extension from 100 to 200 epochs" in rec["reason"] and "--epochs-scale 4" in rec["reason"]
+    assert result.ret == 0 and "incomplete cells (not judged" in result.stdout.str()
