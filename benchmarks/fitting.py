@@ -57,7 +57,7 @@ class Trained:
     restarts: dict[str, Any] | None = None
     #: Why the run was stopped before its cap, its fate known (benchmarks/early_stop.py).
     early_stop: str | None = None
-    #: The bounded extension of a run still improving at its cap (benchmarks/extension.py).
+    #: The bounded extension of a row of yours that ended without its criterion (benchmarks/extension.py).
     extension: dict[str, Any] | None = None
 
 

@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         cmd.append("--pending")
     if args.device:
         cmd += ["--device", args.device]
+    if args.cell_timeout is not None:
+        cmd += ["--cell-timeout", f"{args.cell_timeout:g}"]
     print("+", " ".join(cmd), flush=True)
     code = subprocess.call(cmd, cwd=ROOT)
     results = Path(tmp) / "results.json"
@@ -342,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_run.add_argument("--workers", type=int, default=0, help="pytest-xdist workers (default: serial)")
     p_run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="the matrix's --device (default: cpu)")
+    p_run.add_argument(
+        "--cell-timeout",
+        type=float,
+        help="the matrix's --cell-timeout (default: the tier's, which counts every seed: a slow row over many seeds "
+        "may need 0, no limit)",
+    )
     p_run.add_argument("--out", type=Path, required=True)
     p_run.set_defaults(func=run)
     p_table = sub.add_parser(

@@ -21,7 +21,7 @@ from typing import Any
 
 def models(records: list[dict[str, Any]], rows: set[str] | None) -> dict[tuple[str, str, int], dict[str, Any]]:
     """(row, task, seed) -> {seconds, expected (every cell of it an expected failure: its verdict was
-    known before it trained), epochs}."""
+    known before it trained), epochs, stopped (its runs stopped early), extended}."""
     out: dict[tuple[str, str, int], dict[str, Any]] = {}
     for rec in records:
         if rec.get("task") in ("conformance", "speed") or rec.get("train_seconds") is None:
@@ -29,8 +29,10 @@ def models(records: list[dict[str, Any]], rows: set[str] | None) -> dict[tuple[s
         if (rec.get("compute_path") or {}).get("trained_by") or (rows and rec["adapter"] not in rows):
             continue
         key = (rec["adapter"], rec["task"], int(rec.get("seed") or 0))
+        runs = (rec.get("restarts") or {}).get("runs") or [rec]
         model = out.setdefault(key, {"seconds": float(rec["train_seconds"]), "expected": True,
-                                     "epochs": rec.get("epochs")})  # fmt: skip
+                                     "epochs": rec.get("epochs"), "extended": bool(rec.get("extension")),
+                                     "stopped": sum(r.get("stop_reason") == "early_stop" for r in runs)})  # fmt: skip
         model["expected"] &= rec.get("outcome") in ("xfailed", "xpassed")
     return out
 
@@ -66,6 +68,17 @@ def main() -> None:
     print(f"\nexpected failures: {expected:.0f} s of {total:.0f} s ({expected / total:.0%})")
     print(f"longest model: {row} on {task} (seed {seed}), {longest['seconds']:.1f} s; "
           f"sum of training / longest model = {total / longest['seconds']:.1f}")  # fmt: skip
+    stopped = [k for k, m in found.items() if m["stopped"]]
+    runs = sum(found[k]["stopped"] for k in stopped)
+    extended = [k for k, m in found.items() if m["extended"]]
+    print(
+        f"stopped early (benchmarks/early_stop.py): {runs} runs of {len(stopped)} models"
+        + (f" ({', '.join(sorted(f'{r}/{t}' for r, t, _ in stopped))})" if stopped else "")
+    )
+    print(
+        f"extended (benchmarks/extension.py): {len(extended)} models"
+        + (f" ({', '.join(sorted(f'{r}/{t}' for r, t, _ in extended))})" if extended else "")
+    )
 
 
 if __name__ == "__main__":

@@ -323,6 +323,12 @@ def test_verify_holds_an_example_row_to_its_documented_outcome() -> None:
         "count_steps.fit passed, expected to fail",
     ]
     assert surprises([], set(), {}) == ["the results file holds no records"]
+    unsure = [rec("fit", "incomplete"), rec("longer", "xfailed")]
+    assert surprises(unsure, set(), {}, frozenset({"count_steps.fit"})) == []
+    assert surprises(unsure, set(), {}) == ["count_steps.fit inconclusive, expected to pass"]
+    assert surprises(row, {"count_steps.carry_state"}, {}, frozenset({"count_steps.fit"})) == [
+        "count_steps.fit passed, expected to be inconclusive"
+    ]
 
 
 @needs_torch
