@@ -83,21 +83,26 @@ nightly: $(STAMP)
 
 # Re-make the calibration tables in tasks/README.md and tasks/calibration.csv: torch over 20
 # seeds, keras over 20 (counting) and 10 (the rest), flax over 10 (its tanh RNN on sine_rollout), the smoke
-# tier over 10 (LSTM/GRU; only the tasks whose smoke budget differs). Hours on 2 cores;
+# tier over 10 (LSTM/GRU; only the tasks whose smoke budget differs); then the early stop's table
+# (tasks/early_stop.csv) from the smoke runs' loss histories. Hours on 2 cores;
 # `scripts/calibrate.py run --tasks ... --adapters ...` re-runs a part of it.
 CALIBRATION := reports/calibration
 KERAS := keras-lstm,keras-gru,keras-rnn
+# The smoke tasks the tanh RNN passes, for the early stop's calibration (tasks/README.md, "Early stop").
+RNN_PASSES := adjacent_sum,alphabet_features,alphabet_one_char,alphabet_stateful,moving_average_stateful,streams
 SMOKE_TASKS := adding,adjacent_sum,alphabet_features,alphabet_one_char,alphabet_stateful,copy_memory,moving_average_stateful,streams
 calibrate: $(STAMP)
 	$(PY) scripts/calibrate.py run --tier standard --seeds 20 --adapters torch-lstm,torch-gru,torch-rnn --workers 2 --out $(CALIBRATION)/standard-torch.json
 	$(PY) scripts/calibrate.py run --tier standard --seeds 20 --adapters $(KERAS) --tasks count_last,count_steps --workers 2 --out $(CALIBRATION)/standard-count-keras.json
 	$(PY) scripts/calibrate.py run --tier standard --seeds 10 --adapters $(KERAS) --workers 2 --out $(CALIBRATION)/standard-keras.json
-	$(PY) scripts/calibrate.py run --tier smoke --seeds 10 --adapters torch-lstm,torch-gru,keras-lstm,keras-gru --workers 2 --out $(CALIBRATION)/smoke-lstm-gru.json
+	$(PY) scripts/calibrate.py run --tier smoke --seeds 10 --adapters torch-lstm,torch-gru,keras-lstm,keras-gru --workers 2 --cell-timeout 0 --out $(CALIBRATION)/smoke-lstm-gru.json
+	$(PY) scripts/calibrate.py run --tier smoke --seeds 10 --adapters torch-rnn,keras-rnn --tasks $(RNN_PASSES) --workers 2 --out $(CALIBRATION)/smoke-rnn.json
 	$(PY) scripts/calibrate.py run --tier standard --seeds 10 --adapters flax-lstm,flax-gru --workers 2 --out $(CALIBRATION)/standard-flax.json
 	$(PY) scripts/calibrate.py run --tier standard --seeds 10 --adapters flax-rnn --tasks sine_rollout --workers 2 --out $(CALIBRATION)/standard-flax-rnn.json
 	$(PY) scripts/calibrate.py run --tier smoke --seeds 10 --adapters flax-lstm,flax-gru --tasks $(SMOKE_TASKS) --workers 2 --out $(CALIBRATION)/smoke-flax.json
 	$(PY) scripts/calibrate.py table $(CALIBRATION)/standard-torch.json $(CALIBRATION)/standard-keras.json $(CALIBRATION)/standard-count-keras.json $(CALIBRATION)/smoke-lstm-gru.json \
 		$(CALIBRATION)/standard-flax.json $(CALIBRATION)/standard-flax-rnn.json $(CALIBRATION)/smoke-flax.json --readme tasks/README.md
+	$(PY) scripts/early_stop_calibration.py $(CALIBRATION)/smoke-lstm-gru.json $(CALIBRATION)/smoke-flax.json $(CALIBRATION)/smoke-rnn.json --write
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff mypy

@@ -101,9 +101,9 @@ def extend(
 def still_closing(check: Check, extension: dict[str, Any] | None, value: float) -> str | None:
     """Why a check missed after its extension is inconclusive (None when it is a failure): it closed
     at least `CLOSING` of its distance to the gate during the extension."""
-    before = (extension or {}).get("before", {}).get(check.name)
-    if before is None or not math.isfinite(value):
+    if extension is None or extension.get("before", {}).get(check.name) is None or not math.isfinite(value):
         return None
+    before = float(extension["before"][check.name])
     sign = 1.0 if check.higher_is_better else -1.0
     gap_before, gap_after = sign * (check.threshold - before), sign * (check.threshold - value)
     if gap_before <= 0 or gap_after > (1 - CLOSING) * gap_before:
