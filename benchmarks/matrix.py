@@ -293,7 +293,7 @@ class Matrix(Fitting):
                 level = self.level(task, seed)
                 findings = diagnose(log.loss_history, log.stop_reason, level)
                 rec["diagnosis"] = [trained.early_stop] if trained.early_stop else [str(f) for f in findings]
-                rec["diagnosis"] += settle(findings, trained, bool(self.lr_multiples))
+                rec["diagnosis"] += settle(findings, trained, bool(self.lr_multiples), cell.adapter in BUILTINS)
                 if cell.adapter not in BUILTINS and self.seeds == 1:  # the built-ins are the calibration
                     hint = near_gate(self.tier, task.id, cell.check, rec["value"], rec["threshold"])
                     rec["diagnosis"] += [hint] if hint else []

@@ -120,8 +120,7 @@ def test_failing_cell_says_did_not_train(pytester: pytest.Pytester) -> None:
                                       "-k", "flat-count_steps-fit")  # fmt: skip
     out = result.stdout.str()
     assert "flat failed count_steps.fit" in out
-    # 100 epochs, then its extension (a row of yours failing without its criterion: extension.py)
-    assert "did not train: the last training loss 100 (epoch 200) is still at the memoryless level" in out
+    assert "did not train: the last training loss 100 (epoch 100) is still at the memoryless level" in out
     (rec,) = load(results_file)["results"]
     assert rec["outcome"] == "failed" and rec["diagnosis"][0].startswith("did not train")
 
