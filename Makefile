@@ -59,9 +59,9 @@ endef
 examples: $(STAMP)
 	$(call example,lstm_loop,torch:examples.lstm_loop:lstm_loop,)
 	$(call example,peephole,torch:examples.peephole:peephole,)
-	$(call example,mingru,torch:examples.mingru:mingru,--fails sine_rollout.one_step adjacent_sum.held_out \
+	$(call example,mingru,torch:examples.mingru:mingru,--fails \
 		n_back.fit n_back.long_stream n_back.forgets parity.fit parity.longer copy_memory.recall copy_memory.longest_delay \
-		selective_copy.recall dyck1.longer cycle_navigation.fit cycle_navigation.longer)
+		selective_copy.recall cycle_navigation.fit cycle_navigation.longer --inconclusive sine_rollout.one_step)
 	$(call example,keras_cell,keras:examples.keras_cell:keras_cell,)
 	$(call example,forgets_state,torch:examples.forgets_state:forgets_state,$(FORGETS_STATE))
 	$(call example,jax_lstm,jax:examples.jax_lstm:jax_lstm,)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from rnn_behaviour.benchmarks.diagnosis import Level
@@ -181,3 +183,27 @@ def test_a_check_still_closing_on_its_gate_after_the_extension_is_inconclusive(p
     assert rec["reason"].startswith("inconclusive: seed 0: test_mse_len20 went from")
     assert "over the extension from 100 to 200 epochs" in rec["reason"] and "--epochs-scale 4" in rec["reason"]
     assert result.ret == 0 and "incomplete cells (not judged" in result.stdout.str()
+
+
+#: minGRU (examples/mingru.py) on alphabet_stateful at the smoke tier, seed 0: a steady 0.5% an epoch
+#: above half of chance (1.61), its criterion met at epoch 61. A 3-epoch window called it flat at 58.
+MINGRU_STATEFUL = [
+    4.4756, 3.0504, 2.9659, 2.8887, 2.7969, 2.7196, 2.6547, 2.5983, 2.5489, 2.5051, 2.4655, 2.4291, 2.3954, 2.3637,
+    2.3337, 2.3052, 2.2779, 2.2517, 2.2266, 2.2023, 2.179, 2.1565, 2.1348, 2.1139, 2.0938, 2.0744, 2.0556, 2.0376,
+    2.0202, 2.0034, 1.9871, 1.9714, 1.9562, 1.9415, 1.9272, 1.9134, 1.8999, 1.8868, 1.8741, 1.8617, 1.8496, 1.8378,
+    1.8263, 1.815, 1.804, 1.7932, 1.7827, 1.7724, 1.7623, 1.7524, 1.7427, 1.7333, 1.7239, 1.7148, 1.7058, 1.697,
+    1.6882, 1.68, 1.671, 1.6639, 1.6536,
+]
+
+
+def test_a_slow_steady_fall_is_moving_not_flat() -> None:
+    from rnn_behaviour.benchmarks.diagnosis import reference_level
+    from rnn_behaviour.tasks import TASKS
+
+    task = TASKS["alphabet_stateful"]
+    data = task.generate(np.random.default_rng(0), "smoke")
+    level = reference_level(task, data, task.budget("smoke").loss)
+    marks = milestones()[("smoke", "alphabet_stateful")]
+    assert level is not None and any(level.value * f < MINGRU_STATEFUL[-1] for f, *_ in marks)  # above a milestone
+    for n in range(1, len(MINGRU_STATEFUL) + 1):
+        assert fate(MINGRU_STATEFUL[:n], level, marks, 150) is None, n
