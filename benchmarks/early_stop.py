@@ -22,7 +22,8 @@ memoryless predictor's loss, or chance for a cross-entropy task):
 - *diverged*: the last `WINDOW` losses are all above `diagnosis.DIVERGED_RATIO` x the first
   epoch's (a non-finite loss already ends training in every built-in loop).
 
-The suite's `--no-early-stop` turns both off. The stopped run's log says `stop_reason`
+The suite's `--no-early-stop` turns both off. Under `--lr-sweep` a rate below the recipe's waits
+proportionally longer (K x recipe rate / its rate). The stopped run's log says `stop_reason`
 "early_stop", and its failing cells' diagnosis starts with why it stopped.
 """
 
@@ -120,9 +121,15 @@ class EarlyStop:
     """A `stop` callable (once per epoch, after `epoch_done`) wrapping the task's criterion: the
     criterion first, then `fate`; `reason` holds why it stopped a run early (None otherwise)."""
 
-    def __init__(self, stop: Callable[[Any], bool], level: Level | None, tier: str, task: str, max_epochs: int):
+    def __init__(
+        self, stop: Callable[[Any], bool], level: Level | None, tier: str, task: str, max_epochs: int, pace: float = 1.0
+    ):
         self.stop, self.level, self.max_epochs = stop, level, max_epochs
-        self.marks = milestones().get((tier, task), [])
+        # A run at 1/pace of the recipe's rate (--lr-sweep's 0.1x, 0.3x) leaves a plateau about pace
+        # times later: its milestones wait that much longer (a 2-layer LSTM passed selective_copy at
+        # 0.3x only once its run was not stopped at the recipe rate's epoch 10).
+        marks = milestones().get((tier, task), [])
+        self.marks = [(f, math.ceil(epoch * max(1.0, pace)), runs, latest) for f, epoch, runs, latest in marks]
         self.losses: list[float] = []
         self.reason: str | None = None
 

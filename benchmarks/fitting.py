@@ -136,7 +136,8 @@ class Fitting:
         stop: Callable[[Any], bool] = lambda m: task.stop(m, data)  # noqa: E731
         if self.progress is not None:
             stop = Criterion(stop, label, self.progress, self.progress_every)
-        fate = EarlyStop(stop, self.level(task, seed), self.tier, task.id, budget.max_epochs) if early else None
+        pace = task.budget(self.tier).learning_rate / budget.learning_rate  # > 1 for a slower rate of --lr-sweep
+        fate = EarlyStop(stop, self.level(task, seed), self.tier, task.id, budget.max_epochs, pace) if early else None
         stop = fate or stop
         if self.cell_timeout:
             stop = Projection(stop, budget.max_epochs, self.cell_timeout, spent)

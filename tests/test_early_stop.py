@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 import pytest
 
 from rnn_behaviour.benchmarks.diagnosis import Level
@@ -59,6 +58,19 @@ def test_no_milestone_no_level_or_the_cap_never_stop_a_flat_run() -> None:
     assert fate(flat, CHANCE, [], 31) is None
     assert fate(flat[:10], None, MARKS, 30) is None
     assert fate(flat, CHANCE, MARKS, 30) is None  # the last epoch: the cap stops it anyway
+
+
+def test_a_slower_rate_of_the_sweep_waits_longer() -> None:
+    """--lr-sweep's 0.3x trains a plateau about 3x longer: its milestones wait that much."""
+    flat = [2.1] * 30
+    slow = EarlyStop(lambda model: False, CHANCE, "smoke", "copy_memory", 30, pace=1 / 0.3)
+    recipe = EarlyStop(lambda model: False, CHANCE, "smoke", "copy_memory", 30)
+    assert [m[1] for m in slow.marks] == [math.ceil(m[1] / 0.3) for m in recipe.marks] and recipe.marks
+    first = min(m[1] for m in recipe.marks)
+    assert fate(flat[:first], CHANCE, recipe.marks, 30) is not None
+    assert fate(flat[:first], CHANCE, slow.marks, 30) is None
+    faster = EarlyStop(lambda model: False, CHANCE, "smoke", "copy_memory", 30, pace=1 / 3)
+    assert faster.marks == recipe.marks  # a faster rate is not stopped sooner than the recipe's
 
 
 def test_first_below() -> None:
@@ -187,6 +199,7 @@ def test_a_check_still_closing_on_its_gate_after_the_extension_is_inconclusive(p
 
 #: minGRU (examples/mingru.py) on alphabet_stateful at the smoke tier, seed 0: a steady 0.5% an epoch
 #: above half of chance (1.61), its criterion met at epoch 61. A 3-epoch window called it flat at 58.
+# fmt: off
 MINGRU_STATEFUL = [
     4.4756, 3.0504, 2.9659, 2.8887, 2.7969, 2.7196, 2.6547, 2.5983, 2.5489, 2.5051, 2.4655, 2.4291, 2.3954, 2.3637,
     2.3337, 2.3052, 2.2779, 2.2517, 2.2266, 2.2023, 2.179, 2.1565, 2.1348, 2.1139, 2.0938, 2.0744, 2.0556, 2.0376,
@@ -194,6 +207,7 @@ MINGRU_STATEFUL = [
     1.8263, 1.815, 1.804, 1.7932, 1.7827, 1.7724, 1.7623, 1.7524, 1.7427, 1.7333, 1.7239, 1.7148, 1.7058, 1.697,
     1.6882, 1.68, 1.671, 1.6639, 1.6536,
 ]
+# fmt: on
 
 
 def test_a_slow_steady_fall_is_moving_not_flat() -> None:
