@@ -115,14 +115,28 @@ def did_not_train(losses: Sequence[float], level: Level | None) -> Finding | Non
     return None
 
 
+def window_means(losses: Sequence[float], window: int) -> tuple[float, float] | None:
+    """The mean loss of the `window` epochs before the last `window`, and of the last `window`; None
+    with fewer than twice `window` epochs."""
+    if len(losses) < 2 * window:
+        return None
+    return float(np.mean(losses[-2 * window : -window])), float(np.mean(losses[-window:]))
+
+
+def improved(before: float, last: float) -> bool:
+    """`last` is more than `IMPROVING_FRACTION` below `before` (a loss still falling)."""
+    return before > 0 and last < (1 - IMPROVING_FRACTION) * before
+
+
 def still_improving(losses: Sequence[float], stop_reason: str | None) -> Finding | None:
     if stop_reason != "max_epochs":
         return None
     window = max(MIN_WINDOW, len(losses) // 10)
-    if len(losses) < 2 * window or not all(math.isfinite(v) for v in losses[-2 * window :]):
+    means = window_means(losses, window)
+    if means is None or not all(math.isfinite(v) for v in losses[-2 * window :]):
         return None
-    before, last = float(np.mean(losses[-2 * window : -window])), float(np.mean(losses[-window:]))
-    if before > 0 and last < (1 - IMPROVING_FRACTION) * before:
+    before, last = means
+    if improved(before, last):
         return Finding(
             "still improving at the epoch cap",
             f"the mean training loss of the last {window} epochs ({last:.4g}) is {1 - last / before:.0%} below "

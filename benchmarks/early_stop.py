@@ -7,7 +7,8 @@ memoryless predictor's loss, or chance for a cross-entropy task):
 
 - *flat at a milestone*: from epoch K(tier, task, f) on, no loss so far has gone below f x the
   reference level and the mean of the last fifth of the losses (at least `WINDOW`) is not
-  `diagnosis.IMPROVING_FRACTION` below the mean of as many before (the run has stopped moving; a
+  `diagnosis.IMPROVING_FRACTION` below the mean of as many before (`diagnosis.improved`, as the
+  diagnosis's *still improving* judges it) (the run has stopped moving; a
   run still falling is never stopped, however far behind an LSTM's pace it is, nor one that went
   below and spiked back). The window grows with the run: with 3 epochs, minGRU's steady 0.5% an
   epoch on alphabet_stateful looked flat at epoch 58 and was stopped 3 epochs before it met its
@@ -39,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from rnn_behaviour.benchmarks.diagnosis import DIVERGED_RATIO, IMPROVING_FRACTION, Level
+from rnn_behaviour.benchmarks.diagnosis import DIVERGED_RATIO, Level, improved, window_means
 
 #: Consecutive epochs a rule looks at.
 WINDOW = 3
@@ -78,14 +79,6 @@ def window(epochs: int) -> int:
     return max(WINDOW, math.ceil(epochs / 5))
 
 
-def _flat(losses: Sequence[float]) -> bool:
-    w = window(len(losses))
-    if len(losses) < 2 * w:
-        return False
-    before, last = float(np.mean(losses[-2 * w : -w])), float(np.mean(losses[-w:]))
-    return not (before > 0 and last < (1 - IMPROVING_FRACTION) * before)
-
-
 def fate(
     losses: Sequence[float], level: Level | None, marks: Sequence[tuple[float, int, int, int]], max_epochs: int
 ) -> str | None:
@@ -99,17 +92,19 @@ def fate(
             f"diverged: stopped early at epoch {len(losses)} of {max_epochs}: the last {WINDOW} training losses "
             f"({', '.join(f'{v:.4g}' for v in last)}) are all above {DIVERGED_RATIO:g}x the first epoch's ({first:.4g})"
         )
-    if level is None or level.value <= 0 or not _flat(losses):
+    w = window(len(losses))
+    means = window_means(losses, w)
+    if level is None or level.value <= 0 or means is None or improved(*means):  # moving: not flat
         return None
+    before, now = means
     for fraction, epoch, runs, latest in sorted(marks, reverse=True):
         bound = fraction * level.value
         if len(losses) >= epoch and np.nanmin(losses) >= bound:
-            w = window(len(losses))
-            rule = "did not train" if fraction >= 0.9 else f"plateaued at {np.mean(losses[-w:]):.4g}"
+            rule = "did not train" if fraction >= 0.9 else f"plateaued at {now:.4g}"
             return (
                 f"{rule}: stopped early at epoch {len(losses)} of {max_epochs}: the training loss never went below "
                 f"{fraction:g}x the {level.source} level {level.value:.4g} and has stopped moving (the mean of its "
-                f"last {w} epochs {np.mean(losses[-w:]):.4g}, of the {w} before {np.mean(losses[-2 * w : -w]):.4g}), "
+                f"last {w} epochs {now:.4g}, of the {w} before {before:.4g}), "
                 f"where every one of {runs} passing calibration runs of the "
                 f"built-ins had gone below it by epoch {latest} (this rule waits until epoch {epoch}; "
                 "--no-early-stop trains to the cap)"

@@ -33,7 +33,7 @@ from typing import Any
 from rnn_behaviour.adapters.base import FitLog
 from rnn_behaviour.benchmarks.diagnosis import Finding, still_improving
 from rnn_behaviour.tasks import Task
-from rnn_behaviour.tasks.base import Budget, Check, CheckNotApplicable, Data
+from rnn_behaviour.tasks.base import Budget, Check, Data
 
 #: The share of a check's distance to its gate the extension must close for a miss to count as the
 #: budget's (inconclusive) rather than the module's (failed).
@@ -49,9 +49,7 @@ def failing(task: Task, model: Any, data: Data, tier: str) -> dict[str, float]:
             continue
         try:
             result = task.evaluate(check.name, model, data, tier)
-        except CheckNotApplicable:
-            continue
-        except Exception:  # the check's own cell reports it, with its traceback
+        except Exception:  # CheckNotApplicable, or a check that raises: its own cell says so
             continue
         if not result.passed:
             out[check.name] = float(result.value)
@@ -81,14 +79,13 @@ def extend(
     missed = failing(task, trained.model, data, tier)
     if not missed:
         return
-    how = f"still improving at its {log.epochs}-epoch cap"
     more = trained.model.fit(data.train, data.valid, budget, stop(budget))
     trained.log = joined(log, more)
     trained.extension = {
         "from_epochs": log.epochs,
         "to_epochs": trained.log.epochs,
         "seconds": round(more.seconds, 4),
-        "why": f"{how} while failing {', '.join(missed)}",
+        "why": f"still improving at its {log.epochs}-epoch cap while failing {', '.join(missed)}",
         "before": {name: (value if math.isfinite(value) else None) for name, value in missed.items()},
     }
 

@@ -69,24 +69,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not 0.0 < value <= 100.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 100], got {value}")
-    return value
+def _number_in(low: float, high: float, *, above: bool = False) -> Callable[[str], float]:
+    """An argparse type for a number in [low, high], or (low, high] when `above`, naming the interval."""
+    interval = f"{'(' if above else '['}{low:g}, {high:g}]"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number in {interval}, got {text!r}") from None
+        if not ((low < value if above else low <= value) and value <= high):
+            raise argparse.ArgumentTypeError(f"must be in {interval}, got {value}")
+        return value
+
+    return parse
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
+_rate = _number_in(0, 1)
+_scale = _number_in(0, 100, above=True)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -139,7 +139,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--no-early-stop",
         action="store_true",
         help="train every run to its epoch cap, even one whose fate is known (flat at the chance level, or diverged, "
-        "past the epoch by which every calibration run of a correct LSTM/GRU had left it; tasks/README.md)",
+        "past the epoch by which every passing calibration run of the built-ins had left it; tasks/README.md)",
     )
     group.addoption(
         "--epochs-scale",
@@ -313,10 +313,9 @@ def _cell_timeout(config: pytest.Config) -> float:
     """`--cell-timeout`, or the tier's default times the number of --lr-sweep rates and the
     --epochs-scale; 0 = no limit."""
     timeout = config.getoption("cell_timeout")
-    if timeout is not None:
-        return timeout * max(1, len(_lr_multiples(config)))
-    scale = max(1.0, config.getoption("epochs_scale"))
-    return CELL_TIMEOUT[config.getoption("tier")] * max(1, len(_lr_multiples(config))) * scale
+    if timeout is None:
+        timeout = CELL_TIMEOUT[config.getoption("tier")] * max(1.0, config.getoption("epochs_scale"))
+    return timeout * max(1, len(_lr_multiples(config)))
 
 
 def _lr_multiples(config: pytest.Config) -> tuple[float, ...]:
