@@ -130,6 +130,12 @@ def _to_numpy_state(state: Any) -> Any:
     return pytree.tree_map(lambda s: s.detach().cpu().numpy().copy() if isinstance(s, torch.Tensor) else s, state)
 
 
+def _mean(losses: list[torch.Tensor]) -> float:
+    """An epoch's mean loss: its steps' float32 losses read out at once and averaged in float64,
+    the same figure as averaging each step's `float(loss)`."""
+    return float(np.mean(torch.stack(losses).cpu().numpy().astype(np.float64)))
+
+
 def _detach(state: Any) -> Any:
     return pytree.tree_map(lambda s: s.detach() if isinstance(s, torch.Tensor) else s, state)
 
@@ -164,14 +170,17 @@ class TorchModel:
         twin.net, twin.dtype = copy.deepcopy(self.net).double(), torch.float64
         return twin
 
-    def _stepper(self, budget: Budget) -> tuple[Callable[[torch.Tensor, torch.Tensor, Any], tuple[float, Any]], Any]:
+    def _stepper(
+        self, budget: Budget
+    ) -> tuple[Callable[[torch.Tensor, torch.Tensor, Any], tuple[torch.Tensor, Any]], Any]:
         """One optimizer step (Adam at the budget's rate, the gradients clipped to the budget's
-        global norm if it sets one) on a batch from a state, and the dtype
-        of the targets the budget's loss takes."""
+        global norm if it sets one) on a batch from a state, and the dtype of the targets the
+        budget's loss takes. The step returns its loss as a detached tensor: reading it out is
+        left to the epoch's end, so that on a GPU the steps are not each a synchronisation."""
         loss_fn: nn.Module = nn.CrossEntropyLoss() if budget.loss == "crossentropy" else nn.MSELoss()
         optimizer = torch.optim.Adam(self.net.parameters(), lr=budget.learning_rate)
 
-        def step(xb: torch.Tensor, yb: torch.Tensor, state: Any) -> tuple[float, Any]:
+        def step(xb: torch.Tensor, yb: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
             out, state = self.net(xb, state)
             if budget.loss == "crossentropy":
                 out, yb = out.reshape(-1, out.shape[-1]), yb.reshape(-1)
@@ -181,7 +190,7 @@ class TorchModel:
             if budget.clip_norm is not None:
                 nn.utils.clip_grad_norm_(self.net.parameters(), budget.clip_norm)
             optimizer.step()
-            return float(loss.detach()), state
+            return loss.detach(), state
 
         return step, (np.int64 if budget.loss == "crossentropy" else np.float32)
 
@@ -192,7 +201,7 @@ class TorchModel:
         def train_step(x: np.ndarray, y: np.ndarray) -> float:
             self.net.train()
             xb = torch.from_numpy(np.asarray(x, np.float32)).to(self.device)
-            return step(xb, torch.from_numpy(np.asarray(y, y_dtype)).to(self.device), None)[0]
+            return float(step(xb, torch.from_numpy(np.asarray(y, y_dtype)).to(self.device), None)[0])
 
         return train_step
 
@@ -207,7 +216,7 @@ class TorchModel:
             for idx in epoch_batches(len(train), budget.batch_size, budget.shuffle, self.rng):
                 index = torch.from_numpy(idx).to(self.device)
                 losses.append(step(x[index], y[index], None)[0])
-            return float(np.mean(losses))
+            return _mean(losses)
 
         def run_stateful_epoch() -> float:
             self.net.train()
@@ -216,7 +225,7 @@ class TorchModel:
                 loss, state = step(x[:, chunk], y[:, chunk], state)
                 state = _detach(state)
                 losses.append(loss)
-            return float(np.mean(losses))
+            return _mean(losses)
 
         if self.spec.stateful:
             window = check_stateful(self.spec, train, budget)
