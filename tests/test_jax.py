@@ -379,3 +379,23 @@ def test_the_compilation_cache_is_on_unless_turned_off_or_the_users_own(tmp_path
     assert _cache_dir({"RNN_BEHAVIOUR_JAX_CACHE": str(tmp_path / "mine")}) == str(tmp_path / "mine")
     assert _cache_dir({"RNN_BEHAVIOUR_JAX_CACHE": "off"}) == "None"
     assert _cache_dir({"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "theirs")}) == str(tmp_path / "theirs")
+
+
+def test_a_compiled_epoch_makes_the_updates_of_one_step_per_batch(count_steps) -> None:
+    """`fit` runs each epoch as one `jax.lax.scan` over its minibatches: the same updates, in the
+    same order, as the jitted step called once per batch (`make_train_step`), to float32 rounding."""
+    from rnn_behaviour.adapters.base import epoch_batches
+
+    task, data, budget = count_steps
+    budget = replace(budget, max_epochs=2, clip_norm=1.0)
+    n = 8 * budget.batch_size + 5  # a remainder, dropped by both
+    train = replace(data.train, x=data.train.x[:n], y=data.train.y[:n])
+    scanned = adapter(FLAX).build(task.spec, seed=3)
+    log = scanned.fit(train, data.valid, budget, stop=lambda m: False)
+    stepped = adapter(FLAX).build(task.spec, seed=3)
+    step = stepped.make_train_step(budget)
+    for epoch in range(2):
+        losses = [step(train.x[idx], train.y[idx]) for idx in epoch_batches(n, budget.batch_size, budget.shuffle, stepped.rng)]
+        assert log.loss_history[epoch] == pytest.approx(float(np.mean(losses)), rel=1e-5)
+    for a, b in zip(_params(scanned), _params(stepped), strict=True):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
