@@ -15,7 +15,11 @@ twice its budget; its record's `extension` says from and to how many epochs, why
 failing checks scored before it. A run that did not train (flat at the chance level, stopped
 early or at its cap) or diverged is not extended: measured on ncps's CfC at the smoke tier,
 extending those runs doubled its time (410 of 751 s) and settled none of them, where `--lr-sweep`
-does (its diagnosis says so).
+does. Such a run is *rescued* instead (`rescue`): a row of yours whose model did not train or
+diverged at the recipe's rate, and fails a gated check, is trained again at `RESCUE` times that
+rate (one slower, one faster: the recipes' rate was tuned on one-layer LSTM/GRU), from the same
+seed, and the best of the three is kept by `--lr-sweep`'s rule (its record's `lr_sweep` says why
+and what each rate gave). A broken module fails at every rate; the early stop keeps that cheap.
 
 A check still failing after its extension is *inconclusive* (outcome `incomplete`, not judged)
 when the extension closed at least `CLOSING` of its distance to the gate: more epochs are moving
@@ -31,13 +35,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rnn_behaviour.adapters.base import FitLog
-from rnn_behaviour.benchmarks.diagnosis import Finding, still_improving
+from rnn_behaviour.benchmarks.diagnosis import Finding, Level, diagnose, still_improving
 from rnn_behaviour.tasks import Task
 from rnn_behaviour.tasks.base import Budget, Check, Data
 
 #: The share of a check's distance to its gate the extension must close for a miss to count as the
 #: budget's (inconclusive) rather than the module's (failed).
 CLOSING = 0.25
+
+#: The multiples of the recipe's learning rate a row of yours is trained at again when its model did
+#: not train or diverged at the recipe's rate (`rescue`): the neighbours of 1 on `--lr-sweep`'s grid.
+RESCUE = (0.3, 3.0)
 
 
 def failing(task: Task, model: Any, data: Data, tier: str) -> dict[str, float]:
@@ -54,6 +62,22 @@ def failing(task: Task, model: Any, data: Data, tier: str) -> dict[str, float]:
         if not result.passed:
             out[check.name] = float(result.value)
     return out
+
+
+def rescue(trained: Any, task: Task, data: Data, tier: str, level: Level | None) -> str | None:
+    """Why `trained` (a matrix `Trained` at the recipe's rate) is to be tried at the `RESCUE` rates:
+    it was stopped early (flat below a milestone, or diverged) or its loss says it did not train or
+    diverged, and it fails a gated check. None otherwise."""
+    log = trained.log
+    why = trained.early_stop
+    if why is None:
+        found = [
+            f for f in diagnose(log.loss_history, log.stop_reason, level) if f.rule in ("did not train", "diverged")
+        ]
+        why = str(found[0]) if found else None
+    if why is None or not failing(task, trained.model, data, tier):
+        return None
+    return why
 
 
 def joined(first: FitLog, then: FitLog) -> FitLog:
@@ -116,7 +140,13 @@ def settle(findings: Sequence[Finding], trained: Any, swept: bool, builtin: bool
     was = trained.extension
     already = f" (already extended once, from {was['from_epochs']} to {was['to_epochs']} epochs)" if was else ""
     out = []
-    if rules & {"did not train", "diverged", "early"} and not swept:
+    if trained.sweep and trained.sweep.get("why"):  # rescued: the rates were tried
+        rates = ", ".join(f"{trial['multiple']:g}x" for trial in trained.sweep["trials"])
+        out.append(
+            f"what would settle it: a wider grid of learning rates than the {rates} of the task's already tried, "
+            f"--lr-sweep 0.03,0.1,0.3,1,3,10{already}"
+        )
+    elif rules & {"did not train", "diverged", "early"} and not swept:
         out.append(
             "what would settle it: --lr-sweep (trains at 0.1x, 0.3x, 1x and 3x the task's learning rate and keeps the "
             f"best; the recipes were tuned on LSTM/GRU, and another architecture may need another rate){already}"

@@ -1,7 +1,7 @@
 """How the matrix trains one model (`Matrix` inherits `Fitting`): the task's budget scaled by
 `--epochs-scale`, `--lr-sweep`'s rates, the task's `restarts`, one training run with its stopping
 criterion wrapped in the progress line, the early stop and the cell timeout's projection, and a
-row of yours given its bounded extension. Framework-free.
+row of yours given its rescue at other rates and its bounded extension. Framework-free.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rnn_behaviour.adapters import BUILTINS, Adapter
 from rnn_behaviour.adapters.base import FitLog, Model
 from rnn_behaviour.benchmarks.diagnosis import Level, Projection
 from rnn_behaviour.benchmarks.early_stop import EarlyStop
-from rnn_behaviour.benchmarks.extension import extend
+from rnn_behaviour.benchmarks.extension import RESCUE, extend, rescue
 from rnn_behaviour.benchmarks.restarts import restart
 from rnn_behaviour.benchmarks.sweep import sweep
 from rnn_behaviour.tasks import Task
@@ -87,6 +87,8 @@ class Fitting:
             budget = dataclasses.replace(budget, max_epochs=max(1, math.ceil(budget.max_epochs * self.epochs_scale)))
         if not self.lr_multiples:
             trained = self._fit_at(adapter, task, seed, budget, spent)
+            if adapter.name not in BUILTINS:  # the built-ins' rates are their calibration
+                trained, budget = self._rescue(adapter, task, seed, budget, spent, trained)
         else:
 
             def at(rate: Budget, before: float) -> Trained:
@@ -100,6 +102,26 @@ class Fitting:
             more = lambda extra: self._stop(task, seed, extra, spent + trained.log.seconds, label, False)[0]  # noqa: E731
             extend(trained, task, data, self.tier, budget, more)
         return trained
+
+    def _rescue(
+        self, adapter: Adapter, task: Task, seed: int, budget: Budget, spent: float, first: Trained
+    ) -> tuple[Trained, Budget]:
+        """A row of yours whose model did not train or diverged at the recipe's rate, and fails a
+        gated check, trained again at `RESCUE`'s multiples of it, the best kept as under --lr-sweep
+        (benchmarks/extension.py); the model kept and its budget."""
+        data = self.data(task, seed)
+        why = rescue(first, task, data, self.tier, self.level(task, seed))
+        if why is None:
+            return first, budget
+
+        def again(rate: Budget, before: float) -> Trained:
+            if rate.learning_rate == budget.learning_rate:
+                return first
+            return self._fit_at(adapter, task, seed, rate, spent + before, f", lr {rate.learning_rate:.3g}, rescue")
+
+        trained, summary = sweep(task, data, budget, (1.0, *RESCUE), again)
+        trained.sweep = {**summary, "why": f"at the recipe's rate: {why}"}
+        return trained, dataclasses.replace(budget, learning_rate=budget.learning_rate * summary["multiple"])
 
     def _fit_at(self, adapter: Adapter, task: Task, seed: int, budget: Budget, spent: float, lr: str = "") -> Trained:
         """One model of `seed` at `budget`: the task's `restarts` runs at most (benchmarks/restarts.py)."""

@@ -124,7 +124,7 @@ def test_a_builtin_at_chance_is_stopped_early_and_never_extended(monkeypatch: py
     cell = Cell("chance", "copy_memory", "recall")
     (trained,) = matrix.train(cell)
     assert trained.log.stop_reason == "early_stop" and trained.log.epochs == _copy_memory_milestone() < 30
-    assert trained.extension is None
+    assert trained.extension is None and trained.sweep is None  # nor rescued at other rates
     (rec,) = matrix.evaluate(cell, [trained])
     assert rec["diagnosis"][0].startswith(f"did not train: stopped early at epoch {trained.log.epochs} of 30")
     assert rec["diagnosis"][-1].startswith("what would settle it: --lr-sweep")
@@ -137,8 +137,14 @@ def test_a_row_of_yours_at_chance_is_stopped_and_told_what_settles_it(pytester: 
     stopped = _copy_memory_milestone()
     assert rec["outcome"] == "failed" and rec["stop_reason"] == "early_stop" and rec["epochs"] == stopped < 30
     assert rec.get("extension") is None  # a run that did not train is not extended: the rate is the suspect
+    rescue = rec["lr_sweep"]  # so it is tried at 0.3x and 3x the recipe's rate too, and fails at each
+    assert [t["multiple"] for t in rescue["trials"]] == [1.0, 0.3, 3.0] and rescue["multiple"] == 1.0
+    assert rescue["why"].startswith(f"at the recipe's rate: did not train: stopped early at epoch {stopped} of 30")
     assert rec["diagnosis"][0].startswith(f"did not train: stopped early at epoch {stopped} of 30")
-    assert rec["diagnosis"][1].startswith("what would settle it: --lr-sweep")
+    assert rec["diagnosis"][1] == (
+        "what would settle it: a wider grid of learning rates than the 1x, 0.3x, 3x of the task's already tried, "
+        "--lr-sweep 0.03,0.1,0.3,1,3,10"
+    )
     assert rec["diagnosis"][2].endswith("--epochs-scale 3 --no-early-stop")
     assert "did not train: stopped early" in result.stdout.str()
 

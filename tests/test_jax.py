@@ -395,7 +395,9 @@ def test_a_compiled_epoch_makes_the_updates_of_one_step_per_batch(count_steps) -
     stepped = adapter(FLAX).build(task.spec, seed=3)
     step = stepped.make_train_step(budget)
     for epoch in range(2):
-        losses = [step(train.x[idx], train.y[idx]) for idx in epoch_batches(n, budget.batch_size, budget.shuffle, stepped.rng)]
+        losses = [
+            step(train.x[idx], train.y[idx]) for idx in epoch_batches(n, budget.batch_size, budget.shuffle, stepped.rng)
+        ]
         assert log.loss_history[epoch] == pytest.approx(float(np.mean(losses)), rel=1e-5)
     for a, b in zip(_params(scanned), _params(stepped), strict=True):
         np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
