@@ -1,4 +1,5 @@
-"""Judge the budget, not the architecture (issue 27): a bounded extension, and what settles a miss.
+"""Judge the budget, not the architecture (issue 27): a rescue at other rates, a bounded extension,
+and what settles a miss.
 
 The budgets were calibrated on one-layer LSTM/GRU built-ins. A correct module that trains slower
 (a deeper stack, CfC, a linear recurrence) can end its budget still improving, having shown
@@ -25,7 +26,7 @@ A check still failing after its extension is *inconclusive* (outcome `incomplete
 when the extension closed at least `CLOSING` of its distance to the gate: more epochs are moving
 it there, so the budget, not the module, is what it measured. Otherwise it fails, and its
 diagnosis ends with what would settle it (`settle`): `--lr-sweep` for a run that did not train or
-diverged, `--epochs-scale` for one still improving at its cap.
+diverged (a wider grid for one already rescued), `--epochs-scale` for one still improving at its cap.
 """
 
 from __future__ import annotations
