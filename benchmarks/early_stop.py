@@ -18,8 +18,9 @@ memoryless predictor's loss, or chance for a cross-entropy task):
   loss histories of the built-in rows' runs that passed every gate (LSTM, GRU and the tanh RNN,
   the slowest of them): `MARGIN` times the latest epoch at which any of them first went below
   f x the level (`tasks/early_stop.csv`, made by `scripts/early_stop_calibration.py`, from at
-  least `MIN_RUNS` passing runs; a (tier, task) without a row there is never stopped by this rule,
-  nor an f that a passing run never went below).
+  least `MIN_RUNS` passing runs; a tier without a row for the task takes the row of a tier whose
+  budget for it is the same (`marks_for`); a (tier, task) without either is never stopped by this
+  rule, nor an f that a passing run never went below).
 - *diverged*: the last `WINDOW` losses are all above `diagnosis.DIVERGED_RATIO` x the first
   epoch's (a non-finite loss already ends training in every built-in loop).
 
@@ -41,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from rnn_behaviour.benchmarks.diagnosis import DIVERGED_RATIO, Level, improved, window_means
+from rnn_behaviour.tasks import TASKS
 
 #: Consecutive epochs a rule looks at.
 WINDOW = 3
@@ -63,6 +65,23 @@ def milestones() -> dict[tuple[str, str], list[tuple[float, int, int, int]]]:
                 entry = (float(row["fraction"]), int(row["epoch"]), int(row["runs"]), int(row["latest"]))
                 out.setdefault((row["tier"], row["task"]), []).append(entry)
     return out
+
+
+def marks_for(tier: str, task: str) -> list[tuple[float, int, int, int]]:
+    """The milestones of (tier, task). A tier without its own takes those of a tier whose budget for
+    the task is the same: its runs are those runs (the data does not depend on the tier, as the
+    calibration tables assume: `scripts/calibrate.py`), so the standard tier's cycle_navigation,
+    parity, selective_copy and dyck1 are judged by their smoke calibration."""
+    table = milestones()
+    if (tier, task) in table:
+        return table[tier, task]
+    known = TASKS.get(task)
+    if known is None or tier not in known.budgets:
+        return []
+    for (other, name), marks in sorted(table.items()):
+        if name == task and other in known.budgets and known.budget(other) == known.budget(tier):
+            return marks
+    return []
 
 
 def first_below(losses: Sequence[float], bound: float) -> int | None:
@@ -123,7 +142,7 @@ class EarlyStop:
         # A run at 1/pace of the recipe's rate (--lr-sweep's 0.1x, 0.3x) leaves a plateau about pace
         # times later: its milestones wait that much longer (a 2-layer LSTM passed selective_copy at
         # 0.3x only once its run was not stopped at the recipe rate's epoch 10).
-        marks = milestones().get((tier, task), [])
+        marks = marks_for(tier, task)
         self.marks = [(f, math.ceil(epoch * max(1.0, pace)), runs, latest) for f, epoch, runs, latest in marks]
         self.losses: list[float] = []
         self.reason: str | None = None

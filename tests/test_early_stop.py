@@ -227,3 +227,25 @@ def test_a_slow_steady_fall_is_moving_not_flat() -> None:
     assert level is not None and any(level.value * f < MINGRU_STATEFUL[-1] for f, *_ in marks)  # above a milestone
     for n in range(1, len(MINGRU_STATEFUL) + 1):
         assert fate(MINGRU_STATEFUL[:n], level, marks, 150) is None, n
+
+
+def test_a_tier_whose_budget_is_the_calibrated_ones_takes_its_milestones() -> None:
+    """The standard tier's runs of a task whose standard budget is its smoke one are the smoke runs
+    (the same data, the same budget): they are judged by the smoke milestones; others by none."""
+    from rnn_behaviour.benchmarks.early_stop import marks_for
+    from rnn_behaviour.tasks import TASKS
+
+    table, borrowed = milestones(), []
+    for name, task in TASKS.items():
+        if ("smoke", name) not in table or ("standard", name) in table:
+            continue
+        same = task.budget("standard") == task.budget("smoke")
+        assert marks_for("standard", name) == (table["smoke", name] if same else []), name
+        assert marks_for("full", name) == [], name  # a longer budget: other runs
+        if same:
+            smoke, standard = (task.generate(np.random.default_rng(0), tier) for tier in ("smoke", "standard"))
+            for split in ("train", "valid", "test"):
+                assert np.array_equal(getattr(smoke, split).x, getattr(standard, split).x), (name, split)
+                assert np.array_equal(getattr(smoke, split).y, getattr(standard, split).y), (name, split)
+            borrowed.append(name)
+    assert {"cycle_navigation", "parity", "selective_copy", "dyck1"} <= set(borrowed)
