@@ -85,42 +85,43 @@ class Fitting:
         budget = task.budget(self.tier)
         if self.epochs_scale != 1.0:
             budget = dataclasses.replace(budget, max_epochs=max(1, math.ceil(budget.max_epochs * self.epochs_scale)))
-        if not self.lr_multiples:
-            trained = self._fit_at(adapter, task, seed, budget, spent)
-            if adapter.name not in BUILTINS:  # the built-ins' rates are their calibration
-                trained, budget = self._rescue(adapter, task, seed, budget, spent, trained)
+        if self.lr_multiples:
+            trained, budget = self._sweep(adapter, task, seed, budget, spent, self.lr_multiples)
         else:
-
-            def at(rate: Budget, before: float) -> Trained:
-                return self._fit_at(adapter, task, seed, rate, spent + before, f", lr {rate.learning_rate:.3g}")
-
-            trained, summary = sweep(task, data, budget, self.lr_multiples, at)
-            trained.sweep = summary
-            budget = dataclasses.replace(budget, learning_rate=budget.learning_rate * summary["multiple"])
+            trained = self._fit_at(adapter, task, seed, budget, spent)
+            # A row of yours stuck at the recipe's rate is tried at others; the built-ins' rates are their calibration.
+            why = None if adapter.name in BUILTINS else rescue(trained, task, data, self.tier, self.level(task, seed))
+            if why is not None:
+                trained, budget = self._sweep(adapter, task, seed, budget, spent, (1.0, *RESCUE), trained, why)
         if adapter.name not in BUILTINS:  # the built-ins' budgets are their calibration
             label = f"{adapter.name} on {task.id} (seed {seed}, extended)"
             more = lambda extra: self._stop(task, seed, extra, spent + trained.log.seconds, label, False)[0]  # noqa: E731
             extend(trained, task, data, self.tier, budget, more)
         return trained
 
-    def _rescue(
-        self, adapter: Adapter, task: Task, seed: int, budget: Budget, spent: float, first: Trained
+    def _sweep(
+        self,
+        adapter: Adapter,
+        task: Task,
+        seed: int,
+        budget: Budget,
+        spent: float,
+        multiples: tuple[float, ...],
+        done: Trained | None = None,
+        why: str | None = None,
     ) -> tuple[Trained, Budget]:
-        """A row of yours whose model did not train or diverged at the recipe's rate, and fails a
-        gated check, trained again at `RESCUE`'s multiples of it, the best kept as under --lr-sweep
-        (benchmarks/extension.py); the model kept and its budget."""
-        data = self.data(task, seed)
-        why = rescue(first, task, data, self.tier, self.level(task, seed))
-        if why is None:
-            return first, budget
+        """One model per multiple of the budget's rate, the best kept (benchmarks/sweep.py), with its
+        `lr_sweep`; and its budget. `done` is the model already trained at the recipe's rate, and `why`
+        says why a rescue (benchmarks/extension.py) tries the others."""
+        aside = ", rescue" if why else ""
 
-        def again(rate: Budget, before: float) -> Trained:
-            if rate.learning_rate == budget.learning_rate:
-                return first
-            return self._fit_at(adapter, task, seed, rate, spent + before, f", lr {rate.learning_rate:.3g}, rescue")
+        def at(rate: Budget, before: float) -> Trained:
+            if done is not None and rate.learning_rate == budget.learning_rate:
+                return done
+            return self._fit_at(adapter, task, seed, rate, spent + before, f", lr {rate.learning_rate:.3g}{aside}")
 
-        trained, summary = sweep(task, data, budget, (1.0, *RESCUE), again)
-        trained.sweep = {**summary, "why": f"at the recipe's rate: {why}"}
+        trained, summary = sweep(task, self.data(task, seed), budget, multiples, at)
+        trained.sweep = summary if why is None else {**summary, "why": f"at the recipe's rate: {why}"}
         return trained, dataclasses.replace(budget, learning_rate=budget.learning_rate * summary["multiple"])
 
     def _fit_at(self, adapter: Adapter, task: Task, seed: int, budget: Budget, spent: float, lr: str = "") -> Trained:
