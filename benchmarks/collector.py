@@ -19,7 +19,7 @@ from rnn_behaviour.benchmarks.conformance import CHECKS, Conformance
 from rnn_behaviour.benchmarks.matrix import Matrix
 from rnn_behaviour.benchmarks.records import CELL_PROPERTY, INCOMPLETE_PROPERTY, RECORDS_PROPERTY
 from rnn_behaviour.reports import table, write_reports
-from rnn_behaviour.reports.cells import SPEED_TASK, plain
+from rnn_behaviour.reports.cells import FOREGONE, SPEED_TASK, plain
 from rnn_behaviour.reports.results import SCHEMA_VERSION, run_metadata, write_json_atomic
 
 #: The repository root: a relative --report-dir is under it.
@@ -94,6 +94,9 @@ class ResultCollector:
         if report.when == "setup" and INCOMPLETE_PROPERTY in props:
             return self._bare_records(props[CELL_PROPERTY], "incomplete", props[INCOMPLETE_PROPERTY])
         if report.when == "setup" and report.outcome in ("skipped", "failed"):
+            if xfail:  # a foregone model, not trained (Matrix.foregone)
+                records = self._bare_records(props[CELL_PROPERTY], "xfailed", report.wasxfail)
+                return [{**rec, "stop_reason": FOREGONE} for rec in records]
             outcome = "skipped" if report.outcome == "skipped" else "error"
             return self._bare_records(props[CELL_PROPERTY], outcome, _reason(report))
         return []

@@ -36,7 +36,15 @@ class Expectation:
     check: str
     reason: str
     tiers: tuple[str, ...] = TIERS
+    #: The built-in rows on which the calibration passed this check on no seed at all (tasks/README.md):
+    #: where every check of a task is so for a row, its smoke tier does not train that model (`foregone`).
+    never: tuple[str, ...] = ()
 
+
+#: The tanh RNN rows whose calibration (standard tier: torch-rnn over 20 seeds, keras-rnn over 10) passed
+#: adding, copy_memory, selective_copy and cycle_navigation on no seed. flax-rnn's share the
+#: expectation by its pattern but were not calibrated on them, so they still train.
+NEVER_LEARNT = ("torch-rnn", "keras-rnn")
 
 EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation(
@@ -92,6 +100,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
         "MSE 0.167 at T = 50 (smoke, seed 0, both frameworks) and T = 100 (standard: torch-rnn 0/20 "
         "seeds, keras-rnn 0/10); "
         "vanishing gradients (seed 003 §2; Le et al. 2015)",
+        never=NEVER_LEARNT,
     ),
     *(
         Expectation(
@@ -102,6 +111,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
             "delay at T = 50 after the 60-epoch cap (standard: torch-rnn 0/20 seeds, median recall 0.124; "
             "keras-rnn 0/10, 0.129) where LSTM and GRU stop at 99.5% within 34 epochs; vanishing "
             "gradients (seed 003 §2; Arjovsky et al. 2016)",
+            never=NEVER_LEARNT,
         )
         for check in ("recall", "longest_delay")
     ),
@@ -112,6 +122,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
         "a plain tanh RNN does not learn selective copying in the budget: recall stays at chance (1/8) after "
         "the 30-epoch cap (standard: torch-rnn 0/20 seeds, median 0.128; keras-rnn 0/10, 0.128) where LSTM and "
         "GRU stop at 99.5% within 20 epochs; vanishing gradients over the 30 slots",
+        never=NEVER_LEARNT,
     ),
     *(
         Expectation(
@@ -145,6 +156,7 @@ EXPECTATIONS: tuple[Expectation, ...] = (
             "torch-rnn 0/20 seeds, keras-rnn 0/10; fit medians 0.466 and 0.379 against a chance of 0.2), where "
             "LSTM and GRU pass 19/20 or better: every run ends at the 100-epoch cap; a 5-state automaton with steps "
             "back needs the gates' saturation to hold a position exactly",
+            never=NEVER_LEARNT,
         )
         for check in ("fit", "longer")
     ),
@@ -210,6 +222,31 @@ def expected_failure(
         if applies and e.task == task and e.check == check and tier in e.tiers:
             return e.reason
     return None
+
+
+#: The tier whose runs skip a foregone model (`foregone`): the quick verdict.
+FOREGONE_TIER = "smoke"
+
+
+def foregone(row: str, task: str, tier: str) -> str | None:
+    """Why the built-in `row`'s model of `task` is not trained at `tier`, or None: at the smoke
+    tier, a model whose every check is an expected failure that the row's calibration passed on
+    no seed (`Expectation.never`) has a known verdict, and training it would only confirm it. The
+    standard and full tiers train it (an implementation that beats the expectation shows there as
+    XPASS), as `--no-early-stop` does at any tier. A user's row is always trained, `--like` or not."""
+    if tier != FOREGONE_TIER or row not in BUILTINS or task not in TASKS:
+        return None
+    reasons = []
+    for check in TASKS[task].checks:
+        found = [e for e in EXPECTATIONS if e.task == task and e.check == check.name and row in e.never]
+        if not found or tier not in found[0].tiers:
+            return None
+        reasons.append(found[0].reason)
+    gist = reasons[0].split(" (")[0].split(";")[0]
+    return (
+        f"not trained at the {tier} tier, its verdict known: {row}'s calibration passed {task} on no seed "
+        f"({gist}); --tier standard, or --no-early-stop, trains it"
+    )
 
 
 class ExpectationsError(ValueError):

@@ -24,6 +24,7 @@ import pytest
 from rnn_behaviour.adapters import BUILTINS, Adapter, AdapterRef, resolve
 from rnn_behaviour.adapters.base import DeviceUnavailable
 from rnn_behaviour.benchmarks.diagnosis import Level, TooSlow, diagnose, near_gate, reference_level
+from rnn_behaviour.benchmarks.expectations import foregone
 from rnn_behaviour.benchmarks.extension import settle, still_closing
 from rnn_behaviour.benchmarks.fitting import Fitting, Trained
 from rnn_behaviour.benchmarks.records import (
@@ -114,6 +115,12 @@ class Matrix(Fitting):
         inference-only row's cells count for the row that trains its models too)."""
         self._pending = Counter((c.adapter, c.task) for c in cells)
         self._pending.update((c.trained_by, c.task) for c in cells if c.trained_by)
+
+    def foregone(self, cell: Cell) -> str | None:
+        """Why the cell's model is not trained at this tier (benchmarks/expectations.py `foregone`:
+        a built-in's model whose every check is an expected failure never passed in calibration),
+        or None; the early stop's switch, `--no-early-stop`, trains it too."""
+        return foregone(cell.trained_by or cell.adapter, cell.task, self.tier) if self.early_stop else None
 
     def adapter(self, name: str) -> Adapter:
         if name not in self._loaded:

@@ -18,6 +18,9 @@ GOOD = frozenset({"passed", "xpassed"})
 BAD = frozenset({"failed", "error"})
 #: Records of this task are timings (benchmarks/test_speed.py): compared by relative slowdown.
 SPEED_TASK = "speed"
+#: The `stop_reason` of a model not trained at all, its verdict known (benchmarks/expectations.py
+#: `foregone`): its cells are xfail without a value.
+FOREGONE = "foregone"
 
 
 #: ANSI escape sequences (colours and bold that Keras puts in its error text; cursor moves).

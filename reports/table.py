@@ -9,7 +9,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from rnn_behaviour.reports.cells import SPEED_TASK, adapters, cells, pass_rate_text, plain
+from rnn_behaviour.reports.cells import FOREGONE, SPEED_TASK, adapters, cells, pass_rate_text, plain
 
 #: How each item outcome reads in a cell; XPASS is an implementation beating an expectation.
 LABELS = {
@@ -24,7 +24,9 @@ LABELS = {
 LEGEND = (
     "cells: outcome value/threshold (median over seeds; k/N seeds passing and its 95% Wilson interval "
     "when N > 1). "
-    "xfail = expected failure (benchmarks/expectations.py); XPASS = better than expected; INCOMPLETE = "
+    "xfail = expected failure (benchmarks/expectations.py); xfail (not trained) = at the smoke tier, a built-in's "
+    "model whose every check its calibration failed on every seed is not trained; XPASS = better than expected; "
+    "INCOMPLETE = "
     "not judged: stopped when its projected training time passed --cell-timeout, or inconclusive (a row of yours "
     "still closing on the gate after its extension). "
     "training time: seconds spent training the row's models (sum over its tasks and seeds)"
@@ -41,6 +43,8 @@ def cell_text(records: list[dict[str, Any]]) -> str:
     first = records[0]
     outcome = str(first.get("cell_outcome") or first["outcome"])
     label = LABELS.get(outcome, outcome)  # an outcome this module does not know reads as it is
+    if all(r.get("stop_reason") == FOREGONE for r in records):
+        return f"{label} (not trained)"
     if all(r.get("value") is None for r in records) and outcome not in ("passed", "failed", "xfailed", "xpassed"):
         return label
     values = sorted(r["value"] for r in records if r.get("value") is not None)
