@@ -1,7 +1,8 @@
 """Foregone models (issue 27): at the smoke tier a built-in's model whose every check is an expected
 failure that its calibration passed on no seed is not trained; its cells are xfail "(not trained)"
 with the reason. The set is pinned against the calibration evidence (tasks/calibration.csv), a
-user's row is always trained (`--like` or not), and `--no-early-stop` or another tier trains it."""
+user's row is always trained (`--like` or not), and `--no-early-stop`, pytest's `--runxfail` or
+another tier trains it."""
 
 from __future__ import annotations
 
@@ -80,3 +81,8 @@ def test_a_foregone_model_is_xfail_not_trained_and_no_early_stop_trains_it(pytes
     result, results_file = run_matrix(pytester, *args)
     (rec,) = load(results_file)["results"]
     assert rec["outcome"] == "xfailed" and rec["stop_reason"] == "max_epochs" and rec["value"] is not None
+
+    # pytest's --runxfail runs expected failures as plain tests: the model is trained and judged
+    result, results_file = run_matrix(pytester, "--tier", "smoke", "--runxfail", "-k", "torch-rnn-copy_memory-recall")
+    (rec,) = load(results_file)["results"]
+    assert rec["outcome"] == "failed" and rec["stop_reason"] != "foregone" and rec["value"] is not None
