@@ -233,7 +233,8 @@ def foregone(row: str, task: str, tier: str) -> str | None:
     tier, a model whose every check is an expected failure that the row's calibration passed on
     no seed (`Expectation.never`) has a known verdict, and training it would only confirm it. The
     standard and full tiers train it (an implementation that beats the expectation shows there as
-    XPASS), as `--no-early-stop` and pytest's `--runxfail` do at any tier. A user's row is always trained, `--like` or not."""
+    XPASS), as `--no-early-stop` and pytest's `--runxfail` do at any tier. A user's row is always
+    trained, `--like` or not."""
     if tier != FOREGONE_TIER or row not in BUILTINS or task not in TASKS:
         return None
     reasons = []
