@@ -7,6 +7,7 @@ interrupted run is marked. This module imports no ML framework.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 from pathlib import Path
@@ -18,11 +19,10 @@ from rnn_behaviour import HOME, base_dir, environment
 from rnn_behaviour.benchmarks.conformance import CHECKS, Conformance
 from rnn_behaviour.benchmarks.matrix import Matrix
 from rnn_behaviour.benchmarks.records import CELL_PROPERTY, INCOMPLETE_PROPERTY, RECORDS_PROPERTY
-from rnn_behaviour.reports import table, write_reports
+from rnn_behaviour.reports import REPORTS_LATER, table, write_reports
 from rnn_behaviour.reports.cells import FOREGONE, SPEED_TASK, plain
 from rnn_behaviour.reports.results import SCHEMA_VERSION, run_metadata, write_json_atomic
 
-#: The repository root: a relative --report-dir is under it.
 #: The session's Matrix, in the config's stash (set by conftest.py's pytest_configure).
 MATRIX = pytest.StashKey[Matrix]()
 
@@ -136,7 +136,8 @@ class ResultCollector:
         except OSError as exc:
             self.write_error = f"could not write {self.results_path}: {exc}"
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-        else:
+            return
+        if os.environ.get(REPORTS_LATER) != "1":
             write_reports(payload, self.results_path.parent, log=self.config.get_terminal_writer().line)
 
     @property
@@ -177,7 +178,7 @@ class ResultCollector:
         else:
             tr.write_line(f"results: {self.results_path}")
             html = self.results_path.parent / "report.html"
-            if html.exists():
+            if os.environ.get(REPORTS_LATER) != "1" and html.exists():
                 tr.write_line(f"report: {html} (and report.md)")
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from rnn_behaviour import DEFAULT_REPORT_DIR, base_dir
 from rnn_behaviour.invoke import pytest_command
-from rnn_behaviour.reports import write_reports
+from rnn_behaviour.reports import REPORTS_LATER, write_reports
 from rnn_behaviour.reports.merge import merge
 from rnn_behaviour.reports.results import ResultsError, load, write_json_atomic
 
@@ -125,11 +125,13 @@ def run(args: Sequence[str], runner: Runner = call, log: Callable[[str], None] =
         return runner(pytest("benchmarks", *args))
     out = report_dir(args)
     started = time.time() - 2  # a file system's clock may round modification times down
-    rc = runner(pytest("benchmarks", "-n", "auto", "--ignore", SPEED, *args))
+    rc = matrix_run(args, runner)
+    matrix = fresh(out / "results.json", started) if rc != NO_TESTS else None
     if rc not in (0, 1, NO_TESTS):
+        if matrix is not None:
+            write_reports(matrix, out, log=log)
         return rc
     log("rnn-behaviour: the matrix is done; now the speed items, serially (timing needs a quiet machine)")
-    matrix = fresh(out / "results.json", started) if rc != NO_TESTS else None
     if rc != NO_TESTS and matrix is None:
         log(f"rnn-behaviour: the matrix run (exit {rc}) wrote no {out / 'results.json'}; the speed items still run")
     speed_dir = out / SPEED_PART
@@ -139,6 +141,8 @@ def run(args: Sequence[str], runner: Runner = call, log: Callable[[str], None] =
         return NO_TESTS
     worst = max(code for code in (rc, speed_rc) if code != NO_TESTS)
     if speed is None:
+        if matrix is not None:
+            write_reports(matrix, out, log=log)
         if speed_rc != NO_TESTS:
             log(f"rnn-behaviour: the speed run (exit {speed_rc}) wrote no results; {out} has the matrix's alone")
         return worst
@@ -148,6 +152,7 @@ def run(args: Sequence[str], runner: Runner = call, log: Callable[[str], None] =
         try:
             merged = merge([("matrix", matrix), ("speed", speed)])
         except ResultsError as exc:
+            write_reports(matrix, out, log=log)
             log(f"rnn-behaviour: the speed results could not join the matrix's ({exc}); {out} has the matrix's")
             return max(worst, 3)
     out.mkdir(parents=True, exist_ok=True)
@@ -155,6 +160,21 @@ def run(args: Sequence[str], runner: Runner = call, log: Callable[[str], None] =
     write_reports(merged, out, log=log)
     log(f"rnn-behaviour: the matrix and the speed items in one report: {out / 'results.json'} (report.md, report.html)")
     return worst
+
+
+def matrix_run(args: Sequence[str], runner: Runner) -> int:
+    """The matrix on every core, writing its results.json but not its report: `run` writes the
+    report once, of the matrix and speed items together (or of the matrix alone when they cannot
+    join it)."""
+    previous = os.environ.get(REPORTS_LATER)
+    os.environ[REPORTS_LATER] = "1"
+    try:
+        return runner(pytest("benchmarks", "-n", "auto", "--ignore", SPEED, *args))
+    finally:
+        if previous is None:
+            del os.environ[REPORTS_LATER]
+        else:
+            os.environ[REPORTS_LATER] = previous
 
 
 if __name__ == "__main__":

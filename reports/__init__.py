@@ -8,6 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+#: Set (to "1") by `benchmarks/run.py` for its matrix run: that run writes results.json but not its
+#: report, which the report of the matrix and speed items together would replace (~6 s for 18 rows).
+REPORTS_LATER = "RNN_BEHAVIOUR_REPORTS_LATER"
+
 
 def write_reports(payload: dict[str, Any], directory: Path, log: Callable[[str], Any] | None = None) -> bool:
     """Write report.md and report.html next to results.json; True when both were written.

@@ -38,14 +38,22 @@ def seeds(given: str) -> list[int]:
 
 
 def budget_with(budget: Budget, settings: list[str]) -> Budget:
-    fields = {f.name: f.type for f in dataclasses.fields(Budget)}
+    """The budget with each `FIELD=VALUE` of `--set` replacing that field (of the field's type)."""
     changes: dict[str, object] = {}
     for setting in settings:
         name, _, value = setting.partition("=")
-        if name not in fields:
-            raise SystemExit(f"recipe_probe: Budget has no field {name!r}; it has {', '.join(fields)}")
+        if not hasattr(budget, name) or not value:
+            known = ", ".join(f.name for f in dataclasses.fields(Budget))
+            raise SystemExit(f"recipe_probe: --set {setting!r}: expected FIELD=VALUE with a FIELD of {known}")
         current = getattr(budget, name)
-        changes[name] = type(current)(float(value)) if isinstance(current, (int, float)) and current is not None else float(value)
+        if isinstance(current, bool):
+            changes[name] = value.lower() in ("1", "true", "yes")
+        elif isinstance(current, int):
+            changes[name] = int(value)
+        elif isinstance(current, str):
+            changes[name] = value
+        else:  # a float, or an optional float/int left unset (clip_norm, window)
+            changes[name] = None if value.lower() == "none" else (int(value) if name == "window" else float(value))
     return dataclasses.replace(budget, **changes)
 
 
@@ -68,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             data = task.generate(np.random.default_rng(seed), args.tier)
             model = adapter.build(task.spec, seed)
             start = time.perf_counter()
-            log = model.fit(data.train, data.valid, budget, lambda m: task.stop(m, data))
+            log = model.fit(data.train, data.valid, budget, lambda m, data=data: task.stop(m, data))
             times.append(time.perf_counter() - start)
             epochs.append(log.epochs)
             values = []

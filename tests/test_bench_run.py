@@ -144,6 +144,36 @@ def test_the_callers_n_replaces_auto_for_the_matrix_and_the_speed_items_run_alon
     assert speed[0] == run.SPEED and speed[speed.index("-n", speed.index("2")) + 1] == "0"
 
 
+@pytest.mark.parametrize(
+    ("codes", "writes", "rc"),
+    [
+        ({"matrix": 1, "speed": 0}, {"matrix", "speed"}, 1),  # merged: one report of both
+        ({"matrix": 0, "speed": 2}, {"matrix"}, 2),  # the speed run wrote nothing: the matrix's report
+        ({"matrix": 2, "speed": 0}, {"matrix"}, 2),  # an interrupted matrix run: its report, no speed run
+    ],
+)
+def test_the_report_is_written_once_after_the_matrix_whatever_follows(
+    tmp_path: Path, codes: dict[str, int], writes: set[str], rc: int
+) -> None:
+    """The matrix run writes results.json only (REPORTS_LATER in its environment, not in the speed
+    run's); `run` writes report.md and report.html once, of what there is to report."""
+    later: dict[str, str | None] = {}
+    inner = fake(codes, writes, tmp_path)
+
+    def runner(command: list[str]) -> int:
+        which = "speed" if suite_args(command)[0] == run.SPEED else "matrix"
+        later[which] = os.environ.get(run.REPORTS_LATER)
+        assert not (tmp_path / "report.md").exists()  # nothing written before the end
+        return inner(command)
+
+    assert run.run(["--report-dir", str(tmp_path)], runner=runner, log=lambda _: None) == rc
+    assert later["matrix"] == "1" and later.get("speed") is None and run.REPORTS_LATER not in os.environ
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "report.html").is_file()
+    tasks = {r["task"] for r in load(tmp_path / "results.json")["results"]}
+    assert tasks == ({"count_steps", "speed"} if "speed" in writes else {"count_steps"})
+    assert ("speed" in later) == (codes["matrix"] != 2)
+
+
 def test_the_report_dir_may_come_from_pytest_addopts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PYTEST_ADDOPTS", f"-q --report-dir {tmp_path}")
     assert run.report_dir([]) == tmp_path
