@@ -23,8 +23,22 @@ def _template(item: SpeedItem, tier: str) -> dict[str, Any]:
     return new_record(item.adapter, TASK, item.check, VERSION, tier, "median_s", 0.0, False)
 
 
+@pytest.fixture(scope="session")
+def inference_models() -> dict[tuple[str, int], Any]:
+    """The models whose forward and stream step are timed, one per (adapter, hidden size): both
+    items time calls that leave the model as it was, so the second reuses the first's (an engine
+    row's model is an export and a conversion, 1-4 s). A train step gets a model of its own."""
+    return {}
+
+
 @pytest.fixture
-def timed(speed: SpeedItem, matrix: Matrix, benchmark: Any, request: pytest.FixtureRequest) -> Callable[[], Any]:
+def timed(
+    speed: SpeedItem,
+    matrix: Matrix,
+    benchmark: Any,
+    request: pytest.FixtureRequest,
+    inference_models: dict[tuple[str, int], Any],
+) -> Callable[[], Any]:
     """The call to time, built and warmed at setup (so a skip reaches the results as a skip)."""
     request.node.user_properties.append((CELL_PROPERTY, {"template": _template(speed, matrix.tier), "seeds": 1}))
     if benchmark.disabled:
@@ -35,7 +49,11 @@ def timed(speed: SpeedItem, matrix: Matrix, benchmark: Any, request: pytest.Fixt
         pytest.skip(str(exc))
     if speed.op == "train_step" and not adapter.capabilities.training:
         pytest.skip(f"{speed.adapter} does not train (an inference-only row): no train step to time")
-    model = adapter.build(speed.spec(), seed=0)
+    if speed.op == "train_step":
+        model = adapter.build(speed.spec(), seed=0)
+    else:
+        key = (speed.adapter, speed.hidden)
+        model = inference_models.get(key) or inference_models.setdefault(key, adapter.build(speed.spec(), seed=0))
     data = speed.batch()
     if speed.op == "forward":
         return lambda: model.predict(data.x)

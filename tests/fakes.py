@@ -48,6 +48,15 @@ class CountingOracle:
         return {"device": "cpu"}
 
 
+class BuildLogging(CountingOracle):
+    """Writes a line per model built to the file named by $RNN_BEHAVIOUR_TEST_BUILDS."""
+
+    def build(self, spec: ModelSpec, seed: int) -> _FakeModel:
+        with open(os.environ["RNN_BEHAVIOUR_TEST_BUILDS"], "a", encoding="utf-8") as log:
+            log.write(f"H{spec.hidden_size}\n")
+        return super().build(spec, seed)
+
+
 class ForgetfulState(CountingOracle):
     """Counts exactly but drops the state it is given: must fail carry_state and cold_start."""
 

@@ -52,6 +52,23 @@ def test_speed_items_time_a_fake_adapter_and_report_the_median(
     assert "has no make_train_step" in records["train_step-B32-T100-H32"]["reason"]
 
 
+def test_forward_and_stream_step_time_one_model_and_a_train_step_builds_its_own(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine row's model is an export and a conversion: the forward and stream-step items of a
+    row reuse one; the train step, which changes its weights, has its own."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    builds = pytester.path / "builds.txt"
+    monkeypatch.setenv("RNN_BEHAVIOUR_TEST_BUILDS", str(builds))
+    result = pytester.runpytest_subprocess(
+        str(ROOT / "benchmarks" / "test_speed.py"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+        "--tier", "smoke", "--report-dir", str(pytester.path / "report"), "--adapter",
+        "logged=tests.fakes:BuildLogging", "-k", "logged-", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2, skipped=1)
+    assert builds.read_text().split() == ["H32", "H32"]  # forward + stream_step, then train_step
+
+
 def test_speed_records_stay_out_of_the_pivot() -> None:
     from tests.test_results import _record
 
