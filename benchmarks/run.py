@@ -3,7 +3,9 @@
 The matrix and conformance run on every core (`-n auto`, through the suite's scheduler); then the
 speed items run serially, since timing needs a quiet machine (under pytest-xdist they skip). The
 two results files are merged into one `results.json` and report in `--report-dir`, as one
-`pytest benchmarks` would have written (the speed run's own stay in `<report-dir>/speed`).
+`pytest benchmarks` would have written (the speed run's own stay in `<report-dir>/speed`). The
+matrix run writes its results but not its report (`REPORTS_LATER`): the report is drawn once, at
+the end, of what there is (the matrix alone when the speed run wrote nothing or it was cut short).
 
 One pytest process runs everything, the speed items included, as `pytest benchmarks` does, when
 the arguments ask for it (`-n 0`, `-n0`, `--numprocesses 0`, `-p no:xdist`, for `--pdb` or to time
