@@ -40,7 +40,7 @@ RECORD_FIELDS: dict[str, tuple[type, ...]] = {
 RUN_FIELDS = ("time", "git_sha", "tier", "seeds", "min_pass_rate", "device", "python", "versions", "machine")
 FRAMEWORK_PACKAGES = (
     "numpy", "torch", "tensorflow", "tensorflow-cpu", "keras", "jax", "jaxlib", "flax", "optax", "pytest",
-)
+)  # fmt: skip
 
 
 class ResultsError(ValueError):

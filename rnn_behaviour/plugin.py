@@ -145,8 +145,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = []
         for item in items:  # an upstream bug a row is known to have: xfail with its cause (expectations.py)
             reason = expected_failure(item.adapter, TASK, item.check, tier, likes.get(item.adapter), declared)
-            marks = [_xfail(reason)] if reason else []
-            params.append(pytest.param(item, id=item.id, marks=marks))
+            params.append(pytest.param(item, id=item.id, marks=[_xfail(reason)] if reason else []))
         metafunc.parametrize("conformance", params)
     if "speed" in metafunc.fixturenames:
         timed = speed.items(list(metafunc.config.stash[MATRIX].adapters), metafunc.config.getoption("tier"))

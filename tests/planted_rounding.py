@@ -56,7 +56,7 @@ class LogScanMinGRU(nn.Module):
         return state
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        batch, steps, _ = x.shape
+        _batch, steps, _ = x.shape
         check_input(x, state, self.input_size, self.hidden_size)
         h0 = None if state is None else self.carried(state)
         hidden, gate = self.to_hidden_and_gate(x).chunk(2, dim=-1)

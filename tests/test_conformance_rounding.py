@@ -132,5 +132,5 @@ def test_a_keras_model_has_no_twin_and_keeps_the_absolute_gate_a_bare_layer_has_
     assert isinstance(Runner(Subject("memory_state", model), 3, 8, 11).float64_twin(), str)
     twin = Runner(Subject("keras-gru", resolve("keras-gru").load()), 3, 8, 11).float64_twin()
     assert callable(twin)  # the float64 dtype policy (issue 24)
-    y, final = twin(np.zeros((2, 4, 3), np.float32))
+    y, _final = twin(np.zeros((2, 4, 3), np.float32))
     assert y.dtype == np.float64

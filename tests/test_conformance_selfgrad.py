@@ -30,6 +30,7 @@ CORRECT = (
     "torch:tests.planted_rounding:log_scan_mingru", PLANTED + "slow_mingru",
 )  # fmt: skip
 
+
 def _marks(spec: str) -> Any:
     return needs_keras if spec.startswith("keras") else needs_torch
 

@@ -254,12 +254,14 @@ def test_openvino_from_the_torch_module(source: str) -> None:
 
 def test_a_users_engine_row_joins_its_sources_groups(pytester: pytest.Pytester) -> None:
     """Given with --adapter, an engine row's cells are scheduled with its source row's, as the built-ins'."""
-    pytester.makepyfile(myrows="""
+    pytester.makepyfile(
+        myrows="""
 from rnn_behaviour.adapters.engines.model import RuntimeAdapter
 
 def row():
     return RuntimeAdapter("torch-rnn", exporter="torchscript")
-""")
+"""
+    )
     pytester.makeconftest("""
 def pytest_collection_finish(session):
     from rnn_behaviour.plugin import MATRIX

@@ -12,7 +12,8 @@ float64 copy (`Differentiable`, adapters/native.py) where the module computes in
 else in float32 with a gate widened to the module's own finite-difference noise. Each directional
 derivative is taken at two step sizes (ε and ε/8) and the closest of those and their Richardson
 extrapolation counts: at a kink of a correct module (a ReLU, torch.where) one step may straddle it,
-the other seldom; a wrong gradient is wrong at all three. Errors are relative to the largest directional derivative of the same loss.
+the other seldom; a wrong gradient is wrong at all three. Errors are relative to the largest directional
+derivative of the same loss.
 
 `state_precision` names a state returned in a lower precision than the module computes in (its
 output's dtype), in float32 and in its float64 copy. This module imports no framework."""
@@ -113,7 +114,8 @@ class Probe:
         if self.cut:
             return (
                 f"no gradient reaches {self.cut} of {length} from the last output: autograd's d/dx there is exactly "
-                f"0, while the module's own forward moves by {fd:.3g} per unit along x at step {self.label.split()[-1]} "
+                f"0, while the module's own forward moves by {fd:.3g} per unit along x at step "
+                f"{self.label.split()[-1]} "
                 "(finite differences)"
             )
         how = ""
@@ -259,7 +261,7 @@ def state_precision(subject: Subject) -> Outcome:
     failures, seen = [], []
     worst = 0
     for label, diff in runs:
-        _, final, y_dtype, dtypes = diff.run(x, state)
+        _, _final, y_dtype, dtypes = diff.run(x, state)
         names = [str(d) for d in arrays(dtypes)]
         seen.append(f"{label}: output {y_dtype}, state {', '.join(names) or 'none'}")
         lower = [(k, d) for k, d in enumerate(names) if d in PRECISION and PRECISION[d] < PRECISION.get(y_dtype, 0)]
