@@ -1,8 +1,9 @@
 """The plugin's result collection (the `ResultCollector` conftest.py registers): records travel
 from each item through `user_properties` to `pytest_runtest_logreport` (so they survive
-pytest-xdist), are written to `<report-dir>/results.json` (and report.md, report.html) at the end of
-the session, and the terminal shows the pivot, what was skipped and what is incomplete; plus how an
-interrupted run is marked. This module imports no ML framework.
+pytest-xdist), are written to `<report-dir>/results.json` (and report.md, report.html, unless
+`benchmarks/run.py` draws them later: `REPORTS_LATER`) at the end of the session, and the terminal
+shows the pivot, what was skipped and what is incomplete; plus how an interrupted run is marked.
+This module imports no ML framework.
 """
 
 from __future__ import annotations
@@ -139,6 +140,9 @@ class ResultCollector:
             return
         if os.environ.get(REPORTS_LATER) != "1":
             write_reports(payload, self.results_path.parent, log=self.config.get_terminal_writer().line)
+            return
+        for name in ("report.md", "report.html"):  # an earlier run's: not to be read with these results
+            (self.results_path.parent / name).unlink(missing_ok=True)
 
     @property
     def results_path(self) -> Path:

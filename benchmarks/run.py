@@ -130,8 +130,8 @@ def run(args: Sequence[str], runner: Runner = call, log: Callable[[str], None] =
     rc = matrix_run(args, runner)
     matrix = fresh(out / "results.json", started) if rc != NO_TESTS else None
     if rc not in (0, 1, NO_TESTS):
-        if matrix is not None:
-            write_reports(matrix, out, log=log)
+        if matrix is not None and write_reports(matrix, out, log=log):
+            log(f"rnn-behaviour: the matrix's report (no speed items): {out / 'report.html'} (and report.md)")
         return rc
     log("rnn-behaviour: the matrix is done; now the speed items, serially (timing needs a quiet machine)")
     if rc != NO_TESTS and matrix is None:
@@ -143,8 +143,8 @@ def run(args: Sequence[str], runner: Runner = call, log: Callable[[str], None] =
         return NO_TESTS
     worst = max(code for code in (rc, speed_rc) if code != NO_TESTS)
     if speed is None:
-        if matrix is not None:
-            write_reports(matrix, out, log=log)
+        if matrix is not None and write_reports(matrix, out, log=log):
+            log(f"rnn-behaviour: the matrix's report (no speed items): {out / 'report.html'} (and report.md)")
         if speed_rc != NO_TESTS:
             log(f"rnn-behaviour: the speed run (exit {speed_rc}) wrote no results; {out} has the matrix's alone")
         return worst

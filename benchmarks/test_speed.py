@@ -53,7 +53,9 @@ def timed(
         model = adapter.build(speed.spec(), seed=0)
     else:
         key = (speed.adapter, speed.hidden)
-        model = inference_models.get(key) or inference_models.setdefault(key, adapter.build(speed.spec(), seed=0))
+        if key not in inference_models:
+            inference_models[key] = adapter.build(speed.spec(), seed=0)
+        model = inference_models[key]
     data = speed.batch()
     if speed.op == "forward":
         return lambda: model.predict(data.x)

@@ -172,6 +172,34 @@ def test_the_report_is_written_once_after_the_matrix_whatever_follows(
     tasks = {r["task"] for r in load(tmp_path / "results.json")["results"]}
     assert tasks == ({"count_steps", "speed"} if "speed" in writes else {"count_steps"})
     assert ("speed" in later) == (codes["matrix"] != 2)
+    report = (tmp_path / "report.md").read_text()
+    assert "count_steps" in report and ("forward" in report) == ("speed" in writes)  # what the results hold
+
+
+@pytest.mark.parametrize("later", [True, False])
+def test_the_matrix_run_told_to_leave_the_report_writes_results_only(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, later: bool
+) -> None:
+    """Under REPORTS_LATER the matrix run writes results.json, removes an earlier run's report (not to
+    be read beside these results) and names no report; without it, it draws and names its own."""
+    from tests.test_plugin import run_matrix
+
+    if later:
+        monkeypatch.setenv(run.REPORTS_LATER, "1")
+    stale = pytester.path / "report"
+    stale.mkdir()
+    for name in ("report.md", "report.html"):
+        (stale / name).write_text("an earlier run's")
+    row = ("--adapter", "mine=tests.fakes:CountingOracle", "-k", "mine-count_steps-fit", "--tier", "smoke")
+    result, results_file = run_matrix(pytester, *row)
+    assert result.ret == 0 and load(results_file)["results"]
+    reports = [stale / "report.md", stale / "report.html"]
+    if later:
+        assert not any(p.exists() for p in reports)
+        assert "report:" not in result.stdout.str()
+    else:
+        assert all(p.read_text() != "an earlier run's" for p in reports)
+        assert "report: " in result.stdout.str()
 
 
 def test_the_report_dir_may_come_from_pytest_addopts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
