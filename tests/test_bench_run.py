@@ -176,6 +176,25 @@ def test_the_report_is_written_once_after_the_matrix_whatever_follows(
     assert "count_steps" in report and ("forward" in report) == ("speed" in writes)  # what the results hold
 
 
+def test_speed_results_that_cannot_join_leave_the_matrix_and_its_report(tmp_path: Path) -> None:
+    inner = fake({"matrix": 0, "speed": 0}, {"matrix", "speed"}, tmp_path)
+
+    def runner(command: list[str]) -> int:
+        rc = inner(command)
+        if suite_args(command)[0] == run.SPEED:  # a speed run of another tier: not the same run
+            path = tmp_path / run.SPEED_PART / "results.json"
+            payload = json.loads(path.read_text())
+            payload["run"]["tier"] = "standard"
+            path.write_text(json.dumps(payload))
+        return rc
+
+    said: list[str] = []
+    assert run.run(["--report-dir", str(tmp_path)], runner=runner, log=said.append) == 3
+    assert any("could not join the matrix's" in line and "run.tier" in line for line in said)
+    assert {r["task"] for r in load(tmp_path / "results.json")["results"]} == {"count_steps"}
+    assert "count_steps" in (tmp_path / "report.md").read_text() and (tmp_path / "report.html").is_file()
+
+
 @pytest.mark.parametrize("later", [True, False])
 def test_the_matrix_run_told_to_leave_the_report_writes_results_only(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, later: bool
