@@ -130,8 +130,7 @@ def run(args: Sequence[str], runner: Runner = call, log: Callable[[str], None] =
     rc = matrix_run(args, runner)
     matrix = fresh(out / "results.json", started) if rc != NO_TESTS else None
     if rc not in (0, 1, NO_TESTS):
-        if matrix is not None and write_reports(matrix, out, log=log):
-            log(f"rnn-behaviour: the matrix's report (no speed items): {out / 'report.html'} (and report.md)")
+        matrix_report(matrix, out, log)
         return rc
     log("rnn-behaviour: the matrix is done; now the speed items, serially (timing needs a quiet machine)")
     if rc != NO_TESTS and matrix is None:
@@ -143,8 +142,7 @@ def run(args: Sequence[str], runner: Runner = call, log: Callable[[str], None] =
         return NO_TESTS
     worst = max(code for code in (rc, speed_rc) if code != NO_TESTS)
     if speed is None:
-        if matrix is not None and write_reports(matrix, out, log=log):
-            log(f"rnn-behaviour: the matrix's report (no speed items): {out / 'report.html'} (and report.md)")
+        matrix_report(matrix, out, log)
         if speed_rc != NO_TESTS:
             log(f"rnn-behaviour: the speed run (exit {speed_rc}) wrote no results; {out} has the matrix's alone")
         return worst
@@ -154,7 +152,7 @@ def run(args: Sequence[str], runner: Runner = call, log: Callable[[str], None] =
         try:
             merged = merge([("matrix", matrix), ("speed", speed)])
         except ResultsError as exc:
-            write_reports(matrix, out, log=log)
+            matrix_report(matrix, out, log)
             log(f"rnn-behaviour: the speed results could not join the matrix's ({exc}); {out} has the matrix's")
             return max(worst, 3)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,6 +160,12 @@ def run(args: Sequence[str], runner: Runner = call, log: Callable[[str], None] =
     write_reports(merged, out, log=log)
     log(f"rnn-behaviour: the matrix and the speed items in one report: {out / 'results.json'} (report.md, report.html)")
     return worst
+
+
+def matrix_report(matrix: dict[str, Any] | None, out: Path, log: Callable[[str], None]) -> None:
+    """The report of the matrix's results alone, where the speed items' cannot join them."""
+    if matrix is not None and write_reports(matrix, out, log=log):
+        log(f"rnn-behaviour: the matrix's report (no speed items): {out / 'report.html'} (and report.md)")
 
 
 def matrix_run(args: Sequence[str], runner: Runner) -> int:
