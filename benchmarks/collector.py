@@ -138,11 +138,16 @@ class ResultCollector:
             self.write_error = f"could not write {self.results_path}: {exc}"
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
             return
-        if os.environ.get(REPORTS_LATER) != "1":
+        if not self.reports_later:
             write_reports(payload, self.results_path.parent, log=self.config.get_terminal_writer().line)
             return
         for name in ("report.md", "report.html"):  # an earlier run's: not to be read with these results
             (self.results_path.parent / name).unlink(missing_ok=True)
+
+    @property
+    def reports_later(self) -> bool:
+        """Whether `benchmarks/run.py` draws the report after this run (`REPORTS_LATER`)."""
+        return os.environ.get(REPORTS_LATER) == "1"
 
     @property
     def results_path(self) -> Path:
@@ -182,7 +187,7 @@ class ResultCollector:
         else:
             tr.write_line(f"results: {self.results_path}")
             html = self.results_path.parent / "report.html"
-            if os.environ.get(REPORTS_LATER) != "1" and html.exists():
+            if not self.reports_later and html.exists():
                 tr.write_line(f"report: {html} (and report.md)")
 
 

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from rnn_behaviour import DEFAULT_REPORT_DIR, base_dir
 from rnn_behaviour.invoke import pytest_command
@@ -172,15 +173,8 @@ def matrix_run(args: Sequence[str], runner: Runner) -> int:
     """The matrix on every core, writing its results.json but not its report: `run` writes the
     report once, of the matrix and speed items together (or of the matrix alone when they cannot
     join it)."""
-    previous = os.environ.get(REPORTS_LATER)
-    os.environ[REPORTS_LATER] = "1"
-    try:
+    with mock.patch.dict(os.environ, {REPORTS_LATER: "1"}):  # what the runner's child inherits
         return runner(pytest("benchmarks", "-n", "auto", "--ignore", SPEED, *args))
-    finally:
-        if previous is None:
-            del os.environ[REPORTS_LATER]
-        else:
-            os.environ[REPORTS_LATER] = previous
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import pytest
 from rnn_behaviour.benchmarks.diagnosis import Level
 from rnn_behaviour.benchmarks.early_stop import TABLE, WINDOW, EarlyStop, fate, first_below, milestones
 from rnn_behaviour.reports.results import load
+from rnn_behaviour.tasks import Task
 from tests.test_plugin import run_matrix
 
 CHANCE = Level(2.0, "chance")
@@ -229,6 +230,13 @@ def test_a_slow_steady_fall_is_moving_not_flat() -> None:
         assert fate(MINGRU_STATEFUL[:n], level, marks, 150) is None, n
 
 
+def same_data(task: Task, tier: str, other: str) -> bool:
+    """Whether a task's seed-0 data (every split's inputs and targets) are the same at two tiers."""
+    a, b = (task.generate(np.random.default_rng(0), t) for t in (tier, other))
+    splits = ("train", "valid", "test")
+    return all(np.array_equal(getattr(getattr(a, s), f), getattr(getattr(b, s), f)) for s in splits for f in ("x", "y"))
+
+
 def test_a_tier_whose_budget_is_the_calibrated_ones_takes_its_milestones() -> None:
     """The standard tier's runs of a task whose standard budget is its smoke one are the smoke runs
     (the same data, the same budget): they are judged by the smoke milestones; others by none."""
@@ -243,9 +251,6 @@ def test_a_tier_whose_budget_is_the_calibrated_ones_takes_its_milestones() -> No
         assert marks_for("standard", name) == (table["smoke", name] if same else []), name
         assert marks_for("full", name) == [], name  # a longer budget: other runs
         if same:
-            smoke, standard = (task.generate(np.random.default_rng(0), tier) for tier in ("smoke", "standard"))
-            for split in ("train", "valid", "test"):
-                assert np.array_equal(getattr(smoke, split).x, getattr(standard, split).x), (name, split)
-                assert np.array_equal(getattr(smoke, split).y, getattr(standard, split).y), (name, split)
+            assert same_data(task, "smoke", "standard"), name
             borrowed.append(name)
     assert {"cycle_navigation", "parity", "selective_copy", "dyck1"} <= set(borrowed)

@@ -10,7 +10,6 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rnn_behaviour.adapters import BUILTINS, resolve
@@ -18,6 +17,7 @@ from rnn_behaviour.benchmarks.expectations import EXPECTATIONS, foregone
 from rnn_behaviour.benchmarks.matrix import Cell, Matrix
 from rnn_behaviour.reports.results import load
 from rnn_behaviour.tasks import TASKS, TIERS
+from tests.test_early_stop import same_data
 from tests.test_plugin import run_matrix
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,12 +32,6 @@ def _calibrated_passes(tier: str) -> dict[tuple[str, str, str], list[bool]]:
             if row["tier"] == tier:
                 out[(row["adapter"], row["task"], row["check"])].append(row["passed"] == "True")
     return out
-
-
-def _same_data(task: str, tier: str, other: str) -> bool:
-    """Whether the task's data at two tiers are the same (seed 0's training split)."""
-    a, b = (TASKS[task].generate(np.random.default_rng(0), t).train for t in (tier, other))
-    return a.x.shape == b.x.shape and bool(np.array_equal(a.x, b.x))
 
 
 def test_exactly_the_tanh_rnns_never_learnt_tasks_are_foregone_and_only_at_smoke() -> None:
@@ -57,7 +51,7 @@ def test_every_never_claim_is_the_calibrations_zero_of_n() -> None:
     assert claims
     for key in claims:
         task = key[1]
-        if _same_data(task, "smoke", "standard"):
+        if same_data(TASKS[task], "smoke", "standard"):
             assert TASKS[task].budget("smoke").max_epochs <= TASKS[task].budget("standard").max_epochs
             evidence = smoke.get(key) or standard[key]
         else:
