@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rnn_behaviour import __version__, environment
 
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices = ", ".join((*RUN_COMMANDS, *REPORT_COMMANDS))
         print(f"rnn-behaviour: unknown command {command!r}; choose one of {choices}", file=sys.stderr)
         return 2
-    missing = environment.pytest_problem()
+    missing = environment.pytest_problem() or environment.shadow_problem(Path.cwd(), Path(__file__).parent)
     if missing:
         print(missing, file=sys.stderr)
         return USAGE

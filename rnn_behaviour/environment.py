@@ -13,6 +13,7 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 from importlib import metadata
+from pathlib import Path
 
 PYTEST_MIN = (9, 0)
 FRAMEWORK_PREFIXES = ("torch:", "keras:", "jax:")
@@ -41,6 +42,21 @@ def pytest_problem() -> str | None:
     if _release(found) < PYTEST_MIN:
         return f"rnn-behaviour needs pytest >= 9, this environment has pytest {found}: pip install 'pytest>=9'"
     return None
+
+
+def shadow_problem(cwd: Path, package: Path) -> str | None:
+    """A run started in a directory that holds another `rnn_behaviour` (a checkout of the suite)
+    than the one installed (`package`, this package's directory): pytest runs there with that
+    directory first on the path, so it would import that copy while collecting the installed one's
+    benchmarks, and fail on the mismatch. One line naming both, or None."""
+    other = cwd / "rnn_behaviour" / "__init__.py"
+    if not other.is_file() or other.parent.resolve() == package.resolve():
+        return None
+    return (
+        f"rnn-behaviour: this directory holds another copy of the suite ({other.parent}), which Python would "
+        f"import in place of the installed one ({package}) that this command runs: run it from another directory "
+        "(your project's), or run that copy's own `pytest benchmarks` here"
+    )
 
 
 def has(module: str) -> bool:

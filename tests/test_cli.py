@@ -51,6 +51,31 @@ def test_an_old_pytest_is_one_line_naming_the_fix(monkeypatch: pytest.MonkeyPatc
     assert "has none: pip install 'pytest>=9'" in (environment.pytest_problem() or "")
 
 
+def test_a_run_started_beside_another_copy_of_the_suite_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An installed suite run from inside a checkout: pytest would import the checkout's
+    rnn_behaviour and collect the installed benchmarks ("import file mismatch"); said first, exit 4."""
+    installed = tmp_path / "site-packages" / "rnn_behaviour"
+    checkout = tmp_path / "checkout"
+    for package in (installed, checkout / "rnn_behaviour"):
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+    line = environment.shadow_problem(checkout, installed)
+    assert line and str(checkout / "rnn_behaviour") in line and str(installed) in line
+    assert "run it from another directory" in line
+    assert environment.shadow_problem(tmp_path, installed) is None  # no copy here
+    assert environment.shadow_problem(installed.parent, installed) is None  # the installed copy itself
+    monkeypatch.chdir(checkout)  # this package's own directory is not the checkout's copy
+
+    def started(*args: object) -> None:
+        raise AssertionError(f"pytest was started: {args}")
+
+    monkeypatch.setattr(cli.os, "execv", started)
+    assert cli.main(["run", "-q"]) == 4
+    assert "another copy of the suite" in capsys.readouterr().err
+
+
 def test_no_framework_is_one_line_unless_a_row_brings_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(environment, "has", lambda module: False)
     line = environment.framework_problem(["torch:mypkg.rnn:mine"])
