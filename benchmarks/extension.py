@@ -115,28 +115,59 @@ def extend(
     }
 
 
-def still_closing(check: Check, extension: dict[str, Any] | None, value: float) -> str | None:
-    """Why a check missed after its extension is inconclusive (None when it is a failure): it closed
-    at least `CLOSING` of its distance to the gate during the extension."""
+def _progress(check: Check, extension: dict[str, Any] | None, value: float) -> tuple[float, float] | None:
+    """(the check's value before the extension, the share of its distance to the gate the extension
+    closed), or None when the extension did not start failing this check or the value is not finite."""
     if extension is None or extension.get("before", {}).get(check.name) is None or not math.isfinite(value):
         return None
     before = float(extension["before"][check.name])
     sign = 1.0 if check.higher_is_better else -1.0
     gap_before, gap_after = sign * (check.threshold - before), sign * (check.threshold - value)
-    if gap_before <= 0 or gap_after > (1 - CLOSING) * gap_before:
+    if gap_before <= 0:
         return None
+    return before, 1 - gap_after / gap_before
+
+
+def still_closing(check: Check, extension: dict[str, Any] | None, value: float) -> str | None:
+    """Why a check missed after its extension is inconclusive (None when it is a failure): it closed
+    at least `CLOSING` of its distance to the gate during the extension."""
+    progress = _progress(check, extension, value)
+    if progress is None or progress[1] < CLOSING or extension is None:
+        return None
+    before, share = progress
     return (
         f"{check.metric} went from {before:.4g} to {value:.4g} (gate {check.threshold:g}) over the extension from "
         f"{extension['from_epochs']} to {extension['to_epochs']} epochs ({extension['why']}), "
-        f"{1 - gap_after / gap_before:.0%} of the way: more epochs are moving it to the gate, so this budget cannot "
+        f"{share:.0%} of the way: more epochs are moving it to the gate, so this budget cannot "
         "judge it; --epochs-scale 4 (four times every epoch cap) settles it"
     )
 
 
-def settle(findings: Sequence[Finding], trained: Any, swept: bool, builtin: bool = False) -> list[str]:
+def not_closing(check: Check, extension: dict[str, Any] | None, value: float) -> str | None:
+    """For a check missed after its extension that moved it less than `CLOSING` of the way (a
+    failure): that more epochs are not what it needs, with the figures, in place of settle's advice
+    to train longer (its loss may still fall, as a model fitting its training data ever closer does).
+    None when the extension did not start failing this check."""
+    progress = _progress(check, extension, value)
+    if progress is None or progress[1] >= CLOSING or extension is None:
+        return None
+    before, share = progress
+    moved = f"{share:.0%} of the way there" if share > 0 else "no closer to it"
+    return (
+        f"more epochs are not what it needs, judged by its extension: from {extension['from_epochs']} to "
+        f"{extension['to_epochs']} epochs, {check.metric} went from {before:.4g} to {value:.4g} (gate "
+        f"{check.threshold:g}), {moved} (a quarter of the way would have made it inconclusive); --epochs-scale 4 "
+        "tries four times every cap if you expect a late turn"
+    )
+
+
+def settle(
+    findings: Sequence[Finding], trained: Any, swept: bool, builtin: bool = False, extended: str | None = None
+) -> list[str]:
     """What would settle a failed cell's training findings, one line each (none for a run whose
     training went as it should: the check's own message says what is wrong). A built-in (`builtin`)
-    is not told it may be slower than itself."""
+    is not told it may be slower than itself; a check its extension did not move (`extended`, from
+    `not_closing`) is told so rather than to train longer."""
     rules = {f.rule for f in findings} | ({"early"} if trained.early_stop else set())
     was = trained.extension
     already = f" (already extended once, from {was['from_epochs']} to {was['to_epochs']} epochs)" if was else ""
@@ -158,5 +189,5 @@ def settle(findings: Sequence[Finding], trained: Any, swept: bool, builtin: bool
             "--epochs-scale 3 --no-early-stop"
         )
     if "still improving at the epoch cap" in rules:
-        out.append(f"what would settle it: more epochs, --epochs-scale 2 (twice every epoch cap){already}")
+        out.append(extended or f"what would settle it: more epochs, --epochs-scale 2 (twice every epoch cap){already}")
     return out

@@ -25,7 +25,7 @@ from rnn_behaviour.adapters import BUILTINS, Adapter, AdapterRef, resolve
 from rnn_behaviour.adapters.base import DeviceUnavailable
 from rnn_behaviour.benchmarks.diagnosis import Level, TooSlow, diagnose, near_gate, reference_level
 from rnn_behaviour.benchmarks.expectations import foregone
-from rnn_behaviour.benchmarks.extension import settle, still_closing
+from rnn_behaviour.benchmarks.extension import not_closing, settle, still_closing
 from rnn_behaviour.benchmarks.fitting import Fitting, Trained
 from rnn_behaviour.benchmarks.records import (
     INCOMPLETE_PROPERTY,
@@ -294,13 +294,15 @@ class Matrix(Fitting):
             if trained.extension:
                 rec["extension"] = trained.extension
             if result is not None and not result.passed:
-                closing = still_closing(task.check(cell.check), trained.extension, result.value)
+                check = task.check(cell.check)
+                closing = still_closing(check, trained.extension, result.value)
                 if closing:
                     rec["inconclusive"] = closing
                 level = self.level(task, seed)
                 findings = diagnose(log.loss_history, log.stop_reason, level)
                 rec["diagnosis"] = [trained.early_stop] if trained.early_stop else [str(f) for f in findings]
-                rec["diagnosis"] += settle(findings, trained, bool(self.lr_multiples), cell.adapter in BUILTINS)
+                moved = not_closing(check, trained.extension, result.value)
+                rec["diagnosis"] += settle(findings, trained, bool(self.lr_multiples), cell.adapter in BUILTINS, moved)
                 if cell.adapter not in BUILTINS and self.seeds == 1:  # the built-ins are the calibration
                     hint = near_gate(self.tier, task.id, cell.check, rec["value"], rec["threshold"])
                     rec["diagnosis"] += [hint] if hint else []
