@@ -401,3 +401,47 @@ def test_a_compiled_epoch_makes_the_updates_of_one_step_per_batch(count_steps) -
         assert log.loss_history[epoch] == pytest.approx(float(np.mean(losses)), rel=1e-5)
     for a, b in zip(_params(scanned), _params(stepped), strict=True):
         np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
+
+
+def test_a_process_crowded_with_compiled_programs_drops_them_and_computes_the_same(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """adapters/on_jax/mappings.py: every program XLA compiles on the CPU stays mapped into the process
+    while JAX caches it; past the kernel's limit on mappings (vm.max_map_count) mapping fails and the
+    process dies (`-k flax- -n 0` at smoke: "LLVM compilation error: Cannot allocate memory", then a
+    segfault). A crowded process drops JAX's caches before its next model, and the model computes the
+    same as before."""
+    import jax
+    import jax.numpy as jnp
+
+    from rnn_behaviour.adapters.on_jax import mappings
+
+    if mappings.count() is None or mappings.limit() is None:
+        pytest.skip("no /proc here: the guard does nothing")
+
+    @jax.jit
+    def walk(x: Any) -> Any:
+        return jax.lax.scan(lambda c, a: (jnp.tanh(c + a), c), jnp.zeros(x.shape[1:]), x)[1]
+
+    before = mappings.count()
+    for length in range(1, 41):  # a program per shape, as the suite's curves and chunked streams make
+        walk(jnp.zeros((length, 2, 3)))
+    crowded = mappings.count()
+    assert crowded is not None and before is not None and crowded > before + 100
+    assert not mappings.release_if_crowded()  # far below a quarter of the limit: nothing dropped
+    assert mappings.release_if_crowded(share=crowded / (2 * mappings.limit()))  # "crowded": dropped
+    after = mappings.count()
+    assert after is not None and after < crowded - 100
+
+    with monkeypatch.context() as patch:
+        patch.setattr(mappings, "LIMIT", tmp_path / "absent")
+        assert not mappings.release_if_crowded(share=0.0)  # no limit to read: left alone
+
+    adapter = resolve("flax-lstm").load()
+    task = TASKS["count_steps"]
+    x = np.random.default_rng(0).normal(size=(2, 7, task.spec.input_size)).astype(np.float32)
+    y = adapter.build(task.spec, 0).predict(x)[0]
+    dropped, clear = [], jax.clear_caches
+    monkeypatch.setattr(mappings.jax, "clear_caches", lambda: (dropped.append(1), clear()))
+    monkeypatch.setattr(mappings, "SHARE", 0.0)  # every build now drops the caches first
+    assert np.array_equal(adapter.build(task.spec, 0).predict(x)[0], y) and dropped == [1]

@@ -50,6 +50,7 @@ from rnn_behaviour.adapters.base import (
 )
 from rnn_behaviour.adapters.custom import apply_declaration, declared_stateless, import_target, with_length
 from rnn_behaviour.adapters.on_jax.layer import JaxLayer, export_weights, float64_copy, import_weights
+from rnn_behaviour.adapters.on_jax.mappings import release_if_crowded
 from rnn_behaviour.adapters.on_jax.native import JaxNative
 from rnn_behaviour.adapters.on_jax.probe import Factory, build, probe_module, stateless_factory
 from rnn_behaviour.adapters.on_jax.stack import JaxStack
@@ -340,6 +341,7 @@ class JaxAdapter:
         self.capabilities = apply_declaration(self.target, self.capabilities, self.capability_notes, self.info.declared)
 
     def build(self, spec: ModelSpec, seed: int) -> JaxModel:
+        release_if_crowded()  # a long run's compiled programs within the kernel's limit on mappings
         factory = with_length(self.user_factory, spec.sequence_length)  # the task's length, if it asks
         if self.no_state is not None:
             factory = stateless_factory(factory, self.no_state)
@@ -354,6 +356,7 @@ class JaxAdapter:
         """A bare module for conformance, weights in the canonical layout; `dtype` converts its
         parameters and what it is fed."""
         self._weights()
+        release_if_crowded()
         return JaxLayer(self.factory, self.target, self.info, input_size, hidden_size, seed, dtype=dtype)
 
     def build_stack(
@@ -362,6 +365,7 @@ class JaxAdapter:
         """The factory's module with `num_layers`/`bidirectional` (adapters/reference_stack.py);
         NotStackable when the factory takes neither."""
         self._weights()
+        release_if_crowded()
         return JaxStack(self.factory, self.target, self.info, input_size, hidden_size, seed, num_layers, bidirectional)
 
     def export_model(self, model: JaxModel) -> Weights:
