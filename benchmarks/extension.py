@@ -26,7 +26,9 @@ A check still failing after its extension is *inconclusive* (outcome `incomplete
 when the extension closed at least `CLOSING` of its distance to the gate: more epochs are moving
 it there, so the budget, not the module, is what it measured. Otherwise it fails, and its
 diagnosis ends with what would settle it (`settle`): `--lr-sweep` for a run that did not train or
-diverged (a wider grid for one already rescued), `--epochs-scale` for one still improving at its cap.
+diverged (a wider grid for one already rescued), `--epochs-scale` for one still improving at its cap;
+for a check its extension moved less than `CLOSING` of the way, that more epochs are not what it
+needs (`not_closing`), with the figures: its loss can still fall while the check stays put.
 """
 
 from __future__ import annotations
@@ -156,7 +158,7 @@ def not_closing(check: Check, extension: dict[str, Any] | None, value: float) ->
     return (
         f"more epochs are not what it needs, judged by its extension: from {extension['from_epochs']} to "
         f"{extension['to_epochs']} epochs, {check.metric} went from {before:.4g} to {value:.4g} (gate "
-        f"{check.threshold:g}), {moved} (a quarter of the way would have made it inconclusive); --epochs-scale 4 "
+        f"{check.threshold:g}), {moved} ({CLOSING:.0%} of the way would have made it inconclusive); --epochs-scale 4 "
         "tries four times every cap if you expect a late turn"
     )
 

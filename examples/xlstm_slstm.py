@@ -11,9 +11,9 @@ finds both tensors' batch axes at load; nothing else is declared.
 What the suite says (xlstm 2.0.6, torch 2.13.0 CPU, seed 0, this 2-core machine, 2026-12-05):
 - its smoke behaviour row passes every gated check (34 passed, 3 xfailed: count_steps.longer,
   count_last.lengths, moving_average_stateful.stateless_window1, the expectations of every row),
-  with no rescue and no extension: 193 s of training, 2.7 times torch-lstm's 71 s and the slowest
-  module measured (its vanilla backend steps through time in Python), so it is one of the slower
-  correct modules issue 27 says must not fail for their budget;
+  with no rescue and no extension: 208 s of training (one core, beside other work), about 3 times
+  torch-lstm's 71 s and the slowest module measured (its vanilla backend steps through time in
+  Python), so it is one of the slower correct modules issue 27 says must not fail for their budget;
 - its conformance is the self-judging kind, since it has no weights in the canonical layout:
   `streaming`, `batch_independence`, `causality`, `long_calls`, `random_states`, `saturation`,
   `self_gradients`, `state_precision`, `caller_data`, `determinism` and `bad_input` pass (11 passed);
@@ -22,7 +22,7 @@ What the suite says (xlstm 2.0.6, torch 2.13.0 CPU, seed 0, this 2-core machine,
 
     pip install xlstm        # beside the suite: xlstm 2.0.6 and mlstm_kernels 2.0.6 (5 MB), with
                              # einops, PyYAML, safetensors and ninja; torch left as it is
-    rnn-behaviour run --tier smoke --adapter torch:examples.xlstm_slstm:slstm -k "slstm-"
+    pytest benchmarks --tier smoke --adapter torch:examples.xlstm_slstm:slstm -k "slstm-"   # in a checkout
 
 xlstm is not in the suite's lock, so `make examples` does not run this row.
 """

@@ -50,7 +50,8 @@ def shadow_problem(cwd: Path, package: Path) -> str | None:
     directory first on the path, so it would import that copy while collecting the installed one's
     benchmarks, and fail on the mismatch. One line naming both, or None."""
     other = cwd / "rnn_behaviour" / "__init__.py"
-    if not other.is_file() or other.parent.resolve() == package.resolve():
+    # the same file either way (a checkout, an editable install, or a strict one of linked files)
+    if not other.is_file() or other.resolve() == (package / "__init__.py").resolve():
         return None
     return (
         f"rnn-behaviour: this directory holds another copy of the suite ({other.parent}), which Python would "

@@ -66,6 +66,10 @@ def test_a_run_started_beside_another_copy_of_the_suite_is_one_line(
     assert "run it from another directory" in line
     assert environment.shadow_problem(tmp_path, installed) is None  # no copy here
     assert environment.shadow_problem(installed.parent, installed) is None  # the installed copy itself
+    strict = tmp_path / "strict"  # a strict editable install: a directory of links to the checkout's files
+    (strict / "rnn_behaviour").mkdir(parents=True)
+    (strict / "rnn_behaviour" / "__init__.py").symlink_to(checkout / "rnn_behaviour" / "__init__.py")
+    assert environment.shadow_problem(checkout, strict / "rnn_behaviour") is None
     monkeypatch.chdir(checkout)  # this package's own directory is not the checkout's copy
 
     def started(*args: object) -> None:

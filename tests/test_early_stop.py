@@ -175,7 +175,7 @@ def test_extended_once_then_failed_with_what_settles_it(pytester: pytest.Pyteste
     assert rec["diagnosis"][0].startswith("still improving at the epoch cap")
     assert rec["diagnosis"][-1] == (  # its loss still falls, its count does not: not told to train longer
         "more epochs are not what it needs, judged by its extension: from 100 to 200 epochs, test_mse_len20 went "
-        "from 33.27 to 33.27 (gate 0.05), no closer to it (a quarter of the way would have made it inconclusive); "
+        "from 33.27 to 33.27 (gate 0.05), no closer to it (25% of the way would have made it inconclusive); "
         "--epochs-scale 4 tries four times every cap if you expect a late turn"
     )
 

@@ -100,7 +100,7 @@ class OvSession:
 
         self.compiled, self.tensor = compiled, ov.Tensor
         self.input_names = tuple(i.get_any_name() for i in compiled.inputs)
-        self.dtypes = {i.get_any_name(): i.get_element_type().to_dtype() for i in compiled.inputs}
+        self.dtypes = {i.get_any_name(): _dtype(i.get_element_type()) for i in compiled.inputs}
         self.outputs = list(zip(declared, compiled.outputs, strict=True))
         self.output_names = declared
         self.request = compiled.create_infer_request()
@@ -119,8 +119,23 @@ class OvSession:
                 self.request.set_tensor(name, self.tensor(array, shared_memory=False))
             self.request.infer()
         except Exception as exc:
-            raise AdapterError(f"OpenVINO could not run the model: {first_line(exc)}") from None
+            raise AdapterError(f"OpenVINO could not run the model: {_ov_line(exc)}") from None
         return {name: np.array(self.request.get_tensor(port).data) for name, port in self.outputs}
+
+
+def _dtype(element_type: Any) -> Any:
+    """The NumPy dtype of an OpenVINO element type, or None for one that has none (dynamic)."""
+    try:
+        return element_type.to_dtype()
+    except (IndexError, RuntimeError, TypeError):
+        return None
+
+
+def _ov_line(exc: BaseException) -> str:
+    """OpenVINO's message without the lines that only say where in its sources it was raised."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    said = [line for line in lines if not line.startswith(("Exception from", "Check '"))]
+    return f"{type(exc).__name__}: {said[0]}" if said else first_line(exc)
 
 
 class OpenVino:

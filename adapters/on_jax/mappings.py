@@ -42,12 +42,21 @@ def limit() -> int | None:
         return None
 
 
+#: The mappings the process held right after it last dropped JAX's caches: what JAX's programs do
+#: not account for (other libraries'), so that a process they crowd does not drop them at every model.
+_floor = [0]
+
+
 def release_if_crowded(share: float | None = None) -> bool:
     """Drop JAX's caches when this process holds more than `share` (default `SHARE`) of the kernel's
-    limit on memory mappings; whether it did."""
+    limit on memory mappings, a quarter of that many of them made since it last did; whether it did."""
     most, held = limit(), count()
-    if most is None or held is None or held <= (SHARE if share is None else share) * most:
+    if most is None or held is None:
+        return False
+    threshold = (SHARE if share is None else share) * most
+    if held <= threshold or held - _floor[0] <= threshold / 4:
         return False
     jax.clear_caches()
     gc.collect()
+    _floor[0] = count() or 0
     return True
