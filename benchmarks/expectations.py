@@ -44,10 +44,9 @@ class Expectation:
 #: The tanh RNN rows whose calibration passed adding, copy_memory, selective_copy and cycle_navigation
 #: on no seed: at the smoke tier itself for adding and copy_memory, whose smoke sequences are shorter
 #: (T = 50 and 20; 10 seeds each), and at the standard tier for the other two, whose data are the smoke
-#: tier's (torch-rnn over 20 seeds, keras-rnn over 10; tests/test_foregone.py holds each claim to
-#: tasks/calibration.csv). flax-rnn's share the expectation by its pattern but were not calibrated on
-#: them, so they still train.
-NEVER_LEARNT = ("torch-rnn", "keras-rnn")
+#: tier's (torch-rnn over 20 seeds, keras-rnn and flax-rnn over 10; tests/test_foregone.py holds each
+#: claim to tasks/calibration.csv).
+NEVER_LEARNT = ("torch-rnn", "keras-rnn", "flax-rnn")
 
 EXPECTATIONS: tuple[Expectation, ...] = (
     Expectation(
@@ -100,8 +99,8 @@ EXPECTATIONS: tuple[Expectation, ...] = (
         "adding",
         "mse",
         "a plain tanh RNN does not learn the adding problem in the budget: it stays at the memoryless "
-        "MSE 0.167 at T = 50 (smoke: torch-rnn and keras-rnn 0/10 seeds) and T = 100 (standard: "
-        "torch-rnn 0/20, keras-rnn 0/10); "
+        "MSE 0.167 at T = 50 (smoke: torch-rnn, keras-rnn and flax-rnn 0/10 seeds) and T = 100 "
+        "(standard: torch-rnn 0/20, keras-rnn 0/10); "
         "vanishing gradients (seed 003 §2; Le et al. 2015)",
         never=NEVER_LEARNT,
     ),
@@ -113,7 +112,8 @@ EXPECTATIONS: tuple[Expectation, ...] = (
             "a plain tanh RNN does not learn to copy in the budget: recall stays at chance (1/8) over every "
             "delay at T = 50 after the 60-epoch cap (standard: torch-rnn 0/20 seeds, median recall 0.124; "
             "keras-rnn 0/10, 0.129; LSTM and GRU stop at 99.5% within 34 epochs) and at T = 20 after 30 "
-            "(smoke: 0/10 each); vanishing gradients (seed 003 §2; Arjovsky et al. 2016)",
+            "(smoke: torch-rnn, keras-rnn and flax-rnn 0/10 each); vanishing gradients (seed 003 §2; "
+            "Arjovsky et al. 2016)",
             never=NEVER_LEARNT,
         )
         for check in ("recall", "longest_delay")
@@ -123,7 +123,8 @@ EXPECTATIONS: tuple[Expectation, ...] = (
         "selective_copy",
         "recall",
         "a plain tanh RNN does not learn selective copying in the budget: recall stays at chance (1/8) after "
-        "the 30-epoch cap (standard: torch-rnn 0/20 seeds, median 0.128; keras-rnn 0/10, 0.128) where LSTM and "
+        "the 30-epoch cap (standard: torch-rnn 0/20 seeds, median 0.128; keras-rnn 0/10, 0.128; flax-rnn 0/10, "
+        "0.128) where LSTM and "
         "GRU stop at 99.5% within 20 epochs; vanishing gradients over the 30 slots",
         never=NEVER_LEARNT,
     ),
@@ -156,7 +157,8 @@ EXPECTATIONS: tuple[Expectation, ...] = (
             "cycle_navigation",
             check,
             "a plain tanh RNN does not learn the mod-5 walk in the budget on any of its 3 runs (standard: "
-            "torch-rnn 0/20 seeds, keras-rnn 0/10; fit medians 0.466 and 0.379 against a chance of 0.2), where "
+            "torch-rnn 0/20 seeds, keras-rnn 0/10, flax-rnn 0/10; fit medians 0.466, 0.379 and 0.454 against a chance "
+            "of 0.2), where "
             "LSTM and GRU pass 19/20 or better: every run ends at the 100-epoch cap; a 5-state automaton with steps "
             "back needs the gates' saturation to hold a position exactly",
             never=NEVER_LEARNT,
