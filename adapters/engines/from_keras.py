@@ -28,7 +28,8 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from rnn_behaviour.adapters.base import AdapterError
-from rnn_behaviour.adapters.engines.graph import Exported, first_line, state_leaves, tuple_state
+from rnn_behaviour.adapters.custom import first_line
+from rnn_behaviour.adapters.engines.graph import Exported, state_leaves, tuple_state
 
 EXPORTERS = ("tflite",)
 #: The static batch the model is converted at, and so the rows per invoke: the runtime runs other

@@ -21,7 +21,8 @@ import torch.utils._pytree as pytree
 from torch import nn
 
 from rnn_behaviour.adapters.base import AdapterError
-from rnn_behaviour.adapters.engines.graph import Exported, first_line
+from rnn_behaviour.adapters.custom import first_line
+from rnn_behaviour.adapters.engines.graph import Exported
 
 EXPORTERS = ("dynamo", "torchscript", "openvino")
 #: The example the exporter traces: a batch and a length no task uses, so that an exporter that

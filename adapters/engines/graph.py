@@ -13,11 +13,6 @@ import onnx
 from rnn_behaviour.adapters.base import AdapterError
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
 @dataclass
 class Exported:
     """A model in ONNX (or a TFLite flatbuffer, an `openvino.Model`: `format`): inputs `x` (batch, time, features) and

@@ -28,7 +28,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from rnn_behaviour.adapters.base import AdapterError, threads
-from rnn_behaviour.adapters.engines.graph import first_line
+from rnn_behaviour.adapters.custom import first_line
 
 Detail = dict[str, Any]
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from rnn_behaviour.adapters.base import AdapterError, Capabilities, FitLog, check_input
-from rnn_behaviour.adapters.custom import PROBE_BATCH, PROBE_HIDDEN, PROBE_INPUT, PROBE_TIME
-from rnn_behaviour.adapters.engines.graph import Exported, check_shapes, first_line, suspects
+from rnn_behaviour.adapters.custom import PROBE_BATCH, PROBE_HIDDEN, PROBE_INPUT, PROBE_TIME, first_line
+from rnn_behaviour.adapters.engines.graph import Exported, check_shapes, suspects
 from rnn_behaviour.adapters.engines.nodes import OPS, OnnxLayer, OnnxStack
 from rnn_behaviour.adapters.engines.runtimes import Runtime, Session, runtime
 from rnn_behaviour.tasks.base import Budget, CheckNotApplicable, ModelSpec, Split

@@ -16,7 +16,7 @@ import onnx
 import onnxruntime as ort
 
 from rnn_behaviour.adapters.base import AdapterError, threads
-from rnn_behaviour.adapters.engines.graph import first_line
+from rnn_behaviour.adapters.custom import first_line
 
 
 class Session(Protocol):
