@@ -1,7 +1,8 @@
 """The JAX adapter (Flax NNX): `model` (the model and its training under `jax.jit`, whole-model
-weights), `builtins` (the `flax-lstm`/`flax-gru`/`flax-rnn` modules), `probe` (the load-time probe
-of a factory), `layer` and `stack` (conformance's bare layer and stacks), `native` (the module with
-JAX arrays), `selfgrad` (its own gradient by `jax.vjp` and its float64 copy). Only this folder
+weights), `network` (the model's network, its loss and its jitted programs), `builtins` (the
+`flax-lstm`/`flax-gru`/`flax-rnn` modules), `probe` (the load-time probe of a factory), `layer` and
+`stack` (conformance's bare layer and stacks), `native` (the module with JAX arrays), `selfgrad`
+(its own gradient by `jax.vjp` and its float64 copy). Only this folder
 imports jax, flax and optax.
 
 A factory is `factory(input_size, hidden_size, *, rngs: nnx.Rngs) -> nnx.Module` whose module is

@@ -90,3 +90,6 @@ flax_gru = _factory(
 flax_rnn = _factory(
     lambda i, h, rngs: nnx.SimpleCell(i, h, rngs=rngs), "flax_rnn", "`nnx.RNN(nnx.SimpleCell)` (tanh): state h."
 )
+
+#: The built-ins' factories: their predictions run padded (`model.bucket`), exact for `nnx.RNN`.
+BUILTIN_FACTORIES = (flax_lstm, flax_gru, flax_rnn)

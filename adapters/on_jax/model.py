@@ -12,14 +12,20 @@ it out as the same nest of NumPy arrays and back. Initialisation is the module's
 `nnx.Rngs(seed)`.
 
 The built-ins `flax-lstm`, `flax-gru`, `flax-rnn` are this adapter over the factories of
-`on_jax/builtins.py` (`nnx.RNN` over Flax's own cells).
+`on_jax/builtins.py` (`nnx.RNN` over Flax's own cells). Their predictions run at the next power of
+two of the length asked for (`network.bucket`), zero-padded after the last step, with `nnx.RNN`'s
+`seq_lengths` for the state after the real last step, and the padded steps' outputs cut off. The
+recurrence computes the same outputs and state either way (the head's product at the padded shape
+may round an output one float32 ulp apart), and jax.jit compiles one program per shape: the tasks'
+chunk plans (lengths 1-120) then compile far fewer (a flax-lstm smoke row without a compilation
+cache: 309 forward compilations, 122 bucketed). A module of yours is called at the lengths the
+checks ask for, never padded. `network` holds the model around the module and its jitted programs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import os
 from collections.abc import Callable, Mapping
 from importlib import metadata
@@ -29,7 +35,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from rnn_behaviour.adapters.base import (
@@ -49,13 +54,15 @@ from rnn_behaviour.adapters.base import (
     train_loop,
 )
 from rnn_behaviour.adapters.custom import apply_declaration, declared_stateless, import_target, with_length
+from rnn_behaviour.adapters.on_jax.builtins import BUILTIN_FACTORIES
 from rnn_behaviour.adapters.on_jax.layer import JaxLayer, export_weights, float64_copy, import_weights
 from rnn_behaviour.adapters.on_jax.mappings import release_if_crowded
 from rnn_behaviour.adapters.on_jax.native import JaxNative
+from rnn_behaviour.adapters.on_jax.network import Net, bucket, epoch_of, forward_of, step_of
 from rnn_behaviour.adapters.on_jax.probe import Factory, build, probe_module, stateless_factory
 from rnn_behaviour.adapters.on_jax.stack import JaxStack
 from rnn_behaviour.adapters.reference import Weights, match_shapes, model_to_layout
-from rnn_behaviour.tasks.base import UNSCORED, Budget, ModelSpec, Split
+from rnn_behaviour.tasks.base import Budget, ModelSpec, Split
 
 
 def select_device() -> jax.Device:
@@ -100,42 +107,6 @@ def _gpus() -> list[jax.Device]:
         return []
 
 
-class _Net(nnx.Module):
-    def __init__(self, spec: ModelSpec, factory: Factory, rngs: nnx.Rngs) -> None:
-        width = spec.input_size
-        projection = nnx.Linear(width, spec.input_projection, rngs=rngs) if spec.input_projection else None
-        self.proj = nnx.data(projection)
-        width = spec.input_projection or width
-        self.rnn = factory(width, spec.hidden_size, rngs=rngs)
-        self.head = nnx.Linear(spec.hidden_size, spec.output_size, rngs=rngs)
-        self.return_sequences, self.tanh = spec.return_sequences, spec.head == "tanh"
-
-    def __call__(self, x: jax.Array, state: Any = None, last_only: bool | None = None) -> tuple[jax.Array, Any]:
-        if self.proj is not None:
-            x = self.proj(x)
-        y, state = self.rnn(x, state)
-        if not self.return_sequences if last_only is None else last_only:
-            y = y[:, -1]
-        out = self.head(y)
-        return (jnp.tanh(out) if self.tanh else out), state
-
-
-def loss_function(loss: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """The budget's loss as torch computes it: cross-entropy on logits averaged over the scored
-    targets (`nn.CrossEntropyLoss`'s `ignore_index=-100` is tasks.base.UNSCORED), else the mean
-    squared error over every element."""
-    if loss != "crossentropy":
-        return lambda out, y: jnp.mean((out - y) ** 2)
-
-    def crossentropy(out: jax.Array, y: jax.Array) -> jax.Array:
-        logits, labels = out.reshape(-1, out.shape[-1]), y.reshape(-1)
-        scored = labels != UNSCORED
-        each = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.where(scored, labels, 0))
-        return jnp.sum(jnp.where(scored, each, 0.0)) / jnp.sum(scored)
-
-    return crossentropy
-
-
 def _to_jax_state(state: Any, device: jax.Device) -> Any:
     if state is None:
         return None
@@ -150,76 +121,19 @@ def _to_numpy_state(state: Any) -> Any:
     return jax.tree.map(lambda s: np.array(s) if isinstance(s, jax.Array) else s, state)
 
 
-# The jitted functions are cached by the model's graph (its structure, not its weights) and the
-# budget: jax.jit reuses a compilation for the same function and shapes, so the models of other
-# seeds, restarts and tasks of the same shapes compile once (about 1-2 s per step function here).
-
-
-@functools.lru_cache(maxsize=64)
-def _forward(graphdef: Any, softmax: bool) -> Callable[..., Any]:
-    @functools.partial(jax.jit, static_argnums=4)
-    def forward(params: Any, rest: Any, x: jax.Array, state: Any, last_only: bool | None) -> tuple[jax.Array, Any]:
-        out, final = nnx.merge(graphdef, params, rest)(x, state, last_only)
-        return (jax.nn.softmax(out, axis=-1) if softmax else out), final
-
-    return forward
-
-
-@functools.lru_cache(maxsize=64)
-def _step(
-    graphdef: Any, loss_name: str, learning_rate: float, clip_norm: float | None
-) -> tuple[Callable[..., Any], Any, Callable[..., Any]]:
-    """One jitted optimizer step (Adam at the budget's rate, the gradients clipped to the budget's
-    global norm if it sets one), the optax transformation (for its initial state), and the step
-    before `jax.jit` (for `_epoch`'s loop)."""
-    adam = optax.adam(learning_rate)
-    tx = adam if clip_norm is None else optax.chain(optax.clip_by_global_norm(clip_norm), adam)
-    loss_of = loss_function(loss_name)
-
-    def step(params: Any, rest: Any, opt_state: Any, x: jax.Array, y: jax.Array, state: Any) -> tuple[Any, ...]:
-        def loss(p: Any) -> tuple[jax.Array, tuple[Any, Any]]:
-            net = nnx.merge(graphdef, p, rest)
-            out, final = net(x, state)
-            return loss_of(out, y), (final, nnx.state(net, nnx.Not(nnx.Param)))
-
-        (value, (final, rest2)), grads = jax.value_and_grad(loss, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), rest2, opt_state, value, final
-
-    return jax.jit(step), tx, step
-
-
-@functools.lru_cache(maxsize=64)
-def _epoch(graphdef: Any, loss_name: str, learning_rate: float, clip_norm: float | None) -> Callable[..., Any]:
-    """One epoch of `_step`s from the zero state as one compiled loop (`jax.lax.scan` over the
-    epoch's minibatch index arrays, in their order): the same updates as calling the jitted step
-    once per batch, without a dispatch, two gathers and a host round trip per step (issue 27: the
-    Flax rows trained 2x slower per step than torch on the suite's small models)."""
-    step = _step(graphdef, loss_name, learning_rate, clip_norm)[2]
-
-    @jax.jit
-    def epoch(params: Any, rest: Any, opt_state: Any, x: jax.Array, y: jax.Array, order: jax.Array) -> tuple[Any, ...]:
-        def one(carry: tuple[Any, Any, Any], idx: jax.Array) -> tuple[tuple[Any, Any, Any], jax.Array]:
-            params, rest, opt_state, value, _ = step(*carry, x[idx], y[idx], None)
-            return (params, rest, opt_state), value
-
-        (params, rest, opt_state), losses = jax.lax.scan(one, (params, rest, opt_state), order)
-        return params, rest, opt_state, jnp.mean(losses)
-
-    return epoch
-
-
 class JaxModel:
     def __init__(self, spec: ModelSpec, factory: Factory, seed: int, device: jax.Device,
-                 no_state: str | None = None) -> None:  # fmt: skip
+                 no_state: str | None = None, padded: bool = False) -> None:  # fmt: skip
         self.spec, self.device, self.no_state = spec, device, no_state
+        #: Whether predictions run padded to `bucket`'s length (the built-ins only).
+        self.padded = padded
         #: Whether predict computes in float64 (in `float64_twin`'s copy only).
         self.x64 = False
-        self.net = _Net(spec, factory, nnx.Rngs(seed))
+        self.net = Net(spec, factory, nnx.Rngs(seed))
         self.graphdef, self.params, self.rest = nnx.split(self.net, nnx.Param, ...)
         self.rng = np.random.default_rng(seed)
         self.n_params = int(sum(np.size(p) for p in jax.tree.leaves(self.params)))
-        self._forward = _forward(self.graphdef, spec.head == "softmax")
+        self._forward = forward_of(self.graphdef, spec.head == "softmax")
 
     def float64_twin(self) -> JaxModel:
         """The same model (the same weights, as float64) computing in float64 under
@@ -228,14 +142,14 @@ class JaxModel:
         with jax.enable_x64(True):
             net = float64_copy(nnx.merge(self.graphdef, self.params, self.rest))  # nnx.SimpleCell's float32 too
             twin.graphdef, twin.params, twin.rest = nnx.split(net, nnx.Param, ...)
-            twin._forward = _forward(twin.graphdef, self.spec.head == "softmax")
+            twin._forward = forward_of(twin.graphdef, self.spec.head == "softmax")
         twin.x64 = True
         twin.predict(np.zeros((1, 2, self.spec.input_size), np.float32))  # one that cannot raises here
         return twin
 
     def _stepper(self, budget: Budget) -> tuple[Callable[..., Any], Any]:
         """The jitted optimizer step for this budget (`_step`) and its initial optimizer state."""
-        step, tx, _ = _step(self.graphdef, budget.loss, budget.learning_rate, budget.clip_norm)
+        step, tx, _ = step_of(self.graphdef, budget.loss, budget.learning_rate, budget.clip_norm)
         return step, tx.init(self.params)
 
     def _targets(self, y: np.ndarray, budget: Budget) -> jax.Array:
@@ -265,7 +179,7 @@ class JaxModel:
             self.params, self.rest, box["opt"], loss, state = step(self.params, self.rest, box["opt"], xb, yb, state)
             return loss, state
 
-        epoch = _epoch(self.graphdef, budget.loss, budget.learning_rate, budget.clip_norm)
+        epoch = epoch_of(self.graphdef, budget.loss, budget.learning_rate, budget.clip_norm)
 
         def run_epoch() -> float:
             order = np.stack(list(epoch_batches(len(train), budget.batch_size, budget.shuffle, self.rng)))
@@ -300,9 +214,17 @@ class JaxModel:
         with jax.enable_x64(True) if self.x64 else contextlib.nullcontext():
             if self.x64:
                 x, state = x.astype(np.float64), jax.tree.map(_float64, state)
+            length, lengths = x.shape[1], None
+            if self.padded and bucket(length) != length:
+                x = np.pad(x, ((0, 0), (0, bucket(length) - length), (0, 0)))
+                lengths = jax.device_put(np.full(x.shape[0], length, np.int32), self.device)
             xb = jax.device_put(x, self.device)
-            out, final = self._forward(self.params, self.rest, xb, _to_jax_state(state, self.device), last_only)
+            out, final = self._forward(
+                self.params, self.rest, xb, _to_jax_state(state, self.device), last_only, lengths
+            )
             y, final = np.array(out), _to_numpy_state(final)
+            if lengths is not None and y.ndim == 3:
+                y = y[:, :length]  # the padded steps' outputs
         return y, (NoState(self.no_state) if self.no_state is not None else final)
 
 
@@ -345,7 +267,7 @@ class JaxAdapter:
         factory = with_length(self.user_factory, spec.sequence_length)  # the task's length, if it asks
         if self.no_state is not None:
             factory = stateless_factory(factory, self.no_state)
-        return JaxModel(spec, factory, seed, self.device, self.no_state)
+        return JaxModel(spec, factory, seed, self.device, self.no_state, self.user_factory in BUILTIN_FACTORIES)
 
     def _weights(self) -> str:
         if self.cell is None or self.info.access is None:
