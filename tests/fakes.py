@@ -57,6 +57,24 @@ class BuildLogging(CountingOracle):
         return super().build(spec, seed)
 
 
+class PaddedLogging(CountingOracle):
+    """Its models predict padded, as the Flax built-ins' do in the checks (`padded`); each predict
+    writes whether it still was to the file named by $RNN_BEHAVIOUR_TEST_BUILDS."""
+
+    def build(self, spec: ModelSpec, seed: int) -> _FakeModel:
+        model = super().build(spec, seed)
+        model.padded = True  # type: ignore[attr-defined]
+        predict = model.predict
+
+        def logged(x: Any, state: Any = None) -> Any:
+            with open(os.environ["RNN_BEHAVIOUR_TEST_BUILDS"], "a", encoding="utf-8") as log:
+                log.write(f"padded={model.padded}\n")  # type: ignore[attr-defined]
+            return predict(x, state)
+
+        model.predict = logged  # type: ignore[method-assign]
+        return model
+
+
 class ForgetfulState(CountingOracle):
     """Counts exactly but drops the state it is given: must fail carry_state and cold_start."""
 

@@ -69,6 +69,23 @@ def test_forward_and_stream_step_time_one_model_and_a_train_step_builds_its_own(
     assert builds.read_text().split() == ["H32", "H32"]  # forward + stream_step, then train_step
 
 
+def test_a_model_that_predicts_padded_in_the_checks_is_timed_at_the_shape_asked(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Flax built-ins predict at the next power of two in the checks (on_jax/model.py): the speed
+    items time them unpadded, at T = 100 (padded, the forward would time 128 steps)."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    log = pytester.path / "predicts.txt"
+    monkeypatch.setenv("RNN_BEHAVIOUR_TEST_BUILDS", str(log))
+    result = pytester.runpytest_subprocess(
+        str(ROOT / "benchmarks" / "test_speed.py"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+        "--tier", "smoke", "--report-dir", str(pytester.path / "report"), "--adapter",
+        "padlog=tests.fakes:PaddedLogging", "-k", "padlog-forward or padlog-stream", "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+    assert set(log.read_text().split()) == {"padded=False"}
+
+
 def test_speed_records_stay_out_of_the_pivot() -> None:
     from tests.test_results import _record
 
