@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,17 +32,22 @@ def test_flops_follow_the_brief() -> None:
     assert flops(None, "forward", 32) is None
 
 
+def _speed_run(pytester: pytest.Pytester, adapter: str, select: str, report_dir: Path | None = None) -> Any:
+    """benchmarks/test_speed.py at the smoke tier in a subprocess, on the row `adapter` adds."""
+    return pytester.runpytest_subprocess(
+        str(ROOT / "benchmarks" / "test_speed.py"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+        "--tier", "smoke", "--report-dir", str(report_dir or pytester.path / "report"), "--adapter", adapter,
+        "-k", select, "-p", "no:cacheprovider",
+    )  # fmt: skip
+
+
 def test_speed_items_time_a_fake_adapter_and_report_the_median(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # pytest-benchmark turns timing off in any process that looks like an xdist worker.
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     report_dir = pytester.path / "report"
-    result = pytester.runpytest_subprocess(
-        str(ROOT / "benchmarks" / "test_speed.py"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-        "--tier", "smoke", "--report-dir", str(report_dir), "--adapter", "oracle=tests.fakes:CountingOracle",
-        "-k", "oracle-", "-p", "no:cacheprovider",
-    )  # fmt: skip
+    result = _speed_run(pytester, "oracle=tests.fakes:CountingOracle", "oracle-", report_dir)
     result.assert_outcomes(passed=2, skipped=1)
     out = result.stdout.str()
     assert "speed (median)" in out and "forward-B32-T100-H32" in out
@@ -60,11 +66,7 @@ def test_forward_and_stream_step_time_one_model_and_a_train_step_builds_its_own(
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     builds = pytester.path / "builds.txt"
     monkeypatch.setenv("RNN_BEHAVIOUR_TEST_BUILDS", str(builds))
-    result = pytester.runpytest_subprocess(
-        str(ROOT / "benchmarks" / "test_speed.py"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-        "--tier", "smoke", "--report-dir", str(pytester.path / "report"), "--adapter",
-        "logged=tests.fakes:BuildLogging", "-k", "logged-", "-p", "no:cacheprovider",
-    )  # fmt: skip
+    result = _speed_run(pytester, "logged=tests.fakes:BuildLogging", "logged-")
     result.assert_outcomes(passed=2, skipped=1)
     assert builds.read_text().split() == ["H32", "H32"]  # forward + stream_step, then train_step
 
@@ -77,11 +79,7 @@ def test_a_model_that_predicts_padded_in_the_checks_is_timed_at_the_shape_asked(
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     log = pytester.path / "predicts.txt"
     monkeypatch.setenv("RNN_BEHAVIOUR_TEST_BUILDS", str(log))
-    result = pytester.runpytest_subprocess(
-        str(ROOT / "benchmarks" / "test_speed.py"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-        "--tier", "smoke", "--report-dir", str(pytester.path / "report"), "--adapter",
-        "padlog=tests.fakes:PaddedLogging", "-k", "padlog-forward or padlog-stream", "-p", "no:cacheprovider",
-    )  # fmt: skip
+    result = _speed_run(pytester, "padlog=tests.fakes:PaddedLogging", "padlog-forward or padlog-stream")
     result.assert_outcomes(passed=2)
     assert set(log.read_text().split()) == {"padded=False"}
 
