@@ -148,7 +148,7 @@ class JaxModel:
         return twin
 
     def _stepper(self, budget: Budget) -> tuple[Callable[..., Any], Any]:
-        """The jitted optimizer step for this budget (`_step`) and its initial optimizer state."""
+        """The jitted optimizer step for this budget (`network.step_of`) and its initial optimizer state."""
         step, tx, _ = step_of(self.graphdef, budget.loss, budget.learning_rate, budget.clip_norm)
         return step, tx.init(self.params)
 

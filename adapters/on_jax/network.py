@@ -1,7 +1,7 @@
 """The JAX adapter's model as it is trained and called: `Net` ([per-step nnx.Linear] -> the
-module -> nnx.Linear head), the budget's loss, and the jitted programs (`forward`, one optimizer
-`step`, one `epoch` of steps as a `jax.lax.scan`), cached by the model's graph and the budget.
-`bucket` is the length a built-in's prediction runs at (`model.JaxModel._predict`).
+module -> nnx.Linear head), the budget's loss, and the jitted programs (`forward_of`, one optimizer
+step `step_of`, one epoch of steps as a `jax.lax.scan` `epoch_of`), cached by the model's graph and
+the budget. `bucket` is the length a built-in's prediction runs at (`model.JaxModel._predict`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from rnn_behaviour.tasks.base import UNSCORED, ModelSpec
 
 
 class Net(nnx.Module):
+    """[per-step nnx.Linear] -> the factory's module -> nnx.Linear head."""
+
     def __init__(self, spec: ModelSpec, factory: Factory, rngs: nnx.Rngs) -> None:
         width = spec.input_size
         projection = nnx.Linear(width, spec.input_projection, rngs=rngs) if spec.input_projection else None
