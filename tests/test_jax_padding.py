@@ -25,6 +25,7 @@ from rnn_behaviour.tasks.base import ModelSpec
 
 SEQUENCES = ModelSpec(input_size=3, output_size=5, hidden_size=16, return_sequences=True, head="softmax")
 LAST = ModelSpec(input_size=2, output_size=1, hidden_size=8, return_sequences=False, head="linear")
+PROJECTED = ModelSpec(input_size=1, output_size=1, hidden_size=8, return_sequences=True, input_projection=4)
 
 
 @functools.cache
@@ -50,7 +51,7 @@ def _lengths_fed(model: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 @pytest.mark.parametrize("name", ["flax-lstm", "flax-gru", "flax-rnn"])
-@pytest.mark.parametrize("spec", [SEQUENCES, LAST], ids=["sequences", "last"])
+@pytest.mark.parametrize("spec", [SEQUENCES, LAST, PROJECTED], ids=["sequences", "last", "projected"])
 def test_a_builtins_padded_prediction_is_the_unpadded_one(
     name: str, spec: ModelSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -58,7 +59,7 @@ def test_a_builtins_padded_prediction_is_the_unpadded_one(
     assert model.padded
     fed = _lengths_fed(model, monkeypatch)
     rng = np.random.default_rng(0)
-    for length in (3, 5, 12):
+    for length in (1, 3, 4, 5, 12):
         x = rng.normal(size=(4, length, spec.input_size)).astype(np.float32)
         for call in ("predict", "predict_last"):
             got = []
@@ -73,7 +74,18 @@ def test_a_builtins_padded_prediction_is_the_unpadded_one(
                 np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
             for a, b in zip(jax.tree.leaves((state, after)), jax.tree.leaves((state0, after0)), strict=True):
                 np.testing.assert_array_equal(a, b)
-    assert sorted(set(fed)) == [3, 4, 5, 8, 12, 16]  # each padded call at its power of two, then unpadded
+    assert sorted(set(fed)) == [1, 3, 4, 5, 8, 12, 16]  # each padded call at its power of two, then unpadded
+
+
+def test_each_power_of_two_is_one_program_whatever_length_reached_it() -> None:
+    model = adapter("flax-lstm").build(SEQUENCES, 1)
+    cache_size = getattr(model._forward, "_cache_size", None)
+    if cache_size is None:
+        pytest.skip("this jax's jitted functions do not say how many programs they hold")
+    before = cache_size()  # the programs are shared by the models of one graph
+    for length in (3, 4, 3, 4, 1, 2, 1):  # 3 and 4 at 4; 1 at 1 and 2 at 2, each with lengths passed
+        model.predict(np.zeros((7, length, 3), np.float32))  # a batch no other test here uses
+    assert cache_size() - before == 3
 
 
 def test_a_module_of_yours_is_called_at_the_lengths_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:

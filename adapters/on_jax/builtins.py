@@ -91,5 +91,6 @@ flax_rnn = _factory(
     lambda i, h, rngs: nnx.SimpleCell(i, h, rngs=rngs), "flax_rnn", "`nnx.RNN(nnx.SimpleCell)` (tanh): state h."
 )
 
-#: The built-ins' factories: their predictions run padded (`model.bucket`), exact for `nnx.RNN`.
+#: The built-ins' factories (named directly or as `jax:...builtins:flax_lstm`): their predictions run
+#: padded (`network.bucket`), exact for `nnx.RNN`; a factory that wraps one is called unpadded.
 BUILTIN_FACTORIES = (flax_lstm, flax_gru, flax_rnn)

@@ -215,7 +215,7 @@ class JaxModel:
             if self.x64:
                 x, state = x.astype(np.float64), jax.tree.map(_float64, state)
             length, lengths = x.shape[1], None
-            if self.padded and bucket(length) != length:
+            if self.padded:  # lengths even at a power of two: one program per bucket, not two
                 x = np.pad(x, ((0, 0), (0, bucket(length) - length), (0, 0)))
                 lengths = jax.device_put(np.full(x.shape[0], length, np.int32), self.device)
             xb = jax.device_put(x, self.device)
