@@ -215,7 +215,9 @@ class JaxModel:
             if self.x64:
                 x, state = x.astype(np.float64), jax.tree.map(_float64, state)
             length, lengths = x.shape[1], None
-            if self.padded:  # lengths even at a power of two: one program per bucket, not two
+            # lengths even at a power of two, so each bucket is one program; 1 and 2 are alone in
+            # theirs and run as asked (a stream's one-step calls, without seq_lengths' extra work)
+            if self.padded and length > 2:
                 x = np.pad(x, ((0, 0), (0, bucket(length) - length), (0, 0)))
                 lengths = jax.device_put(np.full(x.shape[0], length, np.int32), self.device)
             xb = jax.device_put(x, self.device)
